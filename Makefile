@@ -1,0 +1,86 @@
+# ec2-reaper — the verbs a user types. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Build cache outside the clone: re-runs are incremental, a new machine builds from nothing.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/ec2-reaper/target
+# Python tools (moto, cfn-lint, awscli, cargo-lambda, zig) live in a venv keyed by the lock file.
+VENV ?= $(HOME)/.cache/ec2-reaper/venv
+PYTHON ?= python3
+LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
+VENV_STAMP := $(VENV)/.installed-$(LOCK_HASH)
+# cargo-lambda finds zig only when the venv's bin comes first on PATH.
+export PATH := $(VENV)/bin:$(PATH)
+export REAPER_VENV := $(VENV)
+export MOTO_SERVER ?= $(VENV)/bin/moto_server
+
+ZIP := $(CARGO_TARGET_DIR)/lambda/reaper/bootstrap.zip
+
+.PHONY: help venv fmt fmt-check clippy cfn-lint lint test test-rust test-deploy build ci demo bench \
+        publish deploy golive invoke lock clean
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+venv: $(VENV_STAMP) ## install the pinned Python tools into the project venv (no-op when present)
+$(VENV_STAMP): requirements.lock
+	@echo "==> installing tools into $(VENV)"
+	rm -rf "$(VENV)"
+	$(PYTHON) -m venv "$(VENV)"
+	"$(VENV)/bin/pip" install --quiet --disable-pip-version-check -r requirements.lock
+	touch "$@"
+
+lock: ## re-pin requirements.lock from requirements.txt
+	rm -rf /tmp/ec2-reaper-lock && $(PYTHON) -m venv /tmp/ec2-reaper-lock
+	/tmp/ec2-reaper-lock/bin/pip install --quiet -r requirements.txt
+	{ echo "# Generated from requirements.txt with pip freeze (python 3.11). Regenerate: make lock"; \
+	  /tmp/ec2-reaper-lock/bin/pip freeze; } > requirements.lock
+
+fmt: ## format the Rust code
+	cargo fmt --all
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+cfn-lint: venv ## lint both CloudFormation templates (zero errors, zero warnings)
+	scripts/lint-templates
+
+lint: fmt-check clippy cfn-lint ## fmt --check, clippy -D warnings, cfn-lint
+
+test: venv test-rust test-deploy ## unit, adapter, end-to-end (moto) and deployment tests
+
+test-rust: venv
+	cargo test --workspace --locked
+
+test-deploy: venv
+	"$(VENV)/bin/pytest" -q tests/deploy
+
+build: venv ## build the arm64 Lambda zip with cargo-lambda; prints path, size, sha256
+	scripts/build
+
+demo: venv ## the whole job against a local AWS emulator: seed, dry run, live run, report
+	cargo run --quiet --locked -p reaper-e2e --bin demo
+
+bench: venv ## API-call and throughput benchmark against moto (ratios measured in one run)
+	cargo run --quiet --locked --release -p reaper-e2e --bin bench
+
+ci: lint build test demo ## what .ci/run runs: lint, arm64 build, all tests, the demo
+
+publish: venv ## upload the zip (scripts/publish --help)
+	scripts/publish $(ARGS)
+
+deploy: venv ## create or update both StackSets (scripts/deploy --help)
+	scripts/deploy $(ARGS)
+
+golive: venv ## switch LIVEMODE on across the reaper StackSet (scripts/golive --help)
+	scripts/golive $(ARGS)
+
+invoke: venv ## invoke the deployed function and print the report (scripts/invoke --help)
+	scripts/invoke $(ARGS)
+
+clean: ## remove build outputs (keeps the venv)
+	cargo clean

@@ -1,0 +1,412 @@
+//! Verdicts -> Plan: what to call, in batches, within the blast-radius caps (SPEC §5, §6).
+
+use super::tags::{format_date, TERMINATION_DATE};
+use super::verdict::Verdict;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// EC2 accepts at most this many instance ids in one mutating call.
+pub const MAX_BATCH: usize = 1000;
+/// EC2 tag values are at most 256 characters.
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+pub const STOPPED_AT_TAG: &str = "reaper:stopped_at";
+pub const STOP_REASON_TAG: &str = "reaper:stop_reason";
+
+/// A per-run, per-region limit on one destructive action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cap {
+    Limited(u64),
+    Unlimited,
+}
+
+impl Cap {
+    pub fn allows(self, planned: usize) -> bool {
+        match self {
+            Cap::Limited(max) => planned as u64 <= max,
+            Cap::Unlimited => true,
+        }
+    }
+}
+
+impl fmt::Display for Cap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cap::Limited(n) => write!(f, "{n}"),
+            Cap::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub terminations: Cap,
+    pub stops: Cap,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self {
+            terminations: Cap::Limited(100),
+            stops: Cap::Limited(200),
+        }
+    }
+}
+
+/// The destructive actions that have caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Terminate,
+    Stop,
+}
+
+impl Action {
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Action::Terminate => "MAX_TERMINATIONS",
+            Action::Stop => "MAX_STOPS",
+        }
+    }
+}
+
+/// A tripped circuit breaker: `planned` exceeded `cap`, so nothing of that action happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Circuit {
+    pub action: Action,
+    pub planned: usize,
+    pub cap: Cap,
+}
+
+impl Circuit {
+    pub fn message(&self) -> String {
+        let what = match self.action {
+            Action::Terminate => "terminations",
+            Action::Stop => "stops",
+        };
+        format!(
+            "circuit open: {} {what} planned, cap is {}; nothing was {}. A mass expiry is more often a clock, \
+             tag or deployment mistake than intent: check the instances, then raise {} (a number or `unlimited`) \
+             for one run if it is right",
+            self.planned,
+            self.cap,
+            match self.action {
+                Action::Terminate => "terminated",
+                Action::Stop => "stopped",
+            },
+            self.action.env_var()
+        )
+    }
+}
+
+pub type TagSet = Vec<(String, String)>;
+
+/// One mutating call: a tag set (empty for terminate/stop) and at most `MAX_BATCH` ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub tags: TagSet,
+    pub ids: Vec<String>,
+}
+
+/// What a run will do, in the order it will do it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// CreateTags `termination_date=<stamp>`, grouped by value. Never capped: tagging destroys nothing.
+    pub stamps: Vec<Batch>,
+    /// TerminateInstances; ids stamped in this run come after their stamp succeeds.
+    pub terminations: Vec<Batch>,
+    /// StopInstances; each batch's `tags` are written on the instances that stopped.
+    pub stops: Vec<Batch>,
+    /// Ids whose action was withheld because a circuit opened.
+    pub withheld: BTreeMap<String, Action>,
+    pub circuits: Vec<Circuit>,
+}
+
+impl Plan {
+    /// Every id the plan would act on (for the pre-action re-check).
+    pub fn action_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .stamps
+            .iter()
+            .chain(&self.terminations)
+            .chain(&self.stops)
+            .flat_map(|b| b.ids.iter().cloned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stamps.is_empty() && self.terminations.is_empty() && self.stops.is_empty()
+    }
+}
+
+/// Truncates to EC2's tag value limit on a character boundary.
+pub fn tag_value(s: &str) -> String {
+    s.chars().take(MAX_TAG_VALUE_CHARS).collect()
+}
+
+/// Builds the plan. `now` is what `reaper:stopped_at` records.
+pub fn plan<'a>(
+    verdicts: impl IntoIterator<Item = (&'a str, &'a Verdict)>,
+    caps: &Caps,
+    now: DateTime<Utc>,
+) -> Plan {
+    let mut stamps: BTreeMap<TagSet, Vec<String>> = BTreeMap::new();
+    let mut terminate: Vec<String> = Vec::new();
+    let mut stops: BTreeMap<TagSet, Vec<String>> = BTreeMap::new();
+    let stopped_at = format_date(now);
+
+    for (id, verdict) in verdicts {
+        if let Some(stamp) = verdict.stamp() {
+            stamps
+                .entry(vec![(TERMINATION_DATE.to_string(), stamp.tag_value())])
+                .or_default()
+                .push(id.to_string());
+        }
+        match verdict {
+            Verdict::Terminate { .. } => terminate.push(id.to_string()),
+            Verdict::Stop { problem } => stops
+                .entry(vec![
+                    (STOPPED_AT_TAG.to_string(), stopped_at.clone()),
+                    (STOP_REASON_TAG.to_string(), tag_value(&problem.to_string())),
+                ])
+                .or_default()
+                .push(id.to_string()),
+            _ => {}
+        }
+    }
+
+    let mut plan = Plan {
+        stamps: batches(stamps),
+        ..Plan::default()
+    };
+    let stop_count: usize = stops.values().map(Vec::len).sum();
+    if caps.terminations.allows(terminate.len()) {
+        plan.terminations = batches([(Vec::new(), terminate)]);
+    } else {
+        plan.circuits.push(Circuit {
+            action: Action::Terminate,
+            planned: terminate.len(),
+            cap: caps.terminations,
+        });
+        plan.withheld
+            .extend(terminate.into_iter().map(|id| (id, Action::Terminate)));
+    }
+    if caps.stops.allows(stop_count) {
+        plan.stops = batches(stops);
+    } else {
+        plan.circuits.push(Circuit {
+            action: Action::Stop,
+            planned: stop_count,
+            cap: caps.stops,
+        });
+        plan.withheld
+            .extend(stops.into_values().flatten().map(|id| (id, Action::Stop)));
+    }
+    plan
+}
+
+fn batches(groups: impl IntoIterator<Item = (TagSet, Vec<String>)>) -> Vec<Batch> {
+    groups
+        .into_iter()
+        .flat_map(|(tags, ids)| {
+            ids.chunks(MAX_BATCH)
+                .map(|chunk| Batch {
+                    tags: tags.clone(),
+                    ids: chunk.to_vec(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::verdict::{Problem, Stamp};
+    use chrono::{TimeDelta, TimeZone};
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap()
+    }
+
+    fn terminate() -> Verdict {
+        Verdict::Terminate {
+            date: now(),
+            stamp: None,
+        }
+    }
+
+    fn stop() -> Verdict {
+        Verdict::Stop {
+            problem: Problem::Missing { near_miss: None },
+        }
+    }
+
+    fn ids(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("i-{prefix}{i:05}")).collect()
+    }
+
+    #[test]
+    fn batches_hold_at_most_1000_ids_per_action_and_tag_set() {
+        let term = ids("t", 2500);
+        let stop_ids = ids("s", 1001);
+        let mut verdicts: Vec<(String, Verdict)> =
+            term.iter().map(|id| (id.clone(), terminate())).collect();
+        verdicts.extend(stop_ids.iter().map(|id| (id.clone(), stop())));
+        let caps = Caps {
+            terminations: Cap::Unlimited,
+            stops: Cap::Unlimited,
+        };
+        let p = plan(verdicts.iter().map(|(i, v)| (i.as_str(), v)), &caps, now());
+        assert_eq!(
+            p.terminations
+                .iter()
+                .map(|b| b.ids.len())
+                .collect::<Vec<_>>(),
+            vec![1000, 1000, 500]
+        );
+        assert_eq!(
+            p.stops.iter().map(|b| b.ids.len()).collect::<Vec<_>>(),
+            vec![1000, 1]
+        );
+        assert_eq!(
+            p.stops[0].tags,
+            vec![
+                (
+                    STOPPED_AT_TAG.to_string(),
+                    "2030-01-01T12:00:00Z".to_string()
+                ),
+                (
+                    STOP_REASON_TAG.to_string(),
+                    "no termination_date or lifetime tag".to_string()
+                )
+            ]
+        );
+        assert!(p.circuits.is_empty());
+        assert_eq!(p.action_ids().len(), 3501);
+    }
+
+    #[test]
+    fn one_stamp_call_per_distinct_value() {
+        let day = now() + TimeDelta::days(1);
+        let verdicts = [
+            (
+                "i-1",
+                Verdict::Stamp {
+                    stamp: Stamp::At(day),
+                },
+            ),
+            (
+                "i-2",
+                Verdict::Stamp {
+                    stamp: Stamp::At(day),
+                },
+            ),
+            (
+                "i-3",
+                Verdict::Stamp {
+                    stamp: Stamp::Indefinite,
+                },
+            ),
+            (
+                "i-4",
+                Verdict::Terminate {
+                    date: now(),
+                    stamp: Some(Stamp::At(now())),
+                },
+            ),
+        ];
+        let p = plan(
+            verdicts.iter().map(|(i, v)| (*i, v)),
+            &Caps::default(),
+            now(),
+        );
+        let got: Vec<(String, Vec<String>)> = p
+            .stamps
+            .iter()
+            .map(|b| (b.tags[0].1.clone(), b.ids.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("2030-01-01T12:00:00Z".into(), vec!["i-4".into()]),
+                (
+                    "2030-01-02T12:00:00Z".into(),
+                    vec!["i-1".into(), "i-2".into()]
+                ),
+                ("indefinite".into(), vec!["i-3".into()]),
+            ]
+        );
+        assert_eq!(p.terminations.len(), 1);
+        assert_eq!(p.terminations[0].ids, vec!["i-4".to_string()]);
+    }
+
+    #[test]
+    fn a_plan_over_a_cap_takes_that_action_for_no_instance() {
+        let term = ids("t", 101);
+        let stop_ids = ids("s", 3);
+        let mut verdicts: Vec<(String, Verdict)> =
+            term.iter().map(|id| (id.clone(), terminate())).collect();
+        verdicts.extend(stop_ids.iter().map(|id| (id.clone(), stop())));
+        let p = plan(
+            verdicts.iter().map(|(i, v)| (i.as_str(), v)),
+            &Caps::default(),
+            now(),
+        );
+        assert!(p.terminations.is_empty());
+        assert_eq!(p.stops.iter().map(|b| b.ids.len()).sum::<usize>(), 3);
+        assert_eq!(
+            p.circuits,
+            vec![Circuit {
+                action: Action::Terminate,
+                planned: 101,
+                cap: Cap::Limited(100)
+            }]
+        );
+        assert_eq!(p.withheld.len(), 101);
+        let msg = p.circuits[0].message();
+        assert!(
+            msg.contains("101 terminations planned, cap is 100"),
+            "{msg}"
+        );
+        assert!(msg.contains("MAX_TERMINATIONS"), "{msg}");
+    }
+
+    #[test]
+    fn exactly_at_the_cap_acts_and_zero_cap_blocks_everything() {
+        let term = ids("t", 100);
+        let verdicts: Vec<(String, Verdict)> =
+            term.iter().map(|id| (id.clone(), terminate())).collect();
+        let p = plan(
+            verdicts.iter().map(|(i, v)| (i.as_str(), v)),
+            &Caps::default(),
+            now(),
+        );
+        assert_eq!(p.terminations[0].ids.len(), 100);
+        let zero = Caps {
+            terminations: Cap::Limited(0),
+            stops: Cap::Limited(0),
+        };
+        let p = plan(verdicts.iter().map(|(i, v)| (i.as_str(), v)), &zero, now());
+        assert!(p.terminations.is_empty());
+        assert_eq!(p.circuits.len(), 1);
+        // An empty plan never trips a circuit, even with a zero cap.
+        let p = plan(std::iter::empty(), &zero, now());
+        assert!(p.circuits.is_empty() && p.is_empty());
+    }
+
+    #[test]
+    fn stop_reasons_fit_in_a_tag_value() {
+        let long = "x".repeat(600);
+        let v = Verdict::Stop {
+            problem: Problem::Invalid(crate::policy::tags::parse_lifetime(&long).unwrap_err()),
+        };
+        let p = plan([("i-1", &v)], &Caps::default(), now());
+        assert_eq!(p.stops[0].tags[1].1.chars().count(), MAX_TAG_VALUE_CHARS);
+    }
+}
