@@ -3,5 +3,13 @@
 //! Data flows one way: event -> trigger -> sweep -> (fleet -> policy -> plan -> fleet) -> report
 //! -> sinks. Only `aws` knows the SDK; only `policy` knows the rules.
 
+pub mod aws;
 pub mod config;
+pub mod fleet;
+pub mod handler;
+pub mod logging;
 pub mod policy;
+pub mod report;
+pub mod slack;
+pub mod sweep;
+pub mod trigger;

@@ -3,7 +3,7 @@
 use super::tags::{format_date, TERMINATION_DATE};
 use super::verdict::Verdict;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -15,7 +15,7 @@ pub const STOPPED_AT_TAG: &str = "reaper:stopped_at";
 pub const STOP_REASON_TAG: &str = "reaper:stop_reason";
 
 /// A per-run, per-region limit on one destructive action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Cap {
     Limited(u64),
@@ -56,7 +56,7 @@ impl Default for Caps {
 }
 
 /// The destructive actions that have caps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     Terminate,

@@ -5,7 +5,7 @@ use super::tags::{
     INDEFINITE, LIFETIME, TERMINATION_DATE,
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -180,7 +180,7 @@ impl fmt::Display for Problem {
 }
 
 /// The verdict names used in reports, counts and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VerdictKind {
     SkipManaged,

@@ -1,0 +1,172 @@
+//! The report archive (SPEC §8): one S3 object per run, the whole report, never trimmed.
+//!
+//! The object is written with `delivery.s3` already set to its own address, so the S3 copy and
+//! the report the run returns are the same document when the write succeeds. When it fails, the
+//! returned report says so (`delivery.s3 = null`, an `s3: ...` line in `errors`) and there is no
+//! S3 copy to disagree with. Call `archive` after the other sinks (Slack) so their outcome is in
+//! the archived copy too.
+
+use super::api_error;
+use crate::report::RunReport;
+use aws_sdk_s3::primitives::ByteStream;
+
+/// `reports/<account>/<region>/<YYYY>/<MM>/<DD>/<run id>.json`, the date being the run's start in UTC.
+pub fn report_key(report: &RunReport) -> String {
+    format!(
+        "reports/{}/{}/{}/{}.json",
+        report.account,
+        report.region,
+        report.started_at.format("%Y/%m/%d"),
+        report.run_id
+    )
+}
+
+/// Writes the whole report to `s3://bucket/<report_key>`. A failed write is recorded in the report
+/// and logged; it never fails the run.
+pub async fn archive(client: &aws_sdk_s3::Client, bucket: &str, report: &mut RunReport) {
+    let key = report_key(report);
+    report.delivery.s3 = Some(format!("s3://{bucket}/{key}"));
+    let body = match serde_json::to_vec(report) {
+        Ok(body) => body,
+        // Not reachable with the report's types (string keys, no floats), but never a panic.
+        Err(err) => {
+            report.delivery.s3 = None;
+            let line = format!("s3: the report could not be serialised: {err}");
+            tracing::error!(bucket, key, error = %line, "report not archived");
+            report.errors.push(line);
+            return;
+        }
+    };
+    let result = client
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .content_type("application/json")
+        .body(ByteStream::from(body))
+        .send()
+        .await;
+    match result {
+        Ok(_) => tracing::info!(bucket, key, "report archived"),
+        Err(err) => {
+            report.delivery.s3 = None;
+            let err = api_error(err);
+            let line = format!("s3: {}: {}", err.code, err.message);
+            tracing::error!(bucket, key, error = %line, "report not archived");
+            report.errors.push(line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::VerdictKind;
+    use crate::report::{InstanceReport, Mode, Outcome};
+    use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
+    use aws_sdk_s3::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
+    use chrono::{TimeZone, Utc};
+    use std::sync::{Arc, Mutex};
+
+    /// Bucket, key, content type and body of one PutObject.
+    type Put = (String, String, Option<String>, Vec<u8>);
+
+    fn report() -> RunReport {
+        let started = Utc.with_ymd_and_hms(2030, 3, 7, 23, 59, 58).unwrap();
+        let mut r = RunReport::new(
+            "0b6c3c1e-5f0e-4c2b-9a53-7f1d2a9e8c41".into(),
+            "123456789012".into(),
+            "eu-west-1".into(),
+            Mode::Live,
+            "schedule",
+            started,
+        );
+        r.finished_at = started + chrono::TimeDelta::seconds(3);
+        r.instances.push(InstanceReport {
+            id: "i-0123456789abcdef0".into(),
+            name: Some("web <1> & co".into()),
+            owner: Some("alice@example.com".into()),
+            state: "running".into(),
+            verdict: VerdictKind::Terminate,
+            reason: "termination_date 2030-03-01T00:00:00Z has passed".into(),
+            termination_date: Some("2030-03-01T00:00:00Z".into()),
+            outcome: Some(Outcome::Done),
+            error: None,
+        });
+        r.counts.verdicts.insert(VerdictKind::Terminate, 1);
+        r.counts.outcomes.insert(Outcome::Done, 1);
+        r.delivery.slack = Some("sent".into());
+        r
+    }
+
+    #[test]
+    fn key_is_account_region_utc_date_and_run_id() {
+        let mut r = report();
+        assert_eq!(
+            report_key(&r),
+            "reports/123456789012/eu-west-1/2030/03/07/0b6c3c1e-5f0e-4c2b-9a53-7f1d2a9e8c41.json"
+        );
+        // The date is the start's, in UTC, zero-padded.
+        r.started_at = Utc.with_ymd_and_hms(2031, 12, 1, 0, 0, 0).unwrap();
+        assert!(report_key(&r).contains("/2031/12/01/"));
+    }
+
+    #[tokio::test]
+    async fn the_whole_report_is_put_as_json_and_equals_the_returned_report() {
+        let seen: Arc<Mutex<Vec<Put>>> = Arc::default();
+        let sink = seen.clone();
+        let put = mock!(Client::put_object).then_compute_output(move |req| {
+            sink.lock().unwrap().push((
+                req.bucket().unwrap_or_default().to_string(),
+                req.key().unwrap_or_default().to_string(),
+                req.content_type().map(str::to_string),
+                req.body().bytes().unwrap_or_default().to_vec(),
+            ));
+            PutObjectOutput::builder().build()
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&put]);
+        let mut r = report();
+        archive(&client, "reaper-reports", &mut r).await;
+
+        assert_eq!(put.num_calls(), 1);
+        let key = report_key(&r);
+        assert_eq!(
+            r.delivery.s3.as_deref(),
+            Some(format!("s3://reaper-reports/{key}").as_str())
+        );
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let seen = seen.lock().unwrap();
+        let (bucket, put_key, content_type, body) = &seen[0];
+        assert_eq!(bucket, "reaper-reports");
+        assert_eq!(put_key, &key);
+        assert_eq!(content_type.as_deref(), Some("application/json"));
+        let archived: RunReport = serde_json::from_slice(body).unwrap();
+        assert_eq!(archived, r, "the S3 copy is the returned report");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_recorded_and_not_fatal() {
+        let denied = mock!(Client::put_object).then_error(|| {
+            PutObjectError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("User is not authorized to perform: s3:PutObject")
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&denied]);
+        let mut r = report();
+        let before = r.clone();
+        archive(&client, "reaper-reports", &mut r).await;
+
+        assert_eq!(r.delivery.s3, None);
+        assert_eq!(
+            r.errors,
+            ["s3: AccessDenied: User is not authorized to perform: s3:PutObject"]
+        );
+        // Nothing else changed.
+        r.errors.clear();
+        assert_eq!(r, before);
+    }
+}

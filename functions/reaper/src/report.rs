@@ -1,0 +1,354 @@
+//! The run report (SPEC §8): the Lambda's return value, one JSON log line, the S3 object and the
+//! source of the Slack message. Also the CloudWatch Embedded Metric Format line.
+
+use crate::policy::{Action, Cap, Circuit, VerdictKind};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Bumped whenever a field changes meaning or disappears (adding a field does not bump it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Live,
+    DryRun,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Live => "live",
+            Mode::DryRun => "dry-run",
+        })
+    }
+}
+
+/// What happened to an instance's action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Done,
+    Would,
+    Failed,
+    Deferred,
+    CircuitOpen,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Done,
+        Outcome::Would,
+        Outcome::Failed,
+        Outcome::Deferred,
+        Outcome::CircuitOpen,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Would => "would",
+            Outcome::Failed => "failed",
+            Outcome::Deferred => "deferred",
+            Outcome::CircuitOpen => "circuit-open",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One instance that got any verdict other than `keep`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceReport {
+    pub id: String,
+    pub name: Option<String>,
+    pub owner: Option<String>,
+    pub state: String,
+    pub verdict: VerdictKind,
+    pub reason: String,
+    pub termination_date: Option<String>,
+    /// `None` for verdicts that call for no action (expiring, wait, noncompliant, skip-managed).
+    pub outcome: Option<Outcome>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitReport {
+    pub action: Action,
+    pub planned: usize,
+    pub cap: Cap,
+    pub message: String,
+}
+
+impl From<&Circuit> for CircuitReport {
+    fn from(c: &Circuit) -> Self {
+        Self {
+            action: c.action,
+            planned: c.planned,
+            cap: c.cap,
+            message: c.message(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Every judged instance, keep included.
+    pub verdicts: BTreeMap<VerdictKind, u64>,
+    pub outcomes: BTreeMap<Outcome, u64>,
+}
+
+/// Where the report went besides the return value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// `sent`, `skipped (nothing to report)`, `not configured`, or `failed: <why>`.
+    pub slack: Option<String>,
+    /// `s3://bucket/key` once written.
+    pub s3: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub account: String,
+    pub region: String,
+    pub mode: Mode,
+    /// `schedule`, `instance-state`, `manual` or `cli`.
+    pub trigger: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// The time the verdicts were computed for: now, or a forecast's `at`.
+    pub evaluated_at: DateTime<Utc>,
+    pub forecast: bool,
+    /// Instances listed and judged.
+    pub instances_judged: u64,
+    pub counts: Counts,
+    pub instances: Vec<InstanceReport>,
+    /// How many `instances` entries were left out of this copy (the S3 copy is always whole).
+    #[serde(default)]
+    pub instances_omitted: u64,
+    pub circuits: Vec<CircuitReport>,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub api_calls: BTreeMap<String, u64>,
+    pub delivery: Delivery,
+}
+
+impl RunReport {
+    pub fn new(
+        run_id: String,
+        account: String,
+        region: String,
+        mode: Mode,
+        trigger: &str,
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            run_id,
+            account,
+            region,
+            mode,
+            trigger: trigger.to_string(),
+            started_at,
+            finished_at: started_at,
+            evaluated_at: started_at,
+            forecast: false,
+            instances_judged: 0,
+            counts: Counts::default(),
+            instances: Vec::new(),
+            instances_omitted: 0,
+            circuits: Vec::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            api_calls: BTreeMap::new(),
+            delivery: Delivery::default(),
+        }
+    }
+
+    pub fn verdict_count(&self, kind: VerdictKind) -> u64 {
+        self.counts.verdicts.get(&kind).copied().unwrap_or(0)
+    }
+
+    pub fn outcome_count(&self, outcome: Outcome) -> u64 {
+        self.counts.outcomes.get(&outcome).copied().unwrap_or(0)
+    }
+
+    /// Did or would the run do anything, or has it something a person must see (SPEC §8)?
+    pub fn is_noteworthy(&self) -> bool {
+        !self.instances.is_empty()
+            && self
+                .instances
+                .iter()
+                .any(|i| i.verdict != VerdictKind::SkipManaged)
+            || !self.circuits.is_empty()
+            || !self.errors.is_empty()
+    }
+
+    /// True when anything failed or a circuit opened (reaperctl's exit code, alarms).
+    pub fn has_failures(&self) -> bool {
+        self.outcome_count(Outcome::Failed) > 0
+            || !self.circuits.is_empty()
+            || !self.errors.is_empty()
+    }
+
+    pub fn duration_ms(&self) -> i64 {
+        (self.finished_at - self.started_at).num_milliseconds()
+    }
+
+    /// A copy whose JSON stays below `max_bytes` (Lambda responses are limited to 6 MB): instances
+    /// are dropped from the end, most important verdicts first being kept; counts stay exact.
+    pub fn trimmed(&self, max_bytes: usize) -> RunReport {
+        let mut copy = self.clone();
+        let size = |r: &RunReport| serde_json::to_vec(r).map_or(usize::MAX, |v| v.len());
+        if size(&copy) <= max_bytes {
+            return copy;
+        }
+        // Keep the instances a person acts on: terminate, stop, failed first.
+        copy.instances.sort_by_key(|i| {
+            (
+                i.outcome != Some(Outcome::Failed),
+                VerdictKind::ALL.iter().position(|k| *k == i.verdict),
+            )
+        });
+        let mut keep = copy.instances.len();
+        while keep > 0 && size(&copy) > max_bytes {
+            keep = keep.saturating_sub((keep / 4).max(1));
+            copy.instances.truncate(keep);
+            copy.instances_omitted = (self.instances.len() - keep) as u64;
+        }
+        copy
+    }
+
+    /// One CloudWatch Embedded Metric Format line: counts per verdict and outcome, and duration,
+    /// so no PutMetricData call (and no permission for it) is needed.
+    pub fn emf_line(&self) -> String {
+        let mut metrics = Vec::new();
+        let mut values = serde_json::Map::new();
+        for kind in VerdictKind::ALL {
+            let name = format!("verdict.{kind}");
+            values.insert(name.clone(), self.verdict_count(kind).into());
+            metrics.push(serde_json::json!({"Name": name, "Unit": "Count"}));
+        }
+        for outcome in Outcome::ALL {
+            let name = format!("outcome.{outcome}");
+            values.insert(name.clone(), self.outcome_count(outcome).into());
+            metrics.push(serde_json::json!({"Name": name, "Unit": "Count"}));
+        }
+        values.insert("duration".into(), self.duration_ms().into());
+        metrics.push(serde_json::json!({"Name": "duration", "Unit": "Milliseconds"}));
+        values.insert("errors".into(), (self.errors.len() as u64).into());
+        metrics.push(serde_json::json!({"Name": "errors", "Unit": "Count"}));
+        values.insert("Mode".into(), self.mode.to_string().into());
+        values.insert("Region".into(), self.region.clone().into());
+        values.insert("run_id".into(), self.run_id.clone().into());
+        values.insert(
+            "_aws".into(),
+            serde_json::json!({
+                "Timestamp": self.finished_at.timestamp_millis(),
+                "CloudWatchMetrics": [{
+                    "Namespace": "EC2Reaper",
+                    "Dimensions": [["Region", "Mode"]],
+                    "Metrics": metrics,
+                }],
+            }),
+        );
+        serde_json::Value::Object(values).to_string()
+    }
+
+    /// The single JSON log line that carries the whole report.
+    pub fn log_line(&self) -> String {
+        serde_json::json!({
+            "timestamp": self.finished_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "level": "INFO",
+            "message": "run report",
+            "run_id": self.run_id,
+            "report": self,
+        })
+        .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report_with(n: usize) -> RunReport {
+        let mut r = RunReport::new(
+            "run-1".into(),
+            "123456789012".into(),
+            "eu-west-1".into(),
+            Mode::DryRun,
+            "schedule",
+            DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
+        );
+        for i in 0..n {
+            r.instances.push(InstanceReport {
+                id: format!("i-{i:017x}"),
+                name: Some("web".into()),
+                owner: Some("team@example.com".into()),
+                state: "running".into(),
+                verdict: if i % 2 == 0 {
+                    VerdictKind::Stop
+                } else {
+                    VerdictKind::Wait
+                },
+                reason: "no termination_date or lifetime tag".into(),
+                termination_date: None,
+                outcome: (i % 2 == 0).then_some(Outcome::Would),
+                error: None,
+            });
+        }
+        *r.counts.verdicts.entry(VerdictKind::Stop).or_default() = n.div_ceil(2) as u64;
+        r
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let r = report_with(3);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"mode\":\"dry-run\""));
+        assert!(json.contains("\"verdict\":\"stop\""));
+        assert!(json.contains("\"outcome\":\"would\""));
+        assert_eq!(serde_json::from_str::<RunReport>(&json).unwrap(), r);
+    }
+
+    #[test]
+    fn trimming_keeps_counts_and_says_what_was_left_out() {
+        let r = report_with(2000);
+        let t = r.trimmed(50_000);
+        assert!(serde_json::to_vec(&t).unwrap().len() <= 50_000);
+        assert_eq!(t.counts, r.counts);
+        assert_eq!(t.instances.len() as u64 + t.instances_omitted, 2000);
+        assert!(t.instances_omitted > 0);
+        assert!(t
+            .instances
+            .iter()
+            .take(10)
+            .all(|i| i.verdict == VerdictKind::Stop));
+        assert_eq!(r.trimmed(usize::MAX), r);
+    }
+
+    #[test]
+    fn emf_line_declares_every_metric_it_sets() {
+        let r = report_with(4);
+        let v: serde_json::Value = serde_json::from_str(&r.emf_line()).unwrap();
+        let metrics = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        assert_eq!(metrics.len(), 8 + 5 + 2);
+        for m in metrics {
+            let name = m["Name"].as_str().unwrap();
+            assert!(v.get(name).is_some(), "{name} has no value");
+        }
+        assert_eq!(v["verdict.stop"], 2);
+        assert_eq!(v["Mode"], "dry-run");
+    }
+}
