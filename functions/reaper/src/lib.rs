@@ -12,4 +12,5 @@ pub mod policy;
 pub mod report;
 pub mod slack;
 pub mod sweep;
+pub mod table;
 pub mod trigger;

@@ -12,16 +12,37 @@ use std::collections::{BTreeMap, BTreeSet};
 /// DescribeInstances page size (the API's maximum).
 pub const PAGE_SIZE: i32 = 1000;
 
+/// Called after each listed page with the number of instances listed so far.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(usize) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Ec2Fleet {
     client: Client,
     calls: CallCounter,
+    progress: Option<Progress>,
 }
 
 impl Ec2Fleet {
     /// `calls` must be the counter installed on `client` (see `aws::ec2_client`).
     pub fn new(client: Client, calls: CallCounter) -> Self {
-        Self { client, calls }
+        Self {
+            client,
+            calls,
+            progress: None,
+        }
+    }
+
+    /// Reports listing progress (reaperctl prints it on stderr during long listings).
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -54,6 +75,9 @@ impl Ec2Fleet {
                 .await
                 .map_err(api_error)?;
             collect(&page, &mut out);
+            if let Some(Progress(report)) = &self.progress {
+                report(out.len());
+            }
             match page.next_token {
                 Some(t) if !t.is_empty() => token = Some(t),
                 _ => break,

@@ -138,3 +138,29 @@ where
         },
     }
 }
+
+/// The account the credentials belong to (one STS call).
+pub async fn account_id(sdk: &aws_config::SdkConfig) -> Result<String, ApiError> {
+    let out = aws_sdk_sts::Client::new(sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(api_error)?;
+    Ok(out.account().unwrap_or("unknown").to_string())
+}
+
+/// The regions enabled for the account (DescribeRegions lists only those by default).
+pub async fn enabled_regions(sdk: &aws_config::SdkConfig) -> Result<Vec<String>, ApiError> {
+    let out = aws_sdk_ec2::Client::new(sdk)
+        .describe_regions()
+        .send()
+        .await
+        .map_err(api_error)?;
+    let mut regions: Vec<String> = out
+        .regions()
+        .iter()
+        .filter_map(|r| r.region_name().map(str::to_string))
+        .collect();
+    regions.sort();
+    Ok(regions)
+}

@@ -1,0 +1,186 @@
+"""Plans for scripts/deploy and scripts/golive: parameter checks against a template's own
+constraints, the parameter list for create or update, and which stack instances are missing.
+
+stdlib + PyYAML only (awscli v1 depends on PyYAML, so it is wherever the CLI is).
+Exit status: 0 ok, 2 a parameter is wrong (the message names it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+import yaml
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML; short-form intrinsics (!Sub, !If...) become plain values,
+    which is all the Parameters section needs."""
+
+
+def _any_tag(loader, _suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_mapping(node)
+
+
+_CfnLoader.add_multi_constructor("!", _any_tag)
+
+MASKED = "****"  # what DescribeStackSet shows for a NoEcho parameter
+
+
+def load_parameters(template_path: str) -> dict:
+    with open(template_path, encoding="utf-8") as f:
+        doc = yaml.load(f, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return doc.get("Parameters", {}) or {}
+
+
+def check_value(name: str, spec: dict, value: str) -> str | None:
+    """None when CloudFormation would accept value for this parameter, else why not."""
+    kind = spec.get("Type", "String")
+    hint = spec.get("ConstraintDescription", "")
+    items = value.split(",") if kind == "CommaDelimitedList" else [value]
+    if kind == "CommaDelimitedList" and value == "":
+        items = []
+    for item in items:
+        allowed = spec.get("AllowedValues")
+        if allowed is not None and item not in [str(a) for a in allowed]:
+            return f"{name}={item!r} is not one of {', '.join(str(a) for a in allowed)}" + (
+                f" ({hint})" if hint else "")
+        pattern = spec.get("AllowedPattern")
+        if pattern is not None and re.fullmatch(pattern, item) is None:
+            return f"{name}={item!r} does not match {pattern}" + (f": {hint}" if hint else "")
+        if kind == "Number":
+            try:
+                num = float(item)
+            except ValueError:
+                return f"{name}={item!r} is not a number" + (f" ({hint})" if hint else "")
+            lo, hi = spec.get("MinValue"), spec.get("MaxValue")
+            if (lo is not None and num < float(lo)) or (hi is not None and num > float(hi)):
+                return f"{name}={item!r} is outside {lo}..{hi}" + (f" ({hint})" if hint else "")
+        for key, test in (("MinLength", lambda n: len(item) < n), ("MaxLength", lambda n: len(item) > n)):
+            if key in spec and test(int(spec[key])):
+                return f"{name}={item!r} breaks {key} {spec[key]}" + (f" ({hint})" if hint else "")
+    return None
+
+
+def parse_sets(pairs: list[str], params: dict, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    errors = []
+    for pair in pairs:
+        if "=" not in pair:
+            errors.append(f"{flag} {pair!r}: expected Key=Value")
+            continue
+        key, value = pair.split("=", 1)
+        if key not in params:
+            errors.append(f"{flag} {key}: unknown parameter; the template takes {', '.join(sorted(params))}")
+            continue
+        why = check_value(key, params[key], value)
+        if why:
+            errors.append(f"{flag} {why}")
+            continue
+        out[key] = value
+    if errors:
+        for e in errors:
+            print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    return out
+
+
+def cmd_params(a) -> None:
+    """Decide create/update/no-op and print the --parameters JSON for it."""
+    params = load_parameters(a.template)
+    wanted = parse_sets(a.set, params, a.flag)
+    if a.check_only:
+        return
+    current_ss = None
+    if a.current:
+        with open(a.current, encoding="utf-8") as f:
+            current_ss = json.load(f)["StackSet"]
+    if current_ss is None:
+        missing = [k for k, s in params.items() if "Default" not in s and k not in wanted]
+        if missing:
+            print(f"error: no value for {', '.join(missing)} (no default in {a.template}); "
+                  f"pass {' '.join(a.hint.get(k, f'{a.flag} {k}=...') for k in missing)}", file=sys.stderr)
+            sys.exit(2)
+        plist = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(wanted.items())]
+        json.dump({"action": "create", "parameters": plist, "changes": sorted(wanted)}, sys.stdout)
+        return
+    current = {p["ParameterKey"]: p.get("ParameterValue", "") for p in current_ss.get("Parameters", [])}
+    with open(a.template, encoding="utf-8") as f:
+        body = f.read()
+    changes = []
+    if current_ss.get("TemplateBody", "").strip() != body.strip():
+        changes.append("template")
+    for k, v in sorted(wanted.items()):
+        if k not in current:
+            if str(params[k].get("Default", "")) != v or k in [n for n, s in params.items() if "Default" not in s]:
+                changes.append(f"{k}: (default) -> {v!r}")
+        elif current[k] == MASKED and params[k].get("NoEcho"):
+            changes.append(f"{k}: (NoEcho, cannot compare) -> set")
+        elif current[k] != v:
+            changes.append(f"{k}: {current[k]!r} -> {v!r}")
+    missing = [k for k, s in params.items() if "Default" not in s and k not in wanted and k not in current]
+    if missing:
+        print(f"error: no value for {', '.join(missing)}; pass "
+              f"{' '.join(a.hint.get(k, f'{a.flag} {k}=...') for k in missing)}", file=sys.stderr)
+        sys.exit(2)
+    plist = []
+    for k in params:
+        if k in wanted:
+            plist.append({"ParameterKey": k, "ParameterValue": wanted[k]})
+        elif k in current:
+            plist.append({"ParameterKey": k, "UsePreviousValue": True})
+    json.dump({"action": "update" if changes else "none", "parameters": plist, "changes": changes}, sys.stdout)
+
+
+def cmd_missing(a) -> None:
+    """Self-managed: print one line '<accounts csv> <regions csv>' per create-stack-instances call."""
+    with open(a.existing, encoding="utf-8") as f:
+        have = {(s["Account"], s["Region"]) for s in json.load(f).get("Summaries", [])}
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for region in a.regions.split(","):
+        accts = tuple(x for x in a.accounts.split(",") if (x, region) not in have)
+        if accts:
+            groups.setdefault(accts, []).append(region)
+    for accts, regions in groups.items():
+        print(",".join(accts), ",".join(regions))
+
+
+def cmd_missing_ou(a) -> None:
+    """Service-managed: print the regions where some requested OU has no instance yet."""
+    with open(a.existing, encoding="utf-8") as f:
+        summaries = json.load(f).get("Summaries", [])
+    have = {(s.get("OrganizationalUnitId"), s["Region"]) for s in summaries}
+    missing = [r for r in a.regions.split(",") if any((ou, r) not in have for ou in a.ous.split(","))]
+    print(",".join(missing))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pp = sub.add_parser("params")
+    pp.add_argument("--template", required=True)
+    pp.add_argument("--current", default="")
+    pp.add_argument("--flag", default="--param")
+    pp.add_argument("--hint", default="{}", type=json.loads)
+    pp.add_argument("--check-only", action="store_true", help="only check the values given")
+    pp.add_argument("set", nargs="*")
+    pm = sub.add_parser("missing")
+    pm.add_argument("--existing", required=True)
+    pm.add_argument("--accounts", required=True)
+    pm.add_argument("--regions", required=True)
+    po = sub.add_parser("missing-ou")
+    po.add_argument("--existing", required=True)
+    po.add_argument("--ous", required=True)
+    po.add_argument("--regions", required=True)
+    a = p.parse_args()
+    {"params": cmd_params, "missing": cmd_missing, "missing-ou": cmd_missing_ou}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

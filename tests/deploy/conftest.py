@@ -1,0 +1,174 @@
+"""Fixtures for the deployment tests: a moto server on loopback, an artifact zip, and a runner
+for the real scripts/ against that server."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV = Path(os.environ.get("REAPER_VENV", Path.home() / ".cache/ec2-reaper/venv"))
+ACCOUNT = "123456789012"  # moto's default account: the caller's own
+REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
+CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _moto_binary() -> str:
+    candidates = [os.environ.get("MOTO_SERVER", ""), str(VENV / "bin/moto_server"), shutil.which("moto_server") or ""]
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return c
+    pytest.fail(f"moto_server not found (tried MOTO_SERVER, {VENV}/bin, PATH): run `make venv`", pytrace=False)
+
+
+@dataclass
+class Moto:
+    url: str
+    pid: int
+
+    def reset(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(self.url + "/moto-api/reset", method="POST"), timeout=10).read()
+
+    def client(self, service: str, region: str = "us-east-1"):
+        return boto3.client(service, region_name=region, endpoint_url=self.url,
+                            aws_access_key_id="testing", aws_secret_access_key="testing",
+                            aws_session_token="testing")
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory) -> Moto:
+    binary = _moto_binary()
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"moto_server exited with {proc.returncode}; log:\n{log.read_text()}", pytrace=False)
+        try:
+            urllib.request.urlopen(url + "/moto-api/data.json", timeout=2).read()
+            break
+        except (urllib.error.URLError, ConnectionError, OSError):
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"moto_server on {url} did not answer within 30 s; log:\n{log.read_text()}", pytrace=False)
+            time.sleep(0.2)
+    try:
+        yield Moto(url=url, pid=proc.pid)
+    finally:
+        os.kill(proc.pid, 15)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, 9)
+            proc.wait()
+
+
+@dataclass
+class Artifact:
+    path: Path
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def artifact(tmp_path_factory) -> Artifact:
+    """The real arm64 zip when REAPER_ZIP is set (CI), otherwise a small placeholder."""
+    real = os.environ.get("REAPER_ZIP")
+    if real:
+        p = Path(real)
+        if not p.is_file():
+            pytest.fail(f"REAPER_ZIP={real} does not exist", pytrace=False)
+        print(f"\n[deploy tests] artifact: REAPER_ZIP={p}", file=sys.stderr)
+        return Artifact(p, p.read_bytes())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        info = zipfile.ZipInfo("bootstrap", date_time=(2024, 1, 1, 0, 0, 0))
+        info.external_attr = 0o755 << 16
+        z.writestr(info, "#!/bin/sh\necho 'placeholder for tests/deploy; not the reaper'\nexit 1\n")
+    p = tmp_path_factory.mktemp("artifact") / "bootstrap.zip"
+    p.write_bytes(buf.getvalue())
+    print(f"\n[deploy tests] artifact: REAPER_ZIP not set, using a PLACEHOLDER zip {p} "
+          "(executable 'bootstrap' only)", file=sys.stderr)
+    return Artifact(p, buf.getvalue())
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture(scope="session")
+def run(moto):
+    """run(script, *args, env=None) -> Result: a real scripts/<script> against moto."""
+
+    def _run(script: str, *args: str, env: dict | None = None, check: bool | None = None) -> Result:
+        e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        e.update(CREDS)
+        e.update({"AWS_ENDPOINT_URL": moto.url, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+                  "REAPER_POLL_SECONDS": "0.2", "REAPER_VENV": str(VENV),
+                  "PATH": f"{VENV}/bin:{os.environ.get('PATH', '')}"})
+        e.update(env or {})
+        p = subprocess.run([str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
+                           env=e, cwd=ROOT, timeout=300)
+        r = Result(p.returncode, p.stdout, p.stderr)
+        if check and r.code != 0:
+            pytest.fail(f"scripts/{script} {' '.join(args)} exited {r.code}\nstdout:\n{r.out}\nstderr:\n{r.err}")
+        return r
+
+    return _run
+
+
+def stack_template(moto: Moto, stack_set: str, region: str) -> tuple[dict, dict]:
+    """The template and parameters of the stack a StackSet instance created in region."""
+    from cfnlint.decode import decode_str  # the same YAML reading cfn-lint uses (short tags)
+
+    admin = moto.client("cloudformation", "us-east-1")  # where the StackSets live
+    cf = moto.client("cloudformation", region)
+    inst = [s for s in admin.list_stack_instances(StackSetName=stack_set)["Summaries"] if s["Region"] == region]
+    assert len(inst) == 1, f"{stack_set}: expected one instance in {region}, got {inst}"
+    stacks = [s for s in cf.describe_stacks()["Stacks"] if s["StackName"] == f"StackSet:{stack_set}"]
+    assert len(stacks) == 1, f"{stack_set}: no stack in {region}"
+    body = cf.get_template(StackName=stacks[0]["StackId"])["TemplateBody"]
+    tpl, matches = decode_str(body if isinstance(body, str) else json.dumps(body))
+    assert not matches, matches
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stacks[0].get("Parameters", [])}
+    return tpl, params
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say which zip the deployment tests used, even under -q."""
+    real = os.environ.get("REAPER_ZIP")
+    if real:
+        terminalreporter.write_line(f"tests/deploy artifact: REAPER_ZIP={real}")
+    else:
+        terminalreporter.write_line("tests/deploy artifact: REAPER_ZIP not set; used a PLACEHOLDER zip "
+                                    "(an executable 'bootstrap' script), not the real arm64 build")
