@@ -95,7 +95,19 @@ pub async fn handle<F: Fleet>(
         account: invocation.account,
         region: app.region.clone(),
     };
+    tracing::info!(
+        trigger = req.trigger.as_str(),
+        live = req.live,
+        forecast = req.forecast,
+        "run started"
+    );
     let mut report = sweep(&app.fleet, &app.config, ctx, req).await;
+    tracing::info!(
+        judged = report.instances_judged,
+        errors = report.errors.len(),
+        duration_ms = report.duration_ms(),
+        "run finished"
+    );
     if let Trigger::InstanceState { state, instance_id } = &trigger {
         if state != "pending" {
             report.warnings.push(format!(

@@ -182,12 +182,16 @@ impl RunReport {
     }
 
     /// Did or would the run do anything, or has it something a person must see (SPEC §8)?
+    /// Counts, not the instance list, so a trimmed copy answers the same. `noncompliant` alone is
+    /// not news: a machine the reaper stopped would otherwise be re-announced every hour. A
+    /// `wait` seen by the launch event is the scheduled sweep's to report.
     pub fn is_noteworthy(&self) -> bool {
-        !self.instances.is_empty()
-            && self
-                .instances
-                .iter()
-                .any(|i| i.verdict != VerdictKind::SkipManaged)
+        use VerdictKind::*;
+        let waits_count = self.trigger != "instance-state";
+        [Terminate, Stop, Stamp, Expiring]
+            .iter()
+            .any(|k| self.verdict_count(*k) > 0)
+            || (waits_count && self.verdict_count(Wait) > 0)
             || !self.circuits.is_empty()
             || !self.errors.is_empty()
     }

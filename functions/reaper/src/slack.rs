@@ -213,7 +213,7 @@ pub fn render(report: &RunReport) -> Option<Value> {
     let budget = MAX_BLOCKS.saturating_sub(head.len() + tail.len() + 1);
     let mut body = Vec::new();
     let mut chars = 0;
-    let mut left_out = 0usize;
+    let (mut left_out, mut left_out_sections) = (0usize, 0usize);
     let mut summary = Vec::new();
     for (group, list) in &grouped {
         let circuits = if *group == Group::CircuitOpen {
@@ -243,14 +243,16 @@ pub fn render(report: &RunReport) -> Option<Value> {
         let size: usize = sections.iter().map(|s| len(s)).sum();
         if body.len() + sections.len() > budget || chars + size > MAX_MESSAGE_CHARS {
             left_out += list.len();
+            left_out_sections += 1;
             continue;
         }
         chars += size;
         body.extend(sections.into_iter().map(section));
     }
-    if left_out > 0 {
+    if left_out_sections > 0 {
         body.push(context_text(format!(
-            "{left_out} more instances did not fit in a Slack message; the full report has them."
+            "{left_out_sections} more sections ({left_out} instances) did not fit in a Slack message; \
+             the full report has them."
         )));
     }
 
@@ -1255,6 +1257,18 @@ mod tests {
         );
         golden("slack_live.txt", &to_text(&live));
         golden("slack_dry_run.txt", &to_text(&dry));
+    }
+
+    #[test]
+    fn the_documented_message_is_the_golden_one() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let doc = std::fs::read_to_string(dir.join("../../docs/REPORT.md"))
+            .expect("docs/REPORT.md (moved? update this test)");
+        let golden = std::fs::read_to_string(dir.join("tests/golden/slack_live.txt")).unwrap();
+        assert!(
+            doc.contains(&golden),
+            "docs/REPORT.md shows an outdated Slack message: paste tests/golden/slack_live.txt"
+        );
     }
 
     // -- sending to a real HTTP server ----------------------------------------------------------

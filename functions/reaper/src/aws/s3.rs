@@ -169,4 +169,28 @@ mod tests {
         r.errors.clear();
         assert_eq!(r, before);
     }
+
+    /// docs/REPORT.md shows an S3 copy; it must stay one the reaper writes and reads.
+    #[test]
+    fn the_documented_example_is_a_real_report() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/REPORT.md");
+        let doc = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (moved? update this test)", path.display()));
+        let start = doc.find("```json\n").expect("a ```json example") + "```json\n".len();
+        let end = start + doc[start..].find("\n```").expect("the example's end");
+        let example: serde_json::Value = serde_json::from_str(&doc[start..end]).unwrap();
+        let report: RunReport = serde_json::from_value(example.clone()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&report).unwrap(),
+            example,
+            "no field missing or extra"
+        );
+        assert_eq!(
+            report.delivery.s3,
+            Some(format!(
+                "s3://reaper-reports-123456789012/{}",
+                report_key(&report)
+            ))
+        );
+    }
 }

@@ -14,12 +14,39 @@ pub const MAX_TAG_VALUE_CHARS: usize = 256;
 pub const STOPPED_AT_TAG: &str = "reaper:stopped_at";
 pub const STOP_REASON_TAG: &str = "reaper:stop_reason";
 
-/// A per-run, per-region limit on one destructive action.
+/// A per-run, per-region limit on one destructive action. In JSON: a number or `"unlimited"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(try_from = "CapJson", into = "CapJson")]
 pub enum Cap {
     Limited(u64),
     Unlimited,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum CapJson {
+    Number(u64),
+    Word(String),
+}
+
+impl From<Cap> for CapJson {
+    fn from(cap: Cap) -> Self {
+        match cap {
+            Cap::Limited(n) => CapJson::Number(n),
+            Cap::Unlimited => CapJson::Word("unlimited".into()),
+        }
+    }
+}
+
+impl TryFrom<CapJson> for Cap {
+    type Error = String;
+    fn try_from(json: CapJson) -> Result<Self, String> {
+        match json {
+            CapJson::Number(n) => Ok(Cap::Limited(n)),
+            CapJson::Word(w) if w == "unlimited" => Ok(Cap::Unlimited),
+            CapJson::Word(w) => Err(format!("cap {w:?} is not a number or \"unlimited\"")),
+        }
+    }
 }
 
 impl Cap {
@@ -398,6 +425,24 @@ mod tests {
         // An empty plan never trips a circuit, even with a zero cap.
         let p = plan(std::iter::empty(), &zero, now());
         assert!(p.circuits.is_empty() && p.is_empty());
+    }
+
+    #[test]
+    fn caps_are_a_number_or_unlimited_in_json() {
+        assert_eq!(serde_json::to_string(&Cap::Limited(7)).unwrap(), "7");
+        assert_eq!(
+            serde_json::to_string(&Cap::Unlimited).unwrap(),
+            "\"unlimited\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Cap>("200").unwrap(),
+            Cap::Limited(200)
+        );
+        assert_eq!(
+            serde_json::from_str::<Cap>("\"unlimited\"").unwrap(),
+            Cap::Unlimited
+        );
+        assert!(serde_json::from_str::<Cap>("\"lots\"").is_err());
     }
 
     #[test]

@@ -1,0 +1,345 @@
+//! The real `reaper` binary, speaking the Lambda Runtime API to the harness, against moto through
+//! the real SDK (SPEC §7-§9): every event fixture, the report as the response, S3 and Slack.
+
+use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
+use reaper::report::RunReport;
+use reaper_e2e::{
+    fixture, reaper_binary, Function, Invocation, Moto, RuntimeApi, WebhookMode, WebhookSink,
+};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const REGION: &str = "us-west-2";
+const TIMEOUT: Duration = Duration::from_secs(60);
+const DEADLINE: Duration = Duration::from_secs(300);
+
+struct Rig {
+    moto: Moto,
+    runtime: RuntimeApi,
+    function: Function,
+}
+
+fn rig(extra_env: &[(&str, &str)]) -> Rig {
+    let moto = Moto::start();
+    let runtime = RuntimeApi::start(REGION);
+    let mut env = moto.env(REGION);
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let function = Function::spawn(&reaper_binary(), &runtime, &env);
+    Rig {
+        moto,
+        runtime,
+        function,
+    }
+}
+
+impl Rig {
+    fn invoke(&self, event: Value) -> Invocation {
+        self.function
+            .invoke(&self.runtime, event, TIMEOUT, DEADLINE)
+    }
+
+    fn report(&self, event: Value) -> RunReport {
+        let v = self.invoke(event).unwrap_response();
+        serde_json::from_value(v.clone())
+            .unwrap_or_else(|e| panic!("not a run report ({e}): {v:#}"))
+    }
+
+    async fn launch(&self, tags: &[(&str, &str)]) -> String {
+        let mut req = self
+            .moto
+            .ec2(REGION)
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .min_count(1)
+            .max_count(1);
+        if !tags.is_empty() {
+            let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+            for (k, v) in tags {
+                spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+            }
+            req = req.tag_specifications(spec.build());
+        }
+        let out = req.send().await.unwrap();
+        out.instances()[0].instance_id().unwrap().to_string()
+    }
+
+    async fn state(&self, id: &str) -> (InstanceStateName, Vec<(String, String)>) {
+        let out = self
+            .moto
+            .ec2(REGION)
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap();
+        let i = &out.reservations()[0].instances()[0];
+        let tags = i
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect();
+        (i.state().unwrap().name().unwrap().clone(), tags)
+    }
+}
+
+fn tag<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schedule_fixture_sweeps_live_and_returns_the_report() {
+    let rig = rig(&[("LIVEMODE", "True"), ("GRACE_PERIOD", "0m")]);
+    let due = rig.launch(&[("lifetime", "0m"), ("Name", "scratch")]).await;
+    let untagged = rig.launch(&[("Name", "mystery")]).await;
+    let r = rig.report(fixture("schedule.json"));
+    assert_eq!(
+        (r.mode.to_string().as_str(), r.trigger.as_str()),
+        ("live", "schedule")
+    );
+    assert_eq!(r.region, REGION);
+    assert_eq!(r.account, "123456789012", "from the function ARN");
+    assert_eq!(rig.state(&due).await.0, InstanceStateName::Terminated);
+    assert_eq!(rig.state(&untagged).await.0, InstanceStateName::Stopped);
+    assert_eq!(r.api_calls["TerminateInstances"], 1);
+    // One JSON log line carries the report; one EMF line the metrics; other lines carry the run id.
+    assert!(rig
+        .function
+        .wait_for_stdout("\"_aws\"", Duration::from_secs(5)));
+    let lines = rig.function.json_lines();
+    let logged = lines
+        .iter()
+        .find(|l| l["message"] == "run report")
+        .expect("report log line");
+    assert_eq!(logged["report"]["run_id"], r.run_id);
+    let emf = lines
+        .iter()
+        .find(|l| l.get("_aws").is_some())
+        .expect("EMF line");
+    assert_eq!(emf["verdict.terminate"], 1);
+    assert_eq!(emf["verdict.stop"], 1);
+    // Every line logged during the run carries its id.
+    let during: Vec<&Value> = lines
+        .iter()
+        .skip_while(|l| l["fields"]["message"] != "run started")
+        .take_while(|l| l["message"] != "run report")
+        .collect();
+    assert!(during.len() >= 2, "{lines:#?}");
+    for line in during {
+        assert_eq!(line["span"]["run_id"], r.run_id, "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_state_change_fixture_stamps_the_new_instance_at_once() {
+    let rig = rig(&[("LIVEMODE", "true")]);
+    let new = rig.launch(&[("lifetime", "2h"), ("Name", "build")]).await;
+    let other = rig.launch(&[("lifetime", "0m")]).await;
+    let mut event = fixture("instance-state-pending.json");
+    event["detail"]["instance-id"] = json!(new);
+    let r = rig.report(event);
+    assert_eq!(r.trigger, "instance-state");
+    assert_eq!(r.instances_judged, 1, "only the instance in the event");
+    let (state, tags) = rig.state(&new).await;
+    assert_eq!(state, InstanceStateName::Running);
+    assert!(tag(&tags, "termination_date").unwrap().ends_with('Z'));
+    assert!(
+        tag(&rig.state(&other).await.1, "termination_date").is_none(),
+        "untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manual_payloads_dry_run_and_forecast() {
+    let rig = rig(&[("LIVEMODE", "true")]);
+    let soon = rig
+        .launch(&[("termination_date", "2029-12-31T00:00:00Z")])
+        .await;
+    // `{}` is a live sweep (LIVEMODE is on) and this instance is not due yet.
+    let r = rig.report(fixture("manual-empty.json"));
+    assert_eq!(
+        (r.trigger.as_str(), r.mode.to_string().as_str()),
+        ("manual", "live")
+    );
+    assert_eq!(r.verdict_count(reaper::policy::VerdictKind::Keep), 1);
+    // A forecast for 2030 says it would be terminated, and terminates nothing.
+    let r = rig.report(fixture("manual-dry-run.json"));
+    assert!(r.forecast);
+    assert_eq!(r.mode.to_string(), "dry-run");
+    assert_eq!(r.evaluated_at.to_rfc3339(), "2030-01-01T00:00:00+00:00");
+    assert_eq!(r.instances[0].id, soon);
+    assert_eq!(r.instances[0].outcome.unwrap().to_string(), "would");
+    assert_eq!(rig.state(&soon).await.0, InstanceStateName::Running);
+    assert!(!r.api_calls.contains_key("TerminateInstances"));
+    // `at` without dry_run in live mode is refused, naming the problem.
+    match rig.invoke(json!({"at": "2030-01-01T00:00:00Z"})) {
+        Invocation::Error { error_message, .. } => assert!(
+            error_message.contains("`at` forecasts only in a dry run"),
+            "{error_message}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A payload can limit the sweep to some instances.
+    let r = rig.report(json!({"dry_run": true, "instance_ids": [soon]}));
+    assert_eq!(r.instances_judged, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_payloads_are_refused_naming_the_field_and_the_function_lives_on() {
+    let rig = rig(&[("LIVEMODE", "true"), ("GRACE_PERIOD", "0m")]);
+    let untagged = rig.launch(&[]).await;
+    for (name, fragment) in [
+        ("manual-bad-field.json", "unknown field `dryrun`"),
+        ("manual-bad-type.json", "field `dry_run` must be a boolean"),
+    ] {
+        match rig.invoke(fixture(name)) {
+            Invocation::Error { error_message, .. } => {
+                assert!(error_message.contains(fragment), "{name}: {error_message}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        rig.state(&untagged).await.0,
+        InstanceStateName::Running,
+        "bad input never acts"
+    );
+    // The same process answers the next good event.
+    let r = rig.report(json!({"dry_run": true}));
+    assert_eq!(r.instances[0].id, untagged);
+}
+
+#[test]
+fn a_bad_environment_value_fails_at_start_up_with_one_line() {
+    for (var, value) in [
+        ("GRACE_PERIOD", "15 minutes"),
+        ("MAX_TERMINATIONS", "-1"),
+        ("SKIP_MANAGED", "maybe"),
+    ] {
+        let moto_free_env = vec![
+            ("AWS_REGION".to_string(), REGION.to_string()),
+            (var.to_string(), value.to_string()),
+        ];
+        let runtime = RuntimeApi::start(REGION);
+        let function = Function::spawn(&reaper_binary(), &runtime, &moto_free_env);
+        let status = function
+            .wait_exit(Duration::from_secs(20))
+            .expect("the function exits at start-up");
+        assert!(!status.success());
+        let stderr = function.stderr();
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(
+            lines[0].contains(&format!("{var}=\"{value}\" is not accepted")),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_is_archived_in_s3_whole_and_equal_to_the_response() {
+    let bucket = "reaper-reports";
+    let rig = rig(&[("REPORT_BUCKET", bucket), ("GRACE_PERIOD", "0m")]);
+    rig.moto
+        .s3(REGION)
+        .create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    rig.launch(&[("lifetime", "0m")]).await;
+    rig.launch(&[]).await;
+    let r = rig.report(fixture("schedule.json"));
+    let key = reaper::aws::s3::report_key(&r);
+    assert!(
+        key.starts_with(&format!("reports/123456789012/{REGION}/")),
+        "{key}"
+    );
+    assert_eq!(
+        r.delivery.s3.as_deref(),
+        Some(format!("s3://{bucket}/{key}").as_str())
+    );
+    let obj = rig
+        .moto
+        .s3(REGION)
+        .get_object()
+        .bucket(bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(obj.content_type(), Some("application/json"));
+    let body = obj.body.collect().await.unwrap().into_bytes();
+    let stored: RunReport = serde_json::from_slice(&body).unwrap();
+    assert_eq!(stored, r);
+    assert_eq!(stored.instances.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_gets_one_message_per_noteworthy_run_and_none_for_an_empty_one() {
+    let sink = WebhookSink::start(WebhookMode::Ok);
+    let url = sink.url();
+    let rig = rig(&[("SLACKWEBHOOK", url.as_str()), ("GRACE_PERIOD", "0m")]);
+    let r = rig.report(fixture("schedule.json"));
+    assert_eq!(
+        r.delivery.slack.as_deref(),
+        Some("skipped (nothing to report)")
+    );
+    assert!(sink.requests().is_empty());
+    rig.launch(&[("Name", "mystery"), ("owner", "bo")]).await;
+    let r = rig.report(fixture("schedule.json"));
+    assert_eq!(r.delivery.slack.as_deref(), Some("sent"));
+    let messages = sink.requests();
+    assert_eq!(messages.len(), 1);
+    let text = messages[0].to_string();
+    assert!(text.contains("DRY RUN"), "{text}");
+    assert!(text.contains("mystery") && text.contains("bo"), "{text}");
+    assert!(
+        !rig.function.stdout().contains(&url),
+        "the webhook URL is a secret"
+    );
+    assert!(!serde_json::to_string(&r).unwrap().contains(&url));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_or_silent_slack_never_fails_the_run() {
+    for mode in [WebhookMode::Status(500), WebhookMode::Hang] {
+        let sink = WebhookSink::start(mode);
+        let url = sink.url();
+        let rig = rig(&[
+            ("SLACKWEBHOOK", url.as_str()),
+            ("LIVEMODE", "true"),
+            ("GRACE_PERIOD", "0m"),
+        ]);
+        let due = rig.launch(&[("lifetime", "0m")]).await;
+        let started = Instant::now();
+        let r = rig.report(fixture("schedule.json"));
+        assert_eq!(
+            rig.state(&due).await.0,
+            InstanceStateName::Terminated,
+            "{mode:?}"
+        );
+        assert_eq!(r.outcome_count(reaper::report::Outcome::Done), 1);
+        let slack = r.delivery.slack.as_deref().unwrap();
+        assert!(slack.starts_with("failed: "), "{mode:?}: {slack}");
+        assert!(
+            r.errors.iter().any(|e| e.starts_with("slack: ")),
+            "{:?}",
+            r.errors
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{mode:?} took {:?}",
+            started.elapsed()
+        );
+        assert!(!serde_json::to_string(&r).unwrap().contains(&url));
+    }
+}
