@@ -240,6 +240,7 @@ pub fn reaper_binary() -> PathBuf {
             }
             let binary = target_dir().join("debug").join("reaper");
             let root = workspace_root();
+            // Both binaries of the package are built together, so `reaperctl_binary` is fresh too.
             let built = modified(&binary);
             let sources = newest(&[
                 root.join("functions/reaper"),
@@ -251,7 +252,7 @@ pub fn reaper_binary() -> PathBuf {
             }
             assert!(
                 binary.is_file(),
-                "reaper-e2e: `cargo build -p reaper --bin reaper` succeeded but {} does not exist",
+                "reaper-e2e: `cargo build -p reaper --bins` succeeded but {} does not exist",
                 binary.display()
             );
             binary
@@ -262,7 +263,7 @@ pub fn reaper_binary() -> PathBuf {
 fn build_reaper(root: &Path) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(&cargo)
-        .args(["build", "-p", "reaper", "--bin", "reaper"])
+        .args(["build", "-p", "reaper", "--bins"])
         .current_dir(root)
         .env("CARGO_TARGET_DIR", target_dir())
         .stdin(Stdio::null())
@@ -270,7 +271,7 @@ fn build_reaper(root: &Path) {
         .unwrap_or_else(|e| panic!("reaper-e2e: cannot run {cargo:?}: {e}"));
     if !output.status.success() {
         panic!(
-            "\n\nreaper-e2e: `cargo build -p reaper --bin reaper` failed ({}):\n{}\n",
+            "\n\nreaper-e2e: `cargo build -p reaper --bins` failed ({}):\n{}\n",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
@@ -299,4 +300,30 @@ fn newest(paths: &[PathBuf]) -> Option<SystemTime> {
         }
     }
     newest
+}
+
+/// The debug `reaperctl` binary, built (with `reaper`) when missing or stale.
+pub fn reaperctl_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let binary = target_dir().join("debug").join("reaperctl");
+            let built = modified(&binary);
+            let root = workspace_root();
+            let sources = newest(&[
+                root.join("functions/reaper"),
+                root.join("Cargo.toml"),
+                root.join("Cargo.lock"),
+            ]);
+            if built.is_none() || sources > built {
+                build_reaper(&root);
+            }
+            assert!(
+                binary.is_file(),
+                "reaper-e2e: {} does not exist after the build",
+                binary.display()
+            );
+            binary
+        })
+        .clone()
 }

@@ -11,7 +11,7 @@ pub mod runtime_api;
 pub mod webhook;
 
 pub use fixtures::{fixture, fixtures_dir};
-pub use function::{reaper_binary, target_dir, workspace_root, Function};
+pub use function::{reaper_binary, reaperctl_binary, target_dir, workspace_root, Function};
 pub use moto::{moto_binary, Moto};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_NAME};
 pub use webhook::{RecordedRequest, WebhookMode, WebhookSink};

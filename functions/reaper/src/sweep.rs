@@ -269,6 +269,7 @@ async fn act<F: Fleet>(
     keep_unchanged(&mut the_plan.stamps);
     keep_unchanged(&mut the_plan.terminations);
     keep_unchanged(&mut the_plan.stops);
+    keep_unchanged(&mut the_plan.stop_tags);
 
     // 1. Stamps (also the ones that precede a termination).
     let mut stamp_failed: BTreeSet<String> = BTreeSet::new();
@@ -309,22 +310,32 @@ async fn act<F: Fleet>(
     }
 
     // 3. Stops, then the tags that tell a person why the machine is off.
+    let mut stopped: BTreeSet<String> = BTreeSet::new();
     for batch in &the_plan.stops {
         if out_of_time(req.deadline) {
             defer_all(entries, index, &batch.ids);
             continue;
         }
         let results = fleet.stop(&batch.ids).await;
-        let stopped: Vec<String> = results
-            .iter()
-            .filter(|(_, r)| r.is_ok())
-            .map(|(id, _)| id.clone())
-            .collect();
+        stopped.extend(
+            results
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|(id, _)| id.clone()),
+        );
         record(entries, index, "StopInstances", results);
-        if stopped.is_empty() {
+    }
+    for batch in &the_plan.stop_tags {
+        let ids: Vec<String> = batch
+            .ids
+            .iter()
+            .filter(|id| stopped.contains(*id))
+            .cloned()
+            .collect();
+        if ids.is_empty() {
             continue;
         }
-        for (id, result) in fleet.tag(&stopped, &batch.tags).await {
+        for (id, result) in fleet.tag(&ids, &batch.tags).await {
             if let (Err(err), Some(i)) = (result, entry(&id)) {
                 // The stop happened; only the explanation is missing.
                 entries[i].error = Some(format!("stopped, but tagging the reason failed: {err}"));

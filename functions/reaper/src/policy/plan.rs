@@ -144,8 +144,11 @@ pub struct Plan {
     pub stamps: Vec<Batch>,
     /// TerminateInstances; ids stamped in this run come after their stamp succeeds.
     pub terminations: Vec<Batch>,
-    /// StopInstances; each batch's `tags` are written on the instances that stopped.
+    /// StopInstances, regardless of reason: the reason is a tag, not a reason to split the call.
     pub stops: Vec<Batch>,
+    /// CreateTags `reaper:stopped_at` / `reaper:stop_reason`, grouped by reason; written only on
+    /// the instances that stopped.
+    pub stop_tags: Vec<Batch>,
     /// Ids whose action was withheld because a circuit opened.
     pub withheld: BTreeMap<String, Action>,
     pub circuits: Vec<Circuit>,
@@ -224,7 +227,8 @@ pub fn plan<'a>(
             .extend(terminate.into_iter().map(|id| (id, Action::Terminate)));
     }
     if caps.stops.allows(stop_count) {
-        plan.stops = batches(stops);
+        plan.stops = batches([(Vec::new(), stops.values().flatten().cloned().collect())]);
+        plan.stop_tags = batches(stops);
     } else {
         plan.circuits.push(Circuit {
             action: Action::Stop,
@@ -301,8 +305,9 @@ mod tests {
             p.stops.iter().map(|b| b.ids.len()).collect::<Vec<_>>(),
             vec![1000, 1]
         );
+        assert!(p.stops[0].tags.is_empty());
         assert_eq!(
-            p.stops[0].tags,
+            p.stop_tags[0].tags,
             vec![
                 (
                     STOPPED_AT_TAG.to_string(),
@@ -428,6 +433,22 @@ mod tests {
     }
 
     #[test]
+    fn one_stop_call_for_every_reason_and_one_tag_call_per_reason() {
+        let missing = stop();
+        let invalid = Verdict::Stop {
+            problem: Problem::Invalid(crate::policy::tags::parse_lifetime("2D").unwrap_err()),
+        };
+        let verdicts = [("i-1", &missing), ("i-2", &invalid), ("i-3", &missing)];
+        let p = plan(verdicts, &Caps::default(), now());
+        assert_eq!(p.stops.len(), 1);
+        let mut ids = p.stops[0].ids.clone();
+        ids.sort();
+        assert_eq!(ids, vec!["i-1", "i-2", "i-3"]);
+        assert_eq!(p.stop_tags.len(), 2);
+        assert_eq!(p.stop_tags.iter().map(|b| b.ids.len()).sum::<usize>(), 3);
+    }
+
+    #[test]
     fn caps_are_a_number_or_unlimited_in_json() {
         assert_eq!(serde_json::to_string(&Cap::Limited(7)).unwrap(), "7");
         assert_eq!(
@@ -452,6 +473,9 @@ mod tests {
             problem: Problem::Invalid(crate::policy::tags::parse_lifetime(&long).unwrap_err()),
         };
         let p = plan([("i-1", &v)], &Caps::default(), now());
-        assert_eq!(p.stops[0].tags[1].1.chars().count(), MAX_TAG_VALUE_CHARS);
+        assert_eq!(
+            p.stop_tags[0].tags[1].1.chars().count(),
+            MAX_TAG_VALUE_CHARS
+        );
     }
 }

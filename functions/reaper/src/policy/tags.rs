@@ -276,16 +276,15 @@ pub fn parse_lifetime(raw: &str) -> Result<Lifetime, TagError> {
             ))
         }
         _ if unit.trim_start() != unit => {
+            let letter = unit
+                .trim_start()
+                .chars()
+                .next()
+                .map_or('d', |c| c.to_ascii_lowercase());
             return Err(lifetime_error(
                 raw,
-                format!(
-                "has a space between number and unit; {FORM} with nothing between, e.g. {number}{}",
-                unit.trim_start()
-                    .chars()
-                    .next()
-                    .map_or('d', |c| c.to_ascii_lowercase())
-            ),
-            ))
+                format!("has a space between number and unit; write {number}{letter} (units: w, d, h, m = minutes)"),
+            ));
         }
         _ if unit.len() > 1 && unit.bytes().any(|b| b.is_ascii_digit()) => {
             return Err(lifetime_error(
