@@ -66,7 +66,7 @@ demo: venv ## the whole job against a local AWS emulator: seed, dry run, live ru
 	cargo run --quiet --locked -p reaper-e2e --bin demo
 
 bench: venv ## API-call and throughput benchmark against moto (ratios measured in one run)
-	cargo run --quiet --locked --release -p reaper-e2e --bin bench
+	cargo run --quiet --locked -p reaper-e2e --bin bench
 
 ci: lint build test demo ## what .ci/run runs: lint, arm64 build, all tests, the demo
 
