@@ -17,7 +17,7 @@ export MOTO_SERVER ?= $(VENV)/bin/moto_server
 
 ZIP := $(CARGO_TARGET_DIR)/lambda/reaper/bootstrap.zip
 
-.PHONY: help venv fmt fmt-check clippy cfn-lint lint test test-rust test-deploy build ci demo bench \
+.PHONY: help venv fmt fmt-check clippy cfn-lint lint test test-rust test-deploy build smoke-arm64 ci demo bench \
         publish deploy golive invoke lock clean
 
 help: ## list the verbs
@@ -56,8 +56,9 @@ test: venv test-rust test-deploy ## unit, adapter, end-to-end (moto) and deploym
 test-rust: venv
 	cargo test --workspace --locked
 
+# The deployment tests use the real arm64 zip when it has been built (make ci builds it first).
 test-deploy: venv
-	"$(VENV)/bin/pytest" -q tests/deploy
+	if [ -s "$(ZIP)" ]; then export REAPER_ZIP="$(ZIP)"; fi; "$(VENV)/bin/pytest" -q tests/deploy
 
 build: venv ## build the arm64 Lambda zip with cargo-lambda; prints path, size, sha256
 	scripts/build
@@ -68,7 +69,10 @@ demo: venv ## the whole job against a local AWS emulator: seed, dry run, live ru
 bench: venv ## API-call and throughput benchmark against moto (ratios measured in one run)
 	cargo run --quiet --locked -p reaper-e2e --bin bench
 
-ci: lint build test demo ## what .ci/run runs: lint, arm64 build, all tests, the demo
+smoke-arm64: ## run the Lambda e2e tests against the arm64 bootstrap in the zip, under qemu
+	scripts/smoke-arm64
+
+ci: lint build test smoke-arm64 demo ## what .ci/run runs: lint, arm64 build, all tests, arm64 smoke, the demo
 
 publish: venv ## upload the zip (scripts/publish --help)
 	scripts/publish $(ARGS)

@@ -1262,12 +1262,12 @@ mod tests {
     #[test]
     fn the_documented_message_is_the_golden_one() {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let doc = std::fs::read_to_string(dir.join("../../docs/REPORT.md"))
-            .expect("docs/REPORT.md (moved? update this test)");
+        let doc = std::fs::read_to_string(dir.join("../../README.md"))
+            .expect("README.md (moved? update this test)");
         let golden = std::fs::read_to_string(dir.join("tests/golden/slack_live.txt")).unwrap();
         assert!(
             doc.contains(&golden),
-            "docs/REPORT.md shows an outdated Slack message: paste tests/golden/slack_live.txt"
+            "README.md shows an outdated Slack message: paste tests/golden/slack_live.txt"
         );
     }
 

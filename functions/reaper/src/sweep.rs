@@ -301,12 +301,7 @@ async fn act<F: Fleet>(
             defer_all(entries, index, &ids);
             continue;
         }
-        record(
-            entries,
-            index,
-            "TerminateInstances",
-            fleet.terminate(&ids).await,
-        );
+        record(entries, index, "terminate", fleet.terminate(&ids).await);
     }
 
     // 3. Stops, then the tags that tell a person why the machine is off.
@@ -323,7 +318,7 @@ async fn act<F: Fleet>(
                 .filter(|(_, r)| r.is_ok())
                 .map(|(id, _)| id.clone()),
         );
-        record(entries, index, "StopInstances", results);
+        record(entries, index, "stop", results);
     }
     for batch in &the_plan.stop_tags {
         let ids: Vec<String> = batch
