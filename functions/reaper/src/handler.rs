@@ -12,6 +12,8 @@ use std::time::Instant;
 
 /// The Lambda's return value stays far below the 6 MB response limit; S3 keeps the whole report.
 pub const MAX_RESPONSE_BYTES: usize = 1_000_000;
+/// CloudWatch Logs takes events up to 256 KB; the report's log line stays below that.
+pub const MAX_LOG_LINE_BYTES: usize = 200_000;
 
 /// Everything built once per Lambda instance (clients are reused across invocations).
 pub struct App<F> {
@@ -119,13 +121,14 @@ pub async fn handle<F: Fleet>(
     Ok(report.trimmed(MAX_RESPONSE_BYTES))
 }
 
-/// Slack first, then S3 (so the archived copy records the Slack result), then the log lines.
+/// Slack first, then S3 (so the archived copy records the Slack result), then the log lines
+/// (a huge report's log line is shortened like the return value; counts stay exact).
 pub async fn deliver<F>(app: &App<F>, report: &mut RunReport) {
     crate::slack::notify(&app.http, app.config.slack_webhook.as_ref(), report).await;
     if let (Some(s3), Some(bucket)) = (&app.s3, &app.config.report_bucket) {
         crate::aws::s3::archive(s3, bucket, report).await;
     }
-    println!("{}", report.log_line());
+    println!("{}", report.trimmed(MAX_LOG_LINE_BYTES).log_line());
     println!("{}", report.emf_line());
 }
 

@@ -183,17 +183,21 @@ impl RunReport {
 
     /// Did or would the run do anything, or has it something a person must see (SPEC §8)?
     /// Counts, not the instance list, so a trimmed copy answers the same. `noncompliant` alone is
-    /// not news: a machine the reaper stopped would otherwise be re-announced every hour. A
-    /// `wait` seen by the launch event is the scheduled sweep's to report.
+    /// not news: a machine the reaper stopped would otherwise be re-announced every hour. A launch
+    /// event speaks only of terminations and trouble: stamping at launch is routine, and waiting
+    /// instances are the scheduled sweep's to report.
     pub fn is_noteworthy(&self) -> bool {
         use VerdictKind::*;
-        let waits_count = self.trigger != "instance-state";
-        [Terminate, Stop, Stamp, Expiring]
-            .iter()
-            .any(|k| self.verdict_count(*k) > 0)
-            || (waits_count && self.verdict_count(Wait) > 0)
+        let trouble = self.outcome_count(Outcome::Failed) > 0
             || !self.circuits.is_empty()
-            || !self.errors.is_empty()
+            || !self.errors.is_empty();
+        if self.trigger == "instance-state" {
+            return trouble || self.verdict_count(Terminate) > 0;
+        }
+        trouble
+            || [Terminate, Stop, Stamp, Expiring, Wait]
+                .iter()
+                .any(|k| self.verdict_count(*k) > 0)
     }
 
     /// True when anything failed or a circuit opened (reaperctl's exit code, alarms).
@@ -312,6 +316,24 @@ mod tests {
         }
         *r.counts.verdicts.entry(VerdictKind::Stop).or_default() = n.div_ceil(2) as u64;
         r
+    }
+
+    #[test]
+    fn launch_events_post_only_terminations_and_trouble() {
+        let mut r = report_with(0);
+        r.trigger = "instance-state".into();
+        r.counts.verdicts.clear();
+        r.counts.verdicts.insert(VerdictKind::Stamp, 1);
+        assert!(!r.is_noteworthy());
+        r.counts.verdicts.insert(VerdictKind::Terminate, 1);
+        assert!(r.is_noteworthy());
+        r.trigger = "schedule".into();
+        r.counts.verdicts.clear();
+        r.counts.verdicts.insert(VerdictKind::Noncompliant, 3);
+        r.counts.verdicts.insert(VerdictKind::SkipManaged, 3);
+        assert!(!r.is_noteworthy());
+        r.counts.verdicts.insert(VerdictKind::Wait, 1);
+        assert!(r.is_noteworthy());
     }
 
     #[test]

@@ -1,16 +1,15 @@
 //! list -> judge -> plan -> re-check -> act -> RunReport (SPEC §3-§6).
 
 use crate::config::Config;
-use crate::fleet::{ApiError, Fleet, IdResult};
+use crate::fleet::{has_time, ApiError, Fleet, IdResult, NOT_ATTEMPTED};
 use crate::policy::plan::{Batch, Plan};
 use crate::policy::{format_date, judge, plan, Instance, Verdict, VerdictKind};
 use crate::report::{CircuitReport, InstanceReport, Mode, Outcome, RunReport};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// A Lambda run stops starting new work when less than this remains (SPEC §5).
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+pub use crate::fleet::DEADLINE_MARGIN;
 
 /// Who started the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +64,10 @@ struct Entry {
 
 impl Entry {
     fn fail(&mut self, what: &str, err: &ApiError) {
+        if err.code == NOT_ATTEMPTED {
+            self.defer(OUT_OF_TIME);
+            return;
+        }
         self.outcome = Some(Outcome::Failed);
         let protected = err.code == "OperationNotPermitted";
         self.error = Some(if protected {
@@ -74,8 +77,9 @@ impl Entry {
         });
     }
 
+    /// A failure or a tripped circuit is the more important news; neither is overwritten.
     fn defer(&mut self, note: impl Into<String>) {
-        if !matches!(self.outcome, Some(Outcome::Failed)) {
+        if !matches!(self.outcome, Some(Outcome::Failed | Outcome::CircuitOpen)) {
             self.outcome = Some(Outcome::Deferred);
             self.note = Some(note.into());
         }
@@ -200,7 +204,7 @@ pub async fn sweep<F: Fleet>(
 }
 
 fn out_of_time(deadline: Option<Instant>) -> bool {
-    deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < DEADLINE_MARGIN)
+    !has_time(deadline)
 }
 
 const OUT_OF_TIME: &str = "less than 30 s of the run's time was left; the next run picks it up";
@@ -220,11 +224,7 @@ async fn act<F: Fleet>(
     }
     let entry = |id: &str| index.get(id).copied();
     if out_of_time(req.deadline) {
-        for id in &action_ids {
-            if let Some(i) = entry(id) {
-                entries[i].defer(OUT_OF_TIME);
-            }
-        }
+        defer_all(entries, index, &action_ids, OUT_OF_TIME);
         return;
     }
 
@@ -237,11 +237,12 @@ async fn act<F: Fleet>(
                 "re-checking {} instances before acting failed, so nothing was changed: {err}",
                 action_ids.len()
             ));
-            for id in &action_ids {
-                if let Some(i) = entry(id) {
-                    entries[i].defer("re-check failed; the next run picks it up");
-                }
-            }
+            defer_all(
+                entries,
+                index,
+                &action_ids,
+                "re-check failed; the next run picks it up",
+            );
             return;
         }
     };
@@ -275,10 +276,11 @@ async fn act<F: Fleet>(
     let mut stamp_failed: BTreeSet<String> = BTreeSet::new();
     for batch in &the_plan.stamps {
         if out_of_time(req.deadline) {
-            defer_all(entries, index, &batch.ids);
+            defer_all(entries, index, &batch.ids, OUT_OF_TIME);
+            stamp_failed.extend(batch.ids.iter().cloned());
             continue;
         }
-        for (id, result) in fleet.tag(&batch.ids, &batch.tags).await {
+        for (id, result) in fleet.tag(&batch.ids, &batch.tags, req.deadline).await {
             if let (Err(err), Some(i)) = (result, entry(&id)) {
                 entries[i].fail("tagging termination_date", &err);
                 stamp_failed.insert(id);
@@ -298,20 +300,25 @@ async fn act<F: Fleet>(
             continue;
         }
         if out_of_time(req.deadline) {
-            defer_all(entries, index, &ids);
+            defer_all(entries, index, &ids, OUT_OF_TIME);
             continue;
         }
-        record(entries, index, "terminate", fleet.terminate(&ids).await);
+        record(
+            entries,
+            index,
+            "terminate",
+            fleet.terminate(&ids, req.deadline).await,
+        );
     }
 
     // 3. Stops, then the tags that tell a person why the machine is off.
     let mut stopped: BTreeSet<String> = BTreeSet::new();
     for batch in &the_plan.stops {
         if out_of_time(req.deadline) {
-            defer_all(entries, index, &batch.ids);
+            defer_all(entries, index, &batch.ids, OUT_OF_TIME);
             continue;
         }
-        let results = fleet.stop(&batch.ids).await;
+        let results = fleet.stop(&batch.ids, req.deadline).await;
         stopped.extend(
             results
                 .iter()
@@ -330,7 +337,23 @@ async fn act<F: Fleet>(
         if ids.is_empty() {
             continue;
         }
-        for (id, result) in fleet.tag(&ids, &batch.tags).await {
+        let results = if out_of_time(req.deadline) {
+            ids.iter()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        Err(ApiError {
+                            code: NOT_ATTEMPTED.into(),
+                            message: OUT_OF_TIME.into(),
+                            transient: true,
+                        }),
+                    )
+                })
+                .collect()
+        } else {
+            fleet.tag(&ids, &batch.tags, req.deadline).await
+        };
+        for (id, result) in results {
             if let (Err(err), Some(i)) = (result, entry(&id)) {
                 // The stop happened; only the explanation is missing.
                 entries[i].error = Some(format!("stopped, but tagging the reason failed: {err}"));
@@ -339,10 +362,10 @@ async fn act<F: Fleet>(
     }
 }
 
-fn defer_all(entries: &mut [Entry], index: &HashMap<String, usize>, ids: &[String]) {
+fn defer_all(entries: &mut [Entry], index: &HashMap<String, usize>, ids: &[String], note: &str) {
     for id in ids {
         if let Some(&i) = index.get(id) {
-            entries[i].defer(OUT_OF_TIME);
+            entries[i].defer(note);
         }
     }
 }
@@ -470,7 +493,7 @@ mod tests {
             }
             Ok(out)
         }
-        async fn terminate(&self, ids: &[String]) -> Vec<IdResult> {
+        async fn terminate(&self, ids: &[String], _deadline: Option<Instant>) -> Vec<IdResult> {
             self.count("TerminateInstances");
             ids.iter()
                 .map(|id| {
@@ -488,14 +511,19 @@ mod tests {
                 })
                 .collect()
         }
-        async fn stop(&self, ids: &[String]) -> Vec<IdResult> {
+        async fn stop(&self, ids: &[String], _deadline: Option<Instant>) -> Vec<IdResult> {
             self.count("StopInstances");
             for id in ids {
                 self.instances.lock().unwrap().get_mut(id).unwrap().state = InstanceState::Stopping;
             }
             ids.iter().map(|id| (id.clone(), Ok(()))).collect()
         }
-        async fn tag(&self, ids: &[String], tags: &TagSet) -> Vec<IdResult> {
+        async fn tag(
+            &self,
+            ids: &[String],
+            tags: &TagSet,
+            _deadline: Option<Instant>,
+        ) -> Vec<IdResult> {
             self.count("CreateTags");
             for id in ids {
                 let mut all = self.instances.lock().unwrap();
@@ -713,7 +741,7 @@ mod tests {
     async fn near_the_deadline_nothing_new_starts_and_the_rest_is_deferred() {
         let f = fleet();
         let mut rq = req(true);
-        rq.deadline = Some(Instant::now() + Duration::from_secs(10));
+        rq.deadline = Some(Instant::now() + std::time::Duration::from_secs(10));
         let r = sweep(
             &f,
             &Config {
@@ -749,6 +777,23 @@ mod tests {
             InstanceState::Stopping,
             "stops have their own cap"
         );
+    }
+
+    #[tokio::test]
+    async fn a_tripped_circuit_stays_the_outcome_when_time_runs_out() {
+        let f = fleet();
+        let mut cfg = Config {
+            live: true,
+            ..Config::default()
+        };
+        cfg.caps.terminations = crate::policy::Cap::Limited(0);
+        let mut rq = req(true);
+        rq.deadline = Some(Instant::now() + std::time::Duration::from_secs(5));
+        let r = sweep(&f, &cfg, ctx(), rq).await;
+        assert_eq!(outcome(&r, "i-expired"), Some(Outcome::CircuitOpen));
+        assert_eq!(outcome(&r, "i-due"), Some(Outcome::CircuitOpen));
+        assert_eq!(outcome(&r, "i-untagged"), Some(Outcome::Deferred));
+        assert_eq!(f.mutating_calls(), 0);
     }
 
     #[tokio::test]

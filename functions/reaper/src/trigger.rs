@@ -50,6 +50,8 @@ pub enum TriggerError {
     UnsupportedEvent(String),
     #[error("`at` forecasts only in a dry run, and LIVEMODE is on: add \"dry_run\": true to the payload")]
     AtInLiveMode,
+    #[error("field `{field}` belongs to a manual payload, not to an EventBridge event (it has a detail-type); send {{\"{field}\": ...}} without detail-type")]
+    ManualFieldInEvent { field: String },
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -95,6 +97,18 @@ impl Trigger {
         let Value::Object(obj) = event else {
             return Err(TriggerError::NotAnObject(type_name(event)));
         };
+        if obj.contains_key("detail-type") {
+            // An event shape never carries the manual fields: a schedule fixture with
+            // `"dry_run": true` pasted into it must not run a live sweep.
+            if let Some(field) = ["dry_run", "at", "instance_ids"]
+                .into_iter()
+                .find(|f| obj.contains_key(*f))
+            {
+                return Err(TriggerError::ManualFieldInEvent {
+                    field: field.to_string(),
+                });
+            }
+        }
         match obj.get("detail-type") {
             None => parse_manual(obj).map(Trigger::Manual),
             Some(Value::String(dt)) if dt == SCHEDULED_EVENT => Ok(Trigger::Schedule),

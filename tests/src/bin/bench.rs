@@ -29,24 +29,24 @@ impl Fleet for Unbatched {
     async fn list(&self, ids: Option<&[String]>) -> Result<Vec<Instance>, ApiError> {
         self.0.list(ids).await
     }
-    async fn terminate(&self, ids: &[String]) -> Vec<IdResult> {
+    async fn terminate(&self, ids: &[String], deadline: Option<Instant>) -> Vec<IdResult> {
         let mut out = Vec::new();
         for id in ids {
-            out.extend(self.0.terminate(std::slice::from_ref(id)).await);
+            out.extend(self.0.terminate(std::slice::from_ref(id), deadline).await);
         }
         out
     }
-    async fn stop(&self, ids: &[String]) -> Vec<IdResult> {
+    async fn stop(&self, ids: &[String], deadline: Option<Instant>) -> Vec<IdResult> {
         let mut out = Vec::new();
         for id in ids {
-            out.extend(self.0.stop(std::slice::from_ref(id)).await);
+            out.extend(self.0.stop(std::slice::from_ref(id), deadline).await);
         }
         out
     }
-    async fn tag(&self, ids: &[String], tags: &TagSet) -> Vec<IdResult> {
+    async fn tag(&self, ids: &[String], tags: &TagSet, deadline: Option<Instant>) -> Vec<IdResult> {
         let mut out = Vec::new();
         for id in ids {
-            out.extend(self.0.tag(std::slice::from_ref(id), tags).await);
+            out.extend(self.0.tag(std::slice::from_ref(id), tags, deadline).await);
         }
         out
     }

@@ -1,13 +1,14 @@
 //! `Fleet` over aws-sdk-ec2: pagination, batching, bisect on failure (SPEC §6).
 
 use super::{api_error, CallCounter};
-use crate::fleet::{bisect, ApiError, Fleet, IdResult};
+use crate::fleet::{bisect, has_time, ApiError, Fleet, IdResult};
 use crate::policy::plan::TagSet;
 use crate::policy::{Instance, InstanceState};
 use aws_sdk_ec2::types::{Filter, Tag};
 use aws_sdk_ec2::Client;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 /// DescribeInstances page size (the API's maximum).
 pub const PAGE_SIZE: i32 = 1000;
@@ -195,8 +196,8 @@ impl Fleet for Ec2Fleet {
         }
     }
 
-    async fn terminate(&self, ids: &[String]) -> Vec<IdResult> {
-        bisect(ids, |batch| async move {
+    async fn terminate(&self, ids: &[String], deadline: Option<Instant>) -> Vec<IdResult> {
+        bisect(ids, &|| has_time(deadline), |batch| async move {
             self.client
                 .terminate_instances()
                 .set_instance_ids(Some(batch))
@@ -208,8 +209,8 @@ impl Fleet for Ec2Fleet {
         .await
     }
 
-    async fn stop(&self, ids: &[String]) -> Vec<IdResult> {
-        bisect(ids, |batch| async move {
+    async fn stop(&self, ids: &[String], deadline: Option<Instant>) -> Vec<IdResult> {
+        bisect(ids, &|| has_time(deadline), |batch| async move {
             self.client
                 .stop_instances()
                 .set_instance_ids(Some(batch))
@@ -221,12 +222,12 @@ impl Fleet for Ec2Fleet {
         .await
     }
 
-    async fn tag(&self, ids: &[String], tags: &TagSet) -> Vec<IdResult> {
+    async fn tag(&self, ids: &[String], tags: &TagSet, deadline: Option<Instant>) -> Vec<IdResult> {
         let tags: Vec<Tag> = tags
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
-        bisect(ids, |batch| {
+        bisect(ids, &|| has_time(deadline), |batch| {
             let tags = tags.clone();
             async move {
                 self.client
@@ -358,7 +359,7 @@ mod tests {
             .match_requests(move |r| !r.instance_ids().contains(&p2))
             .then_output(|| TerminateInstancesOutput::builder().build());
         let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&refused, &accepted]);
-        let results = fleet(client).terminate(&ids).await;
+        let results = fleet(client).terminate(&ids, None).await;
         let failed: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].0, protected);
@@ -386,7 +387,7 @@ mod tests {
             "i-00000000000000001".to_string(),
             "i-00000000000000002".to_string(),
         ];
-        let results = fleet(client).terminate(&ids).await;
+        let results = fleet(client).terminate(&ids, None).await;
         assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
         assert_eq!(throttled.num_calls(), 3);
         let _ = StatusCode::try_from(503u16);

@@ -108,6 +108,23 @@ pub fn parse_termination_date(raw: &str) -> Result<TerminationDate, TagError> {
             format!("has no time zone; write {corrected} (UTC) or add an offset such as +01:00"),
         ));
     }
+    if rest.starts_with(' ') && rest != " UTC" && parse_offset(rest.trim_start()).is_some() {
+        return Err(date_error(
+            raw,
+            format!(
+                "has a space before the time zone {:?}; write it without, e.g. {}{}",
+                rest.trim_start(),
+                &value[..value.len() - rest.len()],
+                rest.trim_start()
+            ),
+        ));
+    }
+    if rest.starts_with('.') {
+        return Err(date_error(
+            raw,
+            format!("has a fraction of a minute; fractions need seconds, e.g. {corrected}"),
+        ));
+    }
     let offset = parse_offset(rest).ok_or_else(|| {
         date_error(
             raw,
@@ -397,6 +414,8 @@ mod tests {
             ("2030-01-01T10Z", "is not an ISO 8601 date-time"),
             ("2030-01-01T10:00:00+5", "is not accepted"),
             ("2030-01-01T10:00:00Z extra", "is not accepted"),
+            ("2030-01-01T10:00 +05:30", "has a space before the time zone \"+05:30\"; write it without, e.g. 2030-01-01T10:00+05:30"),
+            ("2030-01-01T10:00.5Z", "fractions need seconds"),
             ("2030-01-01  10:00:00Z", "is not an ISO 8601 date-time"),
             ("+2030-01-01T10:00:00Z", "is not an ISO 8601 date-time"),
         ];
