@@ -238,26 +238,31 @@ pub fn reaper_binary() -> PathBuf {
                 );
                 return path;
             }
-            let binary = target_dir().join("debug").join("reaper");
-            let root = workspace_root();
-            // Both binaries of the package are built together, so `reaperctl_binary` is fresh too.
-            let built = modified(&binary);
-            let sources = newest(&[
-                root.join("functions/reaper"),
-                root.join("Cargo.toml"),
-                root.join("Cargo.lock"),
-            ]);
-            if built.is_none() || sources > built {
-                build_reaper(&root);
-            }
-            assert!(
-                binary.is_file(),
-                "reaper-e2e: `cargo build -p reaper --bins` succeeded but {} does not exist",
-                binary.display()
-            );
-            binary
+            fresh_binary("reaper")
         })
         .clone()
+}
+
+/// `target/debug/<name>` of package `reaper`, built first (both binaries at once) when it is
+/// missing or older than the sources.
+fn fresh_binary(name: &str) -> PathBuf {
+    let binary = target_dir().join("debug").join(name);
+    let root = workspace_root();
+    let built = modified(&binary);
+    let sources = newest(&[
+        root.join("functions/reaper"),
+        root.join("Cargo.toml"),
+        root.join("Cargo.lock"),
+    ]);
+    if built.is_none() || sources > built {
+        build_reaper(&root);
+    }
+    assert!(
+        binary.is_file(),
+        "reaper-e2e: `cargo build -p reaper --bins` succeeded but {} does not exist",
+        binary.display()
+    );
+    binary
 }
 
 fn build_reaper(root: &Path) {
@@ -305,25 +310,5 @@ fn newest(paths: &[PathBuf]) -> Option<SystemTime> {
 /// The debug `reaperctl` binary, built (with `reaper`) when missing or stale.
 pub fn reaperctl_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let binary = target_dir().join("debug").join("reaperctl");
-            let built = modified(&binary);
-            let root = workspace_root();
-            let sources = newest(&[
-                root.join("functions/reaper"),
-                root.join("Cargo.toml"),
-                root.join("Cargo.lock"),
-            ]);
-            if built.is_none() || sources > built {
-                build_reaper(&root);
-            }
-            assert!(
-                binary.is_file(),
-                "reaper-e2e: {} does not exist after the build",
-                binary.display()
-            );
-            binary
-        })
-        .clone()
+    BINARY.get_or_init(|| fresh_binary("reaperctl")).clone()
 }

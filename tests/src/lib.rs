@@ -3,6 +3,7 @@
 //!
 //! Every server listens on 127.0.0.1 only and is stopped (by PID, for child processes) on drop.
 
+pub mod ec2;
 pub mod fixtures;
 pub mod function;
 pub mod moto;
@@ -10,6 +11,7 @@ pub mod net;
 pub mod runtime_api;
 pub mod webhook;
 
+pub use ec2::launch;
 pub use fixtures::{fixture, fixtures_dir};
 pub use function::{reaper_binary, reaperctl_binary, target_dir, workspace_root, Function};
 pub use moto::{moto_binary, Moto};

@@ -1,7 +1,7 @@
 //! The real `reaper` binary, speaking the Lambda Runtime API to the harness, against moto through
 //! the real SDK (SPEC §7-§9): every event fixture, the report as the response, S3 and Slack.
 
-use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::InstanceStateName;
 use reaper::report::RunReport;
 use reaper_e2e::{
     fixture, reaper_binary, Function, Invocation, Moto, RuntimeApi, WebhookMode, WebhookSink,
@@ -49,22 +49,9 @@ impl Rig {
     }
 
     async fn launch(&self, tags: &[(&str, &str)]) -> String {
-        let mut req = self
-            .moto
-            .ec2(REGION)
-            .run_instances()
-            .image_id("ami-12c6146b")
-            .min_count(1)
-            .max_count(1);
-        if !tags.is_empty() {
-            let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-            for (k, v) in tags {
-                spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-            }
-            req = req.tag_specifications(spec.build());
-        }
-        let out = req.send().await.unwrap();
-        out.instances()[0].instance_id().unwrap().to_string()
+        reaper_e2e::launch(&self.moto.ec2(REGION), 1, tags)
+            .await
+            .remove(0)
     }
 
     async fn state(&self, id: &str) -> (InstanceStateName, Vec<(String, String)>) {

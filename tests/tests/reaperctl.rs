@@ -1,28 +1,14 @@
 //! `reaperctl` — the real binary — against moto in two regions, in both output formats.
 
-use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::InstanceStateName;
 use reaper::report::RunReport;
 use reaper_e2e::{reaperctl_binary, Moto};
 use std::process::{Command, Output};
 
 async fn launch(moto: &Moto, region: &str, tags: &[(&str, &str)]) -> String {
-    let mut req = moto
-        .ec2(region)
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .min_count(1)
-        .max_count(1);
-    if !tags.is_empty() {
-        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-        for (k, v) in tags {
-            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-        }
-        req = req.tag_specifications(spec.build());
-    }
-    req.send().await.unwrap().instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string()
+    reaper_e2e::launch(&moto.ec2(region), 1, tags)
+        .await
+        .remove(0)
 }
 
 async fn state(moto: &Moto, region: &str, id: &str) -> InstanceStateName {

@@ -4,7 +4,7 @@
 //! as `0m` are used; everything else — listing, tagging, stopping, terminating — is the real SDK
 //! talking to a real API server.
 
-use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::InstanceStateName;
 use chrono::{DateTime, TimeDelta, Utc};
 use reaper::aws::{ec2::Ec2Fleet, ec2_client, CallCounter};
 use reaper::config::Config;
@@ -15,7 +15,6 @@ use reaper_e2e::Moto;
 use std::collections::BTreeMap;
 
 const REGION: &str = "eu-west-1";
-const AMI: &str = "ami-12c6146b";
 
 struct Ec2 {
     client: aws_sdk_ec2::Client,
@@ -34,26 +33,7 @@ impl Ec2 {
     }
 
     async fn launch_n(&self, n: i32, tags: &[(&str, &str)], protected: bool) -> Vec<String> {
-        let mut req = self
-            .client
-            .run_instances()
-            .image_id(AMI)
-            .min_count(n)
-            .max_count(n)
-            .disable_api_termination(protected);
-        if !tags.is_empty() {
-            let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-            for (k, v) in tags {
-                spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-            }
-            req = req.tag_specifications(spec.build());
-        }
-        let out = req.send().await.expect("RunInstances");
-        let ids: Vec<String> = out
-            .instances()
-            .iter()
-            .map(|i| i.instance_id().unwrap().to_string())
-            .collect();
+        let ids = reaper_e2e::launch(&self.client, n, tags).await;
         if protected {
             // moto ignores DisableApiTermination on RunInstances; it honours the attribute.
             for id in &ids {

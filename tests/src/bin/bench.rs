@@ -5,7 +5,6 @@
 //! an unbatched baseline that makes one call per instance and action (the shape of a naive
 //! reaper). Prints calls by operation, the minimum (pages + one call per batch), wall time, ratios.
 
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use chrono::{TimeDelta, Utc};
 use reaper::aws::{ec2::Ec2Fleet, ec2_client, CallCounter};
 use reaper::config::Config;
@@ -66,19 +65,7 @@ async fn seed(moto: &Moto) -> usize {
             3 => vec![],
             _ => vec![("termination_date", "indefinite")],
         };
-        let mut req = ec2
-            .run_instances()
-            .image_id("ami-12c6146b")
-            .min_count(PER_RESERVATION)
-            .max_count(PER_RESERVATION);
-        if !tags.is_empty() {
-            let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-            for (k, v) in tags {
-                spec = spec.tags(Tag::builder().key(k).value(v).build());
-            }
-            req = req.tag_specifications(spec.build());
-        }
-        req.send().await.expect("RunInstances");
+        reaper_e2e::launch(&ec2, PER_RESERVATION, &tags).await;
     }
     RESERVATIONS * PER_RESERVATION as usize
 }

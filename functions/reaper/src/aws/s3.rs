@@ -170,10 +170,10 @@ mod tests {
         assert_eq!(r, before);
     }
 
-    /// docs/REPORT.md shows an S3 copy; it must stay one the reaper writes and reads.
+    /// README.md shows an S3 copy; it must stay one the reaper writes and reads.
     #[test]
     fn the_documented_example_is_a_real_report() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/REPORT.md");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
         let doc = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e} (moved? update this test)", path.display()));
         let start = doc.find("```json\n").expect("a ```json example") + "```json\n".len();
