@@ -108,7 +108,8 @@ def buckets(moto):
     src.create_bucket(Bucket="reaper-source")
     dst.create_bucket(Bucket="reaper-dst-eu-west-1", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     dst.put_bucket_versioning(Bucket="reaper-dst-eu-west-1", VersioningConfiguration={"Status": "Enabled"})
-    src.put_object(Bucket="reaper-source", Key="reaper/v1-aaaa/bootstrap.zip", Body=b"zip v1")
+    src.put_object(Bucket="reaper-source", Key="reaper/v1-aaaa/bootstrap.zip", Body=b"zip v1",
+                   Metadata={"sha256": "1" * 64})
     src.put_object(Bucket="reaper-source", Key="reaper/v2-bbbb/bootstrap.zip", Body=b"zip v2")
     return src, dst
 
@@ -140,6 +141,9 @@ def test_create_copies_update_copies_new_key_delete_removes_only_its_own(copier,
     assert created["Data"]["Key"] == "reaper/v1-aaaa/bootstrap.zip"
     got = dst.get_object(Bucket="reaper-dst-eu-west-1", Key="reaper/v1-aaaa/bootstrap.zip")
     assert got["Body"].read() == b"zip v1"
+    # The publisher's sha256 survives the copy (scripts/publish compares it), next to the mark.
+    assert got["Metadata"] == {"sha256": "1" * 64, "reaper-copied-by": pid}
+    assert got["ContentType"] == "application/zip"
 
     copier.handler(event(cfn, "Update", {**PROPS, "SourceKey": "reaper/v2-bbbb/bootstrap.zip"}, pid, "req-2"), Context())
     assert len(cfn.bodies) == 2
@@ -177,6 +181,9 @@ def test_near_timeout_sends_failed_once_and_the_late_finish_sends_nothing(copier
     class Slow:
         def __init__(self):
             self.inner = real_client("s3")
+
+        def head_object(self, **kw):
+            return self.inner.head_object(**kw)
 
         def copy_object(self, **kw):
             time.sleep(2.5)  # longer than the time left before the copier's own deadline
