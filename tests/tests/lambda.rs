@@ -271,6 +271,39 @@ async fn the_report_is_archived_in_s3_whole_and_equal_to_the_response() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_slack_message_links_to_the_s3_copy() {
+    let bucket = "reaper-reports";
+    let sink = WebhookSink::start(WebhookMode::Ok);
+    let url = sink.url();
+    let rig = rig(&[
+        ("REPORT_BUCKET", bucket),
+        ("SLACKWEBHOOK", url.as_str()),
+        ("GRACE_PERIOD", "0m"),
+    ]);
+    rig.moto
+        .s3(REGION)
+        .create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    rig.launch(&[]).await;
+    let r = rig.report(fixture("schedule.json"));
+    let link = format!("s3://{bucket}/{}", reaper::aws::s3::report_key(&r));
+    assert_eq!(r.delivery.s3.as_deref(), Some(link.as_str()));
+    assert!(
+        sink.requests()[0].to_string().contains(&link),
+        "{}",
+        sink.requests()[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn slack_gets_one_message_per_noteworthy_run_and_none_for_an_empty_one() {
     let sink = WebhookSink::start(WebhookMode::Ok);
     let url = sink.url();

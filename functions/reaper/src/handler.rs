@@ -124,6 +124,11 @@ pub async fn handle<F: Fleet>(
 /// Slack first, then S3 (so the archived copy records the Slack result), then the log lines
 /// (a huge report's log line is shortened like the return value; counts stay exact).
 pub async fn deliver<F>(app: &App<F>, report: &mut RunReport) {
+    if let (Some(_), Some(bucket)) = (&app.s3, &app.config.report_bucket) {
+        // Slack links to the S3 copy about to be written; if the write fails, `archive` clears
+        // this again and says why in `errors`.
+        report.delivery.s3 = Some(crate::aws::s3::report_url(bucket, report));
+    }
     crate::slack::notify(&app.http, app.config.slack_webhook.as_ref(), report).await;
     if let (Some(s3), Some(bucket)) = (&app.s3, &app.config.report_bucket) {
         crate::aws::s3::archive(s3, bucket, report).await;

@@ -10,6 +10,12 @@ use super::api_error;
 use crate::report::RunReport;
 use aws_sdk_s3::primitives::ByteStream;
 
+/// `s3://<bucket>/<report_key>`: where `archive` writes the report. Known before the write, so the
+/// Slack message (sent first) can link to it.
+pub fn report_url(bucket: &str, report: &RunReport) -> String {
+    format!("s3://{bucket}/{}", report_key(report))
+}
+
 /// `reports/<account>/<region>/<YYYY>/<MM>/<DD>/<run id>.json`, the date being the run's start in UTC.
 pub fn report_key(report: &RunReport) -> String {
     format!(
@@ -25,7 +31,7 @@ pub fn report_key(report: &RunReport) -> String {
 /// and logged; it never fails the run.
 pub async fn archive(client: &aws_sdk_s3::Client, bucket: &str, report: &mut RunReport) {
     let key = report_key(report);
-    report.delivery.s3 = Some(format!("s3://{bucket}/{key}"));
+    report.delivery.s3 = Some(report_url(bucket, report));
     let body = match serde_json::to_vec(report) {
         Ok(body) => body,
         // Not reachable with the report's types (string keys, no floats), but never a panic.
