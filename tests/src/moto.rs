@@ -261,6 +261,24 @@ impl Moto {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// Creates `bucket` in `region` (with the location constraint S3 wants outside us-east-1).
+    pub async fn create_bucket(&self, region: &str, bucket: &str) {
+        let mut req = self.s3(region).create_bucket().bucket(bucket);
+        if region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        req.send().await.unwrap_or_else(|e| {
+            panic!(
+                "CreateBucket {bucket}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )
+        });
+    }
+
     /// Environment for a child process (the Lambda binary, `reaperctl`) that should talk to this
     /// server. Besides the endpoint, credentials and region, it points the shared config and
     /// credentials files at nothing, so a developer's `~/.aws` cannot leak in.

@@ -230,18 +230,7 @@ fn a_bad_environment_value_fails_at_start_up_with_one_line() {
 async fn the_report_is_archived_in_s3_whole_and_equal_to_the_response() {
     let bucket = "reaper-reports";
     let rig = rig(&[("REPORT_BUCKET", bucket), ("GRACE_PERIOD", "0m")]);
-    rig.moto
-        .s3(REGION)
-        .create_bucket()
-        .bucket(bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    rig.moto.create_bucket(REGION, bucket).await;
     rig.launch(&[("lifetime", "0m")]).await;
     rig.launch(&[]).await;
     let r = rig.report(fixture("schedule.json"));
@@ -280,18 +269,7 @@ async fn the_slack_message_links_to_the_s3_copy() {
         ("SLACKWEBHOOK", url.as_str()),
         ("GRACE_PERIOD", "0m"),
     ]);
-    rig.moto
-        .s3(REGION)
-        .create_bucket()
-        .bucket(bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    rig.moto.create_bucket(REGION, bucket).await;
     rig.launch(&[]).await;
     let r = rig.report(fixture("schedule.json"));
     let link = format!("s3://{bucket}/{}", reaper::aws::s3::report_key(&r));

@@ -585,6 +585,13 @@ mod tests {
         }
     }
 
+    fn live() -> Config {
+        Config {
+            live: true,
+            ..Config::default()
+        }
+    }
+
     fn ctx() -> RunContext {
         RunContext {
             run_id: "r".into(),
@@ -624,16 +631,7 @@ mod tests {
     #[tokio::test]
     async fn a_live_run_acts_with_one_call_per_batch_after_one_re_check() {
         let f = fleet();
-        let r = sweep(
-            &f,
-            &Config {
-                live: true,
-                ..Config::default()
-            },
-            ctx(),
-            req(true),
-        )
-        .await;
+        let r = sweep(&f, &live(), ctx(), req(true)).await;
         assert_eq!(f.get("i-expired").state, InstanceState::ShuttingDown);
         assert_eq!(f.get("i-due").state, InstanceState::ShuttingDown);
         assert_eq!(
@@ -682,16 +680,7 @@ mod tests {
                     .tags
                     .insert("lifetime".into(), "1w".into());
             }));
-        let r = sweep(
-            &f,
-            &Config {
-                live: true,
-                ..Config::default()
-            },
-            ctx(),
-            req(true),
-        )
-        .await;
+        let r = sweep(&f, &live(), ctx(), req(true)).await;
         assert_eq!(f.get("i-expired").state, InstanceState::Running);
         assert_eq!(f.get("i-untagged").state, InstanceState::Running);
         assert_eq!(outcome(&r, "i-expired"), Some(Outcome::Deferred));
@@ -712,16 +701,7 @@ mod tests {
     async fn a_protected_instance_fails_and_is_not_stopped_instead() {
         let mut f = fleet();
         f.refuse_terminate.insert("i-expired".into());
-        let r = sweep(
-            &f,
-            &Config {
-                live: true,
-                ..Config::default()
-            },
-            ctx(),
-            req(true),
-        )
-        .await;
+        let r = sweep(&f, &live(), ctx(), req(true)).await;
         assert_eq!(f.get("i-expired").state, InstanceState::Running);
         let e = r.instances.iter().find(|i| i.id == "i-expired").unwrap();
         assert_eq!(e.outcome, Some(Outcome::Failed));
@@ -742,16 +722,7 @@ mod tests {
         let f = fleet();
         let mut rq = req(true);
         rq.deadline = Some(Instant::now() + std::time::Duration::from_secs(10));
-        let r = sweep(
-            &f,
-            &Config {
-                live: true,
-                ..Config::default()
-            },
-            ctx(),
-            rq,
-        )
-        .await;
+        let r = sweep(&f, &live(), ctx(), rq).await;
         assert_eq!(f.mutating_calls(), 0);
         assert_eq!(r.outcome_count(Outcome::Deferred), 4);
         assert_eq!(r.outcome_count(Outcome::Done), 0);
@@ -760,10 +731,7 @@ mod tests {
     #[tokio::test]
     async fn over_the_cap_nothing_of_that_action_happens() {
         let f = fleet();
-        let mut cfg = Config {
-            live: true,
-            ..Config::default()
-        };
+        let mut cfg = live();
         cfg.caps.terminations = crate::policy::Cap::Limited(1);
         let r = sweep(&f, &cfg, ctx(), req(true)).await;
         assert_eq!(f.get("i-expired").state, InstanceState::Running);
@@ -782,10 +750,7 @@ mod tests {
     #[tokio::test]
     async fn a_tripped_circuit_stays_the_outcome_when_time_runs_out() {
         let f = fleet();
-        let mut cfg = Config {
-            live: true,
-            ..Config::default()
-        };
+        let mut cfg = live();
         cfg.caps.terminations = crate::policy::Cap::Limited(0);
         let mut rq = req(true);
         rq.deadline = Some(Instant::now() + std::time::Duration::from_secs(5));
@@ -802,16 +767,7 @@ mod tests {
         let mut rq = req(true);
         rq.trigger = TriggerKind::InstanceState;
         rq.instance_ids = Some(vec!["i-untagged".into(), "i-lifetime".into()]);
-        let r = sweep(
-            &f,
-            &Config {
-                live: true,
-                ..Config::default()
-            },
-            ctx(),
-            rq,
-        )
-        .await;
+        let r = sweep(&f, &live(), ctx(), rq).await;
         assert_eq!(f.get("i-untagged").state, InstanceState::Running);
         assert_eq!(outcome(&r, "i-untagged"), Some(Outcome::Deferred));
         assert!(f.get("i-lifetime").tags.contains_key("termination_date"));

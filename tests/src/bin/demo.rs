@@ -134,18 +134,8 @@ async fn run() -> Result<(), Vec<String>> {
         runtime.address()
     );
     let ec2 = moto.ec2(REGION);
-    let s3 = moto.s3(REGION);
     let bucket = "ec2-reaper-reports-demo";
-    s3.create_bucket()
-        .bucket(bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| one(format!("CreateBucket: {e}")))?;
+    moto.create_bucket(REGION, bucket).await;
 
     use VerdictKind::*;
     let now = Utc::now();
