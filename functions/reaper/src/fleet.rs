@@ -42,7 +42,8 @@ pub type IdResult = (String, Result<(), ApiError>);
 pub const NOT_ATTEMPTED: &str = "NotAttempted";
 
 impl ApiError {
-    fn not_attempted() -> Self {
+    /// The answer for an id whose call was not started because the run ran out of time.
+    pub fn not_attempted() -> Self {
         ApiError {
             code: NOT_ATTEMPTED.into(),
             message: "less than 30 s of the run's time was left".into(),
@@ -116,8 +117,8 @@ pub trait Fleet: Send + Sync {
 /// Runs `call` on the whole batch; when the batch fails as a whole with an error that can belong
 /// to one instance (protection, unknown id, wrong state), splits it in halves down to single ids,
 /// so one bad instance costs at most 2*ceil(log2 n)+1 calls and every other instance is acted on.
-/// Bounded by `bisect_budget`; `keep_going` is asked before every call after the first (the
-/// Lambda deadline), and ids never attempted come back as `NOT_ATTEMPTED`.
+/// Bounded by `bisect_budget`; `keep_going` (the Lambda deadline) is asked before every call,
+/// and ids never attempted come back as `NOT_ATTEMPTED`.
 pub async fn bisect<F, Fut>(
     ids: &[String],
     keep_going: &(dyn Fn() -> bool + Sync),
@@ -135,7 +136,7 @@ where
         if part.is_empty() {
             continue;
         }
-        if calls > 0 && !keep_going() {
+        if !keep_going() {
             results.extend(
                 part.iter()
                     .map(|id| (id.clone(), Err(ApiError::not_attempted()))),

@@ -203,10 +203,6 @@ pub async fn sweep<F: Fleet>(
     finish(report, entries, fleet, &calls_before, &cfg.owner_tag)
 }
 
-fn out_of_time(deadline: Option<Instant>) -> bool {
-    !has_time(deadline)
-}
-
 const OUT_OF_TIME: &str = "less than 30 s of the run's time was left; the next run picks it up";
 
 async fn act<F: Fleet>(
@@ -223,7 +219,9 @@ async fn act<F: Fleet>(
         return;
     }
     let entry = |id: &str| index.get(id).copied();
-    if out_of_time(req.deadline) {
+    // Out of time before the re-check: nothing starts. Later, every call checks the deadline
+    // itself (`fleet::bisect`), and ids it does not attempt come back NOT_ATTEMPTED -> deferred.
+    if !has_time(req.deadline) {
         defer_all(entries, index, &action_ids, OUT_OF_TIME);
         return;
     }
@@ -275,11 +273,6 @@ async fn act<F: Fleet>(
     // 1. Stamps (also the ones that precede a termination).
     let mut stamp_failed: BTreeSet<String> = BTreeSet::new();
     for batch in &the_plan.stamps {
-        if out_of_time(req.deadline) {
-            defer_all(entries, index, &batch.ids, OUT_OF_TIME);
-            stamp_failed.extend(batch.ids.iter().cloned());
-            continue;
-        }
         for (id, result) in fleet.tag(&batch.ids, &batch.tags, req.deadline).await {
             if let (Err(err), Some(i)) = (result, entry(&id)) {
                 entries[i].fail("tagging termination_date", &err);
@@ -299,10 +292,6 @@ async fn act<F: Fleet>(
         if ids.is_empty() {
             continue;
         }
-        if out_of_time(req.deadline) {
-            defer_all(entries, index, &ids, OUT_OF_TIME);
-            continue;
-        }
         record(
             entries,
             index,
@@ -314,10 +303,6 @@ async fn act<F: Fleet>(
     // 3. Stops, then the tags that tell a person why the machine is off.
     let mut stopped: BTreeSet<String> = BTreeSet::new();
     for batch in &the_plan.stops {
-        if out_of_time(req.deadline) {
-            defer_all(entries, index, &batch.ids, OUT_OF_TIME);
-            continue;
-        }
         let results = fleet.stop(&batch.ids, req.deadline).await;
         stopped.extend(
             results
@@ -337,22 +322,7 @@ async fn act<F: Fleet>(
         if ids.is_empty() {
             continue;
         }
-        let results = if out_of_time(req.deadline) {
-            ids.iter()
-                .map(|id| {
-                    (
-                        id.clone(),
-                        Err(ApiError {
-                            code: NOT_ATTEMPTED.into(),
-                            message: OUT_OF_TIME.into(),
-                            transient: true,
-                        }),
-                    )
-                })
-                .collect()
-        } else {
-            fleet.tag(&ids, &batch.tags, req.deadline).await
-        };
+        let results = fleet.tag(&ids, &batch.tags, req.deadline).await;
         for (id, result) in results {
             if let (Err(err), Some(i)) = (result, entry(&id)) {
                 // The stop happened; only the explanation is missing.
@@ -493,7 +463,10 @@ mod tests {
             }
             Ok(out)
         }
-        async fn terminate(&self, ids: &[String], _deadline: Option<Instant>) -> Vec<IdResult> {
+        async fn terminate(&self, ids: &[String], deadline: Option<Instant>) -> Vec<IdResult> {
+            if !has_time(deadline) {
+                return not_attempted(ids);
+            }
             self.count("TerminateInstances");
             ids.iter()
                 .map(|id| {
@@ -511,7 +484,10 @@ mod tests {
                 })
                 .collect()
         }
-        async fn stop(&self, ids: &[String], _deadline: Option<Instant>) -> Vec<IdResult> {
+        async fn stop(&self, ids: &[String], deadline: Option<Instant>) -> Vec<IdResult> {
+            if !has_time(deadline) {
+                return not_attempted(ids);
+            }
             self.count("StopInstances");
             for id in ids {
                 self.instances.lock().unwrap().get_mut(id).unwrap().state = InstanceState::Stopping;
@@ -522,8 +498,11 @@ mod tests {
             &self,
             ids: &[String],
             tags: &TagSet,
-            _deadline: Option<Instant>,
+            deadline: Option<Instant>,
         ) -> Vec<IdResult> {
+            if !has_time(deadline) {
+                return not_attempted(ids);
+            }
             self.count("CreateTags");
             for id in ids {
                 let mut all = self.instances.lock().unwrap();
@@ -535,6 +514,13 @@ mod tests {
         fn api_calls(&self) -> BTreeMap<String, u64> {
             self.calls.lock().unwrap().clone()
         }
+    }
+
+    /// What a fleet answers for calls it does not start (the port's deadline contract).
+    fn not_attempted(ids: &[String]) -> Vec<IdResult> {
+        ids.iter()
+            .map(|id| (id.clone(), Err(ApiError::not_attempted())))
+            .collect()
     }
 
     fn now() -> DateTime<Utc> {
