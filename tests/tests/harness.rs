@@ -316,14 +316,14 @@ fn runtime_api_reports_function_errors_and_init_errors() {
         assert_eq!(event.body, json!({"dryrun": true}));
         let status = fake.post(
             &format!("/invocation/{}/error", event.id),
-            &json!({"errorType": "reaper::trigger::TriggerError",
+            &json!({"errorType": "InvalidEvent",
                     "errorMessage": "unknown field `dryrun`"}),
         );
         assert_eq!(status, 202);
         assert_eq!(
             invoked.join().unwrap(),
             Invocation::Error {
-                error_type: "reaper::trigger::TriggerError".into(),
+                error_type: "InvalidEvent".into(),
                 error_message: "unknown field `dryrun`".into(),
             }
         );

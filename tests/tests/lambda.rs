@@ -84,7 +84,7 @@ async fn the_schedule_fixture_sweeps_live_and_returns_the_report() {
     let untagged = rig.launch(&[("Name", "mystery")]).await;
     let r = rig.report(fixture("schedule.json"));
     assert_eq!(
-        (r.mode.to_string().as_str(), r.trigger.as_str()),
+        (r.mode.to_string().as_str(), <&str>::from(r.trigger)),
         ("live", "schedule")
     );
     assert_eq!(r.region, REGION);
@@ -128,7 +128,7 @@ async fn the_state_change_fixture_stamps_the_new_instance_at_once() {
     let mut event = fixture("instance-state-pending.json");
     event["detail"]["instance-id"] = json!(new);
     let r = rig.report(event);
-    assert_eq!(r.trigger, "instance-state");
+    assert_eq!(r.trigger.to_string(), "instance-state");
     assert_eq!(r.instances_judged, 1, "only the instance in the event");
     let (state, tags) = rig.state(&new).await;
     assert_eq!(state, InstanceStateName::Running);
@@ -148,7 +148,7 @@ async fn manual_payloads_dry_run_and_forecast() {
     // `{}` is a live sweep (LIVEMODE is on) and this instance is not due yet.
     let r = rig.report(fixture("manual-empty.json"));
     assert_eq!(
-        (r.trigger.as_str(), r.mode.to_string().as_str()),
+        (<&str>::from(r.trigger), r.mode.to_string().as_str()),
         ("manual", "live")
     );
     assert_eq!(r.verdict_count(reaper::policy::VerdictKind::Keep), 1);
@@ -183,8 +183,13 @@ async fn malformed_payloads_are_refused_naming_the_field_and_the_function_lives_
         ("manual-bad-type.json", "field `dry_run` must be a boolean"),
     ] {
         match rig.invoke(fixture(name)) {
-            Invocation::Error { error_message, .. } => {
-                assert!(error_message.contains(fragment), "{name}: {error_message}")
+            Invocation::Error {
+                error_type,
+                error_message,
+            } => {
+                assert!(error_message.contains(fragment), "{name}: {error_message}");
+                // A name a person can alarm on, not a Rust type path.
+                assert_eq!(error_type, "InvalidEvent", "{name}");
             }
             other => panic!("{name}: {other:?}"),
         }
@@ -234,7 +239,7 @@ async fn the_report_is_archived_in_s3_whole_and_equal_to_the_response() {
     rig.launch(&[("lifetime", "0m")]).await;
     rig.launch(&[]).await;
     let r = rig.report(fixture("schedule.json"));
-    let key = reaper::aws::s3::report_key(&r);
+    let key = reaper::adapters::s3::report_key(&r);
     assert!(
         key.starts_with(&format!("reports/123456789012/{REGION}/")),
         "{key}"
@@ -272,7 +277,7 @@ async fn the_slack_message_links_to_the_s3_copy() {
     rig.moto.create_bucket(REGION, bucket).await;
     rig.launch(&[]).await;
     let r = rig.report(fixture("schedule.json"));
-    let link = format!("s3://{bucket}/{}", reaper::aws::s3::report_key(&r));
+    let link = format!("s3://{bucket}/{}", reaper::adapters::s3::report_key(&r));
     assert_eq!(r.delivery.s3.as_deref(), Some(link.as_str()));
     assert!(
         sink.requests()[0].to_string().contains(&link),
@@ -288,13 +293,16 @@ async fn slack_gets_one_message_per_noteworthy_run_and_none_for_an_empty_one() {
     let rig = rig(&[("SLACKWEBHOOK", url.as_str()), ("GRACE_PERIOD", "0m")]);
     let r = rig.report(fixture("schedule.json"));
     assert_eq!(
-        r.delivery.slack.as_deref(),
+        r.delivery.slack.clone().map(String::from).as_deref(),
         Some("skipped (nothing to report)")
     );
     assert!(sink.requests().is_empty());
     rig.launch(&[("Name", "mystery"), ("owner", "bo")]).await;
     let r = rig.report(fixture("schedule.json"));
-    assert_eq!(r.delivery.slack.as_deref(), Some("sent"));
+    assert_eq!(
+        r.delivery.slack.clone().map(String::from).as_deref(),
+        Some("sent")
+    );
     let messages = sink.requests();
     assert_eq!(messages.len(), 1);
     let text = messages[0].to_string();
@@ -326,7 +334,7 @@ async fn a_failing_or_silent_slack_never_fails_the_run() {
             "{mode:?}"
         );
         assert_eq!(r.outcome_count(reaper::report::Outcome::Done), 1);
-        let slack = r.delivery.slack.as_deref().unwrap();
+        let slack = r.delivery.slack.clone().map(String::from).unwrap();
         assert!(slack.starts_with("failed: "), "{mode:?}: {slack}");
         assert!(
             r.errors.iter().any(|e| e.starts_with("slack: ")),

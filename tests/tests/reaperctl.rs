@@ -101,7 +101,7 @@ async fn plan_and_sweep_across_two_regions_in_both_formats() {
     );
     assert!(reports
         .iter()
-        .all(|r| r.mode.to_string() == "dry-run" && r.trigger == "cli"));
+        .all(|r| r.mode.to_string() == "dry-run" && r.trigger.to_string() == "cli"));
     assert_eq!(reports[1].instances_judged, 2);
 
     // A forecast: as of 2030 the kept instance is still kept; --at with --live is refused.
@@ -125,6 +125,7 @@ async fn plan_and_sweep_across_two_regions_in_both_formats() {
         &[
             "sweep",
             "--live",
+            "--yes",
             "--region",
             "us-east-2",
             "--at",
@@ -146,7 +147,11 @@ async fn plan_and_sweep_across_two_regions_in_both_formats() {
     // sweep --live acts in both regions.
     let out = reaperctl(
         &moto,
-        &[&["sweep", "--live", "--output", "json"], &regions[..]].concat(),
+        &[
+            &["sweep", "--live", "--yes", "--output", "json"],
+            &regions[..],
+        ]
+        .concat(),
         &env,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -164,7 +169,11 @@ async fn plan_and_sweep_across_two_regions_in_both_formats() {
         state(&moto, "us-east-2", &keep_us).await,
         InstanceStateName::Running
     );
-    let out = reaperctl(&moto, &[&["sweep", "--live"], &regions[..]].concat(), &env);
+    let out = reaperctl(
+        &moto,
+        &[&["sweep", "--live", "--yes"], &regions[..]].concat(),
+        &env,
+    );
     assert!(text(&out.stdout).contains("[live]"));
 }
 
@@ -177,7 +186,7 @@ async fn exit_codes_say_whether_anything_failed() {
     // A circuit that opens is a failure: exit 1, and nothing terminated.
     let out = reaperctl(
         &moto,
-        &["sweep", "--live", "--region", "eu-west-1"],
+        &["sweep", "--live", "--yes", "--region", "eu-west-1"],
         &[("MAX_TERMINATIONS", "2")],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));

@@ -6,11 +6,12 @@
 
 use aws_sdk_ec2::types::InstanceStateName;
 use chrono::{DateTime, TimeDelta, Utc};
-use reaper::aws::{ec2::Ec2Fleet, ec2_client, CallCounter};
+use reaper::adapters::ec2::Ec2Fleet;
 use reaper::config::Config;
 use reaper::policy::{format_date, Cap, VerdictKind};
+use reaper::ports::Deadline;
 use reaper::report::{Outcome, RunReport};
-use reaper::sweep::{sweep, RunContext, SweepRequest, TriggerKind};
+use reaper::run::{sweep, Mode, RunContext, RunRequest, Scope, TriggerKind};
 use reaper_e2e::Moto;
 use std::collections::BTreeMap;
 
@@ -85,9 +86,7 @@ impl Ec2 {
 }
 
 fn setup(moto: &Moto) -> (Ec2, Ec2Fleet) {
-    let sdk = moto.sdk_config(REGION);
-    let calls = CallCounter::default();
-    let fleet = Ec2Fleet::new(ec2_client(&sdk, &calls), calls);
+    let fleet = Ec2Fleet::from_sdk(&moto.sdk_config(REGION));
     (
         Ec2 {
             client: moto.ec2(REGION),
@@ -96,28 +95,36 @@ fn setup(moto: &Moto) -> (Ec2, Ec2Fleet) {
     )
 }
 
-fn config(live: bool) -> Config {
-    Config {
+/// The rules of a run, and whether it is live (what a request decides).
+struct Setup {
+    cfg: Config,
+    live: bool,
+}
+
+fn config(live: bool) -> Setup {
+    Setup {
+        cfg: Config::default(),
         live,
-        ..Config::default()
     }
 }
 
-async fn run(fleet: &Ec2Fleet, cfg: &Config, now: DateTime<Utc>) -> RunReport {
+async fn run(fleet: &Ec2Fleet, setup: &Setup, now: DateTime<Utc>) -> RunReport {
     let ctx = RunContext {
         run_id: "e2e".into(),
         account: "123456789012".into(),
         region: REGION.into(),
     };
-    let req = SweepRequest {
+    let req = RunRequest {
+        mode: if setup.live { Mode::Live } else { Mode::DryRun },
         trigger: TriggerKind::Schedule,
-        live: cfg.live,
+        scope: Scope::Sweep,
         now,
         forecast: false,
-        instance_ids: None,
-        deadline: None,
+        ids: None,
+        deadline: Deadline::NONE,
+        warnings: Vec::new(),
     };
-    sweep(fleet, cfg, ctx, req).await
+    sweep(fleet, &setup.cfg, ctx, &req).await
 }
 
 fn entry<'a>(r: &'a RunReport, id: &str) -> &'a reaper::report::InstanceReport {
@@ -299,8 +306,8 @@ async fn a_plan_over_the_cap_terminates_nothing_and_says_how_to_proceed() {
     let ids = ec2.launch_n(3, &[("lifetime", "0m")], false).await;
     let untagged = ec2.launch_n(2, &[], false).await;
     let mut cfg = config(true);
-    cfg.caps.terminations = Cap::Limited(2);
-    cfg.rules.grace_period = TimeDelta::zero();
+    cfg.cfg.caps.terminations = Cap::Limited(2);
+    cfg.cfg.rules.grace_period = TimeDelta::zero();
     let r = run(&fleet, &cfg, Utc::now()).await;
     let after = ec2.all().await;
     for id in &ids {
@@ -341,7 +348,7 @@ async fn managed_instances_are_skipped_unless_told_otherwise() {
     );
 
     let mut cfg = config(true);
-    cfg.rules.skip_managed = false;
+    cfg.cfg.rules.skip_managed = false;
     let r = run(&fleet, &cfg, Utc::now()).await;
     assert_eq!(entry(&r, &eks).verdict, VerdictKind::Terminate);
     assert_eq!(ec2.all().await[&eks].state, InstanceStateName::Terminated);

@@ -33,8 +33,11 @@ impl fmt::Debug for Webhook {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub live: bool,
+    /// What LIVEMODE says; only `run::RunRequest` reads it to decide the run's mode.
+    pub livemode: bool,
     pub slack_webhook: Option<Webhook>,
+    /// A Secrets Manager secret whose string is the webhook URL, read on the first run that posts.
+    pub slack_webhook_secret_arn: Option<String>,
     pub rules: Rules,
     pub caps: Caps,
     pub owner_tag: String,
@@ -46,8 +49,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            live: false,
+            livemode: false,
             slack_webhook: None,
+            slack_webhook_secret_arn: None,
             rules: Rules::default(),
             caps: Caps::default(),
             owner_tag: "owner".into(),
@@ -67,7 +71,7 @@ impl Config {
         let mut cfg = Config::default();
 
         match lookup("LIVEMODE") {
-            Some(v) if v.eq_ignore_ascii_case("true") => cfg.live = true,
+            Some(v) if v.eq_ignore_ascii_case("true") => cfg.livemode = true,
             Some(v) if v.is_empty() || v.eq_ignore_ascii_case("false") => {}
             None => {}
             // SPEC §4: anything but `true` is a dry run. It is the safe side, but never silent.
@@ -78,6 +82,23 @@ impl Config {
 
         if let Some(v) = lookup("SLACKWEBHOOK").filter(|v| !v.is_empty()) {
             cfg.slack_webhook = Some(parse_webhook(&v)?);
+        }
+        if let Some(v) = lookup("SLACKWEBHOOK_SECRET_ARN").filter(|v| !v.is_empty()) {
+            if !valid_secret_arn(&v) {
+                return Err(ConfigError {
+                    var: "SLACKWEBHOOK_SECRET_ARN",
+                    value: v,
+                    accepted: "a Secrets Manager secret ARN, arn:<partition>:secretsmanager:<region>:<account>:secret:<name>, or empty".into(),
+                });
+            }
+            if cfg.slack_webhook.is_some() {
+                return Err(ConfigError {
+                    var: "SLACKWEBHOOK_SECRET_ARN",
+                    value: v,
+                    accepted: "only one webhook source: leave SLACKWEBHOOK empty when the webhook is in Secrets Manager".into(),
+                });
+            }
+            cfg.slack_webhook_secret_arn = Some(v);
         }
 
         if let Some(v) = lookup("GRACE_PERIOD") {
@@ -134,18 +155,10 @@ fn duration(var: &'static str, v: &str) -> Result<TimeDelta, ConfigError> {
 }
 
 fn cap(var: &'static str, v: &str) -> Result<Cap, ConfigError> {
-    if v == "unlimited" {
-        return Ok(Cap::Unlimited);
-    }
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(n) = v.parse::<u64>() {
-            return Ok(Cap::Limited(n));
-        }
-    }
-    Err(ConfigError {
+    v.parse().map_err(|accepted| ConfigError {
         var,
         value: v.into(),
-        accepted: "a whole number of instances (0 or more) or `unlimited`".into(),
+        accepted,
     })
 }
 
@@ -163,7 +176,19 @@ fn boolean(var: &'static str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
-fn parse_webhook(v: &str) -> Result<Webhook, ConfigError> {
+/// `arn:<partition>:secretsmanager:<region>:<12 digits>:secret:<name>`.
+fn valid_secret_arn(v: &str) -> bool {
+    let parts: Vec<&str> = v.splitn(7, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "secretsmanager", region, account, "secret", name]
+        if partition.starts_with("aws")
+            && !region.is_empty()
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && !name.is_empty())
+}
+
+/// The webhook URL as SLACKWEBHOOK or the secret holds it; the error never shows the secret part.
+pub(crate) fn parse_webhook(v: &str) -> Result<Webhook, ConfigError> {
     let redacted = || {
         // Show only enough to recognise the value; the path of a webhook URL is the secret.
         let shown: String = v.chars().take(12).collect();
@@ -213,7 +238,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = cfg(&[]).unwrap();
-        assert!(!c.live);
+        assert!(!c.livemode);
         assert_eq!(c.rules.grace_period, TimeDelta::minutes(15));
         assert_eq!(c.rules.warn_window, TimeDelta::days(1));
         assert_eq!(c.caps.terminations, Cap::Limited(100));
@@ -228,15 +253,15 @@ mod tests {
     #[test]
     fn livemode_is_true_case_insensitively_and_nothing_else() {
         for v in ["true", "TRUE", "True", "tRuE"] {
-            assert!(cfg(&[("LIVEMODE", v)]).unwrap().live, "{v}");
+            assert!(cfg(&[("LIVEMODE", v)]).unwrap().livemode, "{v}");
         }
         for v in ["", "false", "FALSE"] {
             let c = cfg(&[("LIVEMODE", v)]).unwrap();
-            assert!(!c.live && c.warnings.is_empty(), "{v}");
+            assert!(!c.livemode && c.warnings.is_empty(), "{v}");
         }
         for v in ["yes", "1", "on", " true", "true "] {
             let c = cfg(&[("LIVEMODE", v)]).unwrap();
-            assert!(!c.live, "{v}");
+            assert!(!c.livemode, "{v}");
             assert!(
                 c.warnings[0].contains("is not `true`, so this is a dry run"),
                 "{v}"
@@ -267,11 +292,29 @@ mod tests {
         assert!(!c.rules.skip_managed);
         assert_eq!(c.owner_tag, "team:owner");
         assert_eq!(c.report_bucket.as_deref(), Some("my-reports.example"));
-        assert!(!format!("{c:?}").contains("secret"));
+        assert!(
+            !format!("{c:?}").contains("T/B/secret"),
+            "the webhook never shows in Debug"
+        );
         assert_eq!(
             c.slack_webhook.unwrap().url(),
             "https://hooks.slack.com/services/T/B/secret"
         );
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:reaper/slack-AbCdEf";
+        let secret = cfg(&[("SLACKWEBHOOK_SECRET_ARN", arn)]).unwrap();
+        assert_eq!(secret.slack_webhook_secret_arn.as_deref(), Some(arn));
+        let both = cfg(&[
+            ("SLACKWEBHOOK_SECRET_ARN", arn),
+            (
+                "SLACKWEBHOOK",
+                "https://hooks.slack.com/services/T/B/secret",
+            ),
+        ]);
+        assert!(both
+            .unwrap_err()
+            .to_string()
+            .contains("only one webhook source"));
+        assert!(cfg(&[("SLACKWEBHOOK_SECRET_ARN", "slack-webhook")]).is_err());
         let local = cfg(&[("SLACKWEBHOOK", "http://127.0.0.1:9999/hook")]).unwrap();
         assert!(local.slack_webhook.is_some());
         assert_eq!(cfg(&[("REPORT_BUCKET", "")]).unwrap().report_bucket, None);

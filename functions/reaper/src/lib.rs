@@ -1,16 +1,16 @@
 //! ec2-reaper: terminates expired EC2 instances, stamps lifetimes, stops untagged instances.
 //!
-//! Data flows one way: event -> trigger -> sweep -> (fleet -> policy -> plan -> fleet) -> report
-//! -> sinks. Only `aws` knows the SDK; only `policy` knows the rules.
+//! Data flows one way: event -> request -> sweep -> (fleet -> policy -> plan -> fleet) -> ledger
+//! -> report -> sinks. Only `adapters` knows the SDK and HTTP; only `policy` knows the rules; only
+//! `run::request` decides live vs dry run.
 
-pub mod aws;
+pub mod adapters;
 pub mod config;
-pub mod fleet;
 pub mod handler;
 pub mod logging;
 pub mod policy;
+pub mod ports;
 pub mod report;
-pub mod slack;
-pub mod sweep;
-pub mod table;
+pub mod run;
+mod text;
 pub mod trigger;

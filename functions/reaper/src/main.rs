@@ -1,9 +1,12 @@
-//! The Lambda entry point: configuration and AWS clients built once, then the runtime loop.
+//! The Lambda entry point: logging, configuration and adapters built once, then the runtime loop.
+// The handler future nests the SDK's futures deeply (listing, bisect, per-call deadline).
+#![recursion_limit = "256"]
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use reaper::aws::{ec2::Ec2Fleet, ec2_client, load_sdk_config, s3_client, CallCounter};
+use reaper::adapters::{ec2::Ec2Fleet, load_sdk_config, s3::S3Archive, slack::SlackWebhook};
 use reaper::config::Config;
 use reaper::handler::{account_from_arn, handle, App, Invocation};
+use reaper::ports::Deadline;
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
@@ -21,14 +24,22 @@ async fn main() -> Result<(), Error> {
     };
     let sdk = load_sdk_config(None, None).await;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-    let calls = CallCounter::default();
+    let fleet = Ec2Fleet::from_sdk(&sdk);
     let app = App {
-        fleet: Ec2Fleet::new(ec2_client(&sdk, &calls), calls.clone()),
-        s3: config
+        archive: config
             .report_bucket
-            .as_ref()
-            .map(|_| s3_client(&sdk, &calls)),
-        http: reaper::slack::http_client(),
+            .clone()
+            .map(|bucket| S3Archive::from_sdk(&sdk, fleet.counter(), bucket)),
+        chat: match (&config.slack_webhook, &config.slack_webhook_secret_arn) {
+            (Some(webhook), _) => Some(SlackWebhook::new(webhook.clone())),
+            (None, Some(arn)) => Some(SlackWebhook::from_secret(
+                &sdk,
+                fleet.counter(),
+                arn.clone(),
+            )),
+            (None, None) => None,
+        },
+        fleet,
         config,
         region,
     };
@@ -45,19 +56,16 @@ async fn main() -> Result<(), Error> {
         handle(app, &event.payload, invocation)
             .instrument(span)
             .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "rejected the event");
-                Error::from(err)
-            })
+            .inspect_err(|err| tracing::error!(error = %err, "rejected the event"))
     }))
     .await
 }
 
-/// The runtime gives the deadline as epoch milliseconds; the sweep wants an `Instant`.
-fn deadline(epoch_ms: u64) -> Option<Instant> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    Some(Instant::now() + Duration::from_millis(epoch_ms.saturating_sub(now_ms)))
+/// The runtime gives the deadline as epoch milliseconds; the run wants an `Instant`.
+fn deadline(epoch_ms: u64) -> Deadline {
+    let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+        return Deadline::NONE;
+    };
+    let left = Duration::from_millis(epoch_ms).saturating_sub(now);
+    Deadline::at(Instant::now() + left)
 }

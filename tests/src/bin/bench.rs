@@ -6,13 +6,12 @@
 //! reaper). Prints calls by operation, the minimum (pages + one call per batch), wall time, ratios.
 
 use chrono::{TimeDelta, Utc};
-use reaper::aws::{ec2::Ec2Fleet, ec2_client, CallCounter};
+use reaper::adapters::ec2::Ec2Fleet;
 use reaper::config::Config;
-use reaper::fleet::{ApiError, Fleet, IdResult};
-use reaper::policy::plan::TagSet;
 use reaper::policy::{format_date, Cap, Instance};
+use reaper::ports::{ApiError, Deadline, Fleet, IdOutcome, Mutation};
 use reaper::report::RunReport;
-use reaper::sweep::{sweep, RunContext, SweepRequest, TriggerKind};
+use reaper::run::{sweep, Mode, RunContext, RunRequest, Scope, TriggerKind};
 use reaper_e2e::Moto;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -25,27 +24,26 @@ const PER_RESERVATION: i32 = 50;
 struct Unbatched(Ec2Fleet);
 
 impl Fleet for Unbatched {
-    async fn list(&self, ids: Option<&[String]>) -> Result<Vec<Instance>, ApiError> {
-        self.0.list(ids).await
+    async fn list(
+        &self,
+        ids: Option<&[String]>,
+        deadline: Deadline,
+    ) -> Result<Vec<Instance>, ApiError> {
+        self.0.list(ids, deadline).await
     }
-    async fn terminate(&self, ids: &[String], deadline: Option<Instant>) -> Vec<IdResult> {
+    async fn apply(
+        &self,
+        mutation: Mutation<'_>,
+        ids: &[String],
+        deadline: Deadline,
+    ) -> Vec<(String, IdOutcome)> {
         let mut out = Vec::new();
         for id in ids {
-            out.extend(self.0.terminate(std::slice::from_ref(id), deadline).await);
-        }
-        out
-    }
-    async fn stop(&self, ids: &[String], deadline: Option<Instant>) -> Vec<IdResult> {
-        let mut out = Vec::new();
-        for id in ids {
-            out.extend(self.0.stop(std::slice::from_ref(id), deadline).await);
-        }
-        out
-    }
-    async fn tag(&self, ids: &[String], tags: &TagSet, deadline: Option<Instant>) -> Vec<IdResult> {
-        let mut out = Vec::new();
-        for id in ids {
-            out.extend(self.0.tag(std::slice::from_ref(id), tags, deadline).await);
+            out.extend(
+                self.0
+                    .apply(mutation, std::slice::from_ref(id), deadline)
+                    .await,
+            );
         }
         out
     }
@@ -71,10 +69,7 @@ async fn seed(moto: &Moto) -> usize {
 }
 
 fn config() -> Config {
-    let mut cfg = Config {
-        live: true,
-        ..Config::default()
-    };
+    let mut cfg = Config::default();
     cfg.rules.grace_period = TimeDelta::zero();
     cfg.caps.terminations = Cap::Unlimited;
     cfg.caps.stops = Cap::Unlimited;
@@ -87,22 +82,23 @@ async fn measure<F: Fleet>(fleet: &F) -> (RunReport, f64) {
         account: "123456789012".into(),
         region: REGION.into(),
     };
-    let req = SweepRequest {
+    let req = RunRequest {
+        mode: Mode::Live,
         trigger: TriggerKind::Cli,
-        live: true,
+        scope: Scope::Sweep,
         now: Utc::now(),
         forecast: false,
-        instance_ids: None,
-        deadline: None,
+        ids: None,
+        deadline: Deadline::NONE,
+        warnings: Vec::new(),
     };
     let started = Instant::now();
-    let report = sweep(fleet, &config(), ctx, req).await;
+    let report = sweep(fleet, &config(), ctx, &req).await;
     (report, started.elapsed().as_secs_f64())
 }
 
 fn fleet(moto: &Moto) -> Ec2Fleet {
-    let calls = CallCounter::default();
-    Ec2Fleet::new(ec2_client(&moto.sdk_config(REGION), &calls), calls)
+    Ec2Fleet::from_sdk(&moto.sdk_config(REGION))
 }
 
 #[tokio::main]

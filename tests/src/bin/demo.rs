@@ -293,11 +293,11 @@ async fn run() -> Result<(), Vec<String>> {
             reaper_e2e::Invocation::Response(v) => serde_json::from_value(v).map_err(|e| one(format!("response is not a report: {e}")))?,
             other => return Err(one(format!("the function did not answer with a report: {other:?}\nstderr: {}", function.stderr()))),
         };
-        print!("{}", reaper::table::render(std::slice::from_ref(&report)));
+        print!("{}", reaper::report::table::render(std::slice::from_ref(&report)));
         match sink.requests().get(before) {
             Some(message) => {
                 banner("…and the Slack message it posted");
-                println!("{}", reaper::slack::to_text(message));
+                println!("{}", reaper::adapters::slack::text::to_text(message));
             }
             None => problems.push(format!("{file}: no Slack message was posted")),
         }

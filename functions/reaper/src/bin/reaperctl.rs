@@ -3,21 +3,25 @@
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::stream::{self, StreamExt};
-use reaper::aws::ec2::{Ec2Fleet, Progress};
-use reaper::aws::{account_id, ec2_client, enabled_regions, load_sdk_config, CallCounter};
+use reaper::adapters::ec2::{Ec2Fleet, Progress};
+use reaper::adapters::{account_id, enabled_regions, load_sdk_config};
 use reaper::config::Config;
-use reaper::report::RunReport;
-use reaper::sweep::{sweep, RunContext, SweepRequest, TriggerKind};
+use reaper::ports::Deadline;
+use reaper::ports::Fleet;
+use reaper::report::explain::explain;
+use reaper::report::{table, RunReport};
+use reaper::run::{sweep, RunContext, RunRequest};
 use reaper::trigger::valid_instance_id;
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 const EXIT_CODES: &str = "\
 Exit codes:
   0  every region swept; nothing failed and no circuit opened
   1  an instance action failed, a circuit opened, or a region reported an error
-  2  bad arguments or configuration (nothing was listed or changed)
+  2  bad arguments or configuration, or a live sweep not confirmed (nothing was changed)
 
 Rules come from the same environment variables as the Lambda (GRACE_PERIOD, WARN_WINDOW,
 MAX_TERMINATIONS, MAX_STOPS, SKIP_MANAGED, OWNER_TAG). LIVEMODE is ignored: only
@@ -39,10 +43,40 @@ enum Command {
     Sweep {
         #[command(flatten)]
         common: Common,
-        /// Really terminate, stop and tag instances.
+        /// Really terminate, stop and tag instances. Shows what it is about to do and asks you to
+        /// type the account id first.
         #[arg(long)]
         live: bool,
+        /// With --live: do not ask (scripts). Without a terminal, --live needs --yes.
+        #[arg(long, requires = "live")]
+        yes: bool,
+        /// Refuse to run in any other account (a guard for scripts and wrong profiles).
+        #[arg(long, value_name = "ACCOUNT_ID", value_parser = parse_account)]
+        expect_account: Option<String>,
     },
+    /// Why the reaper would (or would not) act on instances: verdict, reason and when, in one
+    /// paragraph each. Reads only.
+    Why {
+        /// Instance ids.
+        #[arg(required = true, value_name = "ID", value_parser = parse_instance_id)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+        /// Judge as if it were this time (RFC 3339).
+        #[arg(long, value_parser = parse_at)]
+        at: Option<DateTime<Utc>>,
+    },
+}
+
+/// One account and region, for the commands that work on named instances.
+#[derive(Args)]
+struct Target {
+    /// Region of the instances. Default: the profile's region.
+    #[arg(long)]
+    region: Option<String>,
+    /// AWS profile to use.
+    #[arg(long)]
+    profile: Option<String>,
 }
 
 #[derive(Args)]
@@ -68,6 +102,10 @@ struct Common {
     /// Regions swept at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
     concurrency: u16,
+    /// Give up after this many seconds: no new work starts in the last 30 s, every AWS call is
+    /// held to what is left, and what was not done is reported `deferred`.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    timeout: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,28 +134,183 @@ fn parse_instance_id(s: &str) -> Result<String, String> {
     }
 }
 
+fn parse_account(s: &str) -> Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not an AWS account id (12 digits)"))
+    }
+}
+
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("reaperctl: {msg}");
     ExitCode::from(2)
 }
 
+/// Sweeps every region with one request; reports sorted by region.
+async fn sweep_regions(
+    base: &aws_config::SdkConfig,
+    regions: &[String],
+    account: &str,
+    config: &Config,
+    req: &RunRequest,
+    concurrency: u16,
+) -> Vec<RunReport> {
+    let tty = std::io::stderr().is_terminal();
+    let mut reports: Vec<RunReport> = stream::iter(regions.iter().cloned())
+        .map(|region| async move {
+            let sdk = base
+                .to_builder()
+                .region(aws_config::Region::new(region.clone()))
+                .build();
+            let r = region.clone();
+            let fleet = Ec2Fleet::from_sdk(&sdk).with_progress(Progress(Arc::new(move |n| {
+                if tty {
+                    eprint!("\r{r}: {n} instances listed…");
+                    let _ = std::io::stderr().flush();
+                }
+            })));
+            let ctx = RunContext {
+                run_id: uuid::Uuid::new_v4().to_string(),
+                account: account.to_string(),
+                region,
+            };
+            let report = sweep(&fleet, config, ctx, req).await;
+            if tty {
+                eprint!("\r\x1b[K");
+            }
+            eprintln!(
+                "{}",
+                table::summary(&report).lines().next().unwrap_or_default()
+            );
+            report
+        })
+        .buffer_unordered(usize::from(concurrency))
+        .collect()
+        .await;
+    reports.sort_by(|a, b| a.region.cmp(&b.region));
+    reports
+}
+
+/// What a live sweep is about to do, from a dry run a moment before.
+fn about_to(reports: &[RunReport]) -> String {
+    use reaper::policy::VerdictKind::{Stamp, Stop, Terminate};
+    let count = |k| reports.iter().map(|r| r.verdict_count(k)).sum::<u64>();
+    format!(
+        "terminate {}, stop {}, stamp {} instance(s) in {} region(s)",
+        count(Terminate),
+        count(Stop),
+        count(Stamp),
+        reports.len()
+    )
+}
+
+/// aws-nuke's guard: a live sweep goes ahead only when the person types the account id.
+fn confirmed(account: &str, plan: &[RunReport]) -> Result<(), String> {
+    if !std::io::stdin().is_terminal() {
+        return Err(
+            "--live needs a terminal to confirm, or --yes (and, in scripts, --expect-account ID)"
+                .into(),
+        );
+    }
+    eprint!(
+        "reaperctl: about to {} in account {account}.\nType the account id to go ahead: ",
+        about_to(plan)
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| format!("could not read the answer: {e}"))?;
+    if answer.trim() == account {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not the account id {account}; nothing was changed",
+            answer.trim()
+        ))
+    }
+}
+
+/// Rules from the environment, as the Lambda reads them; delivery settings and LIVEMODE do not
+/// apply to a laptop.
+fn rules_config() -> Result<Config, String> {
+    Config::from_lookup(|name| match name {
+        "LIVEMODE"
+        | "SLACKWEBHOOK"
+        | "SLACKWEBHOOK_SECRET_ARN"
+        | "REPORT_BUCKET"
+        | "NOTICE_FROM" => None,
+        _ => std::env::var(name).ok(),
+    })
+    .map_err(|err| format!("configuration error: {err}"))
+}
+
+async fn why(ids: Vec<String>, target: Target, at: Option<DateTime<Utc>>) -> ExitCode {
+    let config = match rules_config() {
+        Ok(c) => c,
+        Err(err) => return fail(err),
+    };
+    let sdk = load_sdk_config(target.region, target.profile).await;
+    if sdk.region().is_none() {
+        return fail("no region: pass --region REGION or set AWS_REGION");
+    }
+    let fleet = Ec2Fleet::from_sdk(&sdk);
+    let listed = match fleet
+        .list(Some(&ids), Deadline::after(Duration::from_secs(120)))
+        .await
+    {
+        Ok(listed) => listed,
+        Err(err) => return fail(format!("describing the instances failed: {err}")),
+    };
+    let now = at.unwrap_or_else(Utc::now);
+    let mut all_found = true;
+    for id in &ids {
+        match listed.iter().find(|i| &i.id == id) {
+            Some(instance) => {
+                let verdict = reaper::policy::judge(instance, now, &config.rules);
+                println!("{}\n", explain(instance, &verdict, &config.rules, now));
+            }
+            None => {
+                all_found = false;
+                println!(
+                    "{id}: not found in a judged state (pending, running, stopping, stopped) in {}; \
+                     terminated, or in another region?\n",
+                    sdk.region().map(|r| r.to_string()).unwrap_or_default()
+                );
+            }
+        }
+    }
+    if all_found {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (common, live) = match cli.command {
-        Command::Plan(common) => (common, false),
-        Command::Sweep { common, live } => (common, live),
+    let (common, live, yes, expect_account) = match cli.command {
+        Command::Why { ids, target, at } => return why(ids, target, at).await,
+        Command::Plan(common) => (common, false, false, None),
+        Command::Sweep {
+            common,
+            live,
+            yes,
+            expect_account,
+        } => (common, live, yes, expect_account),
     };
-    if live && common.at.is_some() {
-        return fail("--at forecasts only in a dry run; drop --live or --at");
-    }
-    // The same rules as the Lambda; delivery settings and LIVEMODE do not apply here.
-    let config = match Config::from_lookup(|name| match name {
-        "LIVEMODE" | "SLACKWEBHOOK" | "REPORT_BUCKET" => None,
-        _ => std::env::var(name).ok(),
-    }) {
-        Ok(config) => Config { live, ..config },
-        Err(err) => return fail(format!("configuration error: {err}")),
+    let deadline = Deadline::after(Duration::from_secs(common.timeout));
+    let ids = (!common.instance_ids.is_empty()).then(|| common.instance_ids.clone());
+    let req = match RunRequest::from_cli(live, common.at, ids, Utc::now(), deadline) {
+        Ok(req) => req,
+        Err(err) => return fail(err),
+    };
+    let config = match rules_config() {
+        Ok(config) => config,
+        Err(err) => return fail(err),
     };
 
     let base = load_sdk_config(None, common.profile.clone()).await;
@@ -146,73 +339,40 @@ async fn main() -> ExitCode {
             ))
         }
     };
+    if let Some(expected) = expect_account.filter(|e| *e != account) {
+        return fail(format!(
+            "these credentials are for account {account}, not {expected} (--expect-account); nothing was listed or changed"
+        ));
+    }
     eprintln!(
         "reaperctl: account {account}, {} region(s), {}",
         regions.len(),
-        if live {
+        if req.is_live() {
             "LIVE: instances will be changed"
         } else {
             "dry run: nothing will be changed"
         }
     );
-
-    let now = common.at.unwrap_or_else(Utc::now);
-    let ids = (!common.instance_ids.is_empty()).then(|| common.instance_ids.clone());
-    let tty = std::io::stderr().is_terminal();
-    let config = &config;
-    let mut reports: Vec<RunReport> = stream::iter(regions)
-        .map(|region| {
-            let sdk = base
-                .to_builder()
-                .region(aws_config::Region::new(region.clone()))
-                .build();
-            let account = account.clone();
-            let ids = ids.clone();
-            async move {
-                let calls = CallCounter::default();
-                let r = region.clone();
-                let fleet = Ec2Fleet::new(ec2_client(&sdk, &calls), calls).with_progress(Progress(
-                    Arc::new(move |n| {
-                        if tty {
-                            eprint!("\r{r}: {n} instances listed…");
-                            let _ = std::io::stderr().flush();
-                        }
-                    }),
-                ));
-                let req = SweepRequest {
-                    trigger: TriggerKind::Cli,
-                    live,
-                    now,
-                    forecast: common.at.is_some(),
-                    instance_ids: ids,
-                    deadline: None,
-                };
-                let ctx = RunContext {
-                    run_id: uuid::Uuid::new_v4().to_string(),
-                    account,
-                    region: region.clone(),
-                };
-                let report = sweep(&fleet, config, ctx, req).await;
-                if tty {
-                    eprint!("\r\x1b[K");
-                }
-                eprintln!(
-                    "{}",
-                    reaper::table::summary(&report)
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                );
-                report
-            }
-        })
-        .buffer_unordered(usize::from(common.concurrency))
-        .collect()
+    if req.is_live() && !yes {
+        let mut preview = req.clone();
+        preview.mode = reaper::run::Mode::DryRun;
+        let plan = sweep_regions(
+            &base,
+            &regions,
+            &account,
+            &config,
+            &preview,
+            common.concurrency,
+        )
         .await;
-    reports.sort_by(|a, b| a.region.cmp(&b.region));
+        if let Err(why) = confirmed(&account, &plan) {
+            return fail(why);
+        }
+    }
 
+    let reports = sweep_regions(&base, &regions, &account, &config, &req, common.concurrency).await;
     match common.output {
-        Output::Table => print!("{}", reaper::table::render(&reports)),
+        Output::Table => print!("{}", table::render(&reports)),
         Output::Json => match serde_json::to_string_pretty(&reports) {
             Ok(json) => println!("{json}"),
             Err(err) => return fail(format!("could not serialise the reports: {err}")),

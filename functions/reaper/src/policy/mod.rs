@@ -4,7 +4,7 @@ pub mod plan;
 pub mod tags;
 pub mod verdict;
 
-pub use plan::{plan, Action, Batch, Cap, Caps, Circuit, Plan};
+pub use plan::{plan, plan_with, Action, Batch, Cap, Caps, Circuit, Plan};
 pub use tags::{
     format_date, parse_lifetime, parse_termination_date, Lifetime, TagError, TerminationDate,
 };

@@ -43,9 +43,26 @@ impl TryFrom<CapJson> for Cap {
     fn try_from(json: CapJson) -> Result<Self, String> {
         match json {
             CapJson::Number(n) => Ok(Cap::Limited(n)),
-            CapJson::Word(w) if w == "unlimited" => Ok(Cap::Unlimited),
-            CapJson::Word(w) => Err(format!("cap {w:?} is not a number or \"unlimited\"")),
+            CapJson::Word(w) => w
+                .parse()
+                .map_err(|_| format!("cap {w:?} is not a number or \"unlimited\"")),
         }
+    }
+}
+
+/// `unlimited` or a whole number: the one parser for caps (environment and JSON).
+impl std::str::FromStr for Cap {
+    type Err = String;
+    fn from_str(v: &str) -> Result<Self, String> {
+        if v == "unlimited" {
+            return Ok(Cap::Unlimited);
+        }
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = v.parse::<u64>() {
+                return Ok(Cap::Limited(n));
+            }
+        }
+        Err("a whole number of instances (0 or more) or `unlimited`".into())
     }
 }
 
@@ -185,6 +202,25 @@ pub fn plan<'a>(
     caps: &Caps,
     now: DateTime<Utc>,
 ) -> Plan {
+    plan_with(verdicts, caps, now, false)
+}
+
+/// The reason tag of an expired instance stopped at launch rather than terminated (SPEC §7).
+pub fn stopped_at_launch_reason(date: DateTime<Utc>) -> String {
+    format!(
+        "{TERMINATION_DATE} {} had passed when it started; stopped at launch, the scheduled sweep terminates it",
+        format_date(date)
+    )
+}
+
+/// `plan`, where `stop_expired` (a launch event) stops a `terminate` verdict's instance, with the
+/// reason tags, instead of terminating it; its stamp, if any, is still written first.
+pub fn plan_with<'a>(
+    verdicts: impl IntoIterator<Item = (&'a str, &'a Verdict)>,
+    caps: &Caps,
+    now: DateTime<Utc>,
+    stop_expired: bool,
+) -> Plan {
     let mut stamps: BTreeMap<TagSet, Vec<String>> = BTreeMap::new();
     let mut terminate: Vec<String> = Vec::new();
     let mut stops: BTreeMap<TagSet, Vec<String>> = BTreeMap::new();
@@ -198,6 +234,16 @@ pub fn plan<'a>(
                 .push(id.to_string());
         }
         match verdict {
+            Verdict::Terminate { date, .. } if stop_expired => stops
+                .entry(vec![
+                    (STOPPED_AT_TAG.to_string(), stopped_at.clone()),
+                    (
+                        STOP_REASON_TAG.to_string(),
+                        tag_value(&stopped_at_launch_reason(*date)),
+                    ),
+                ])
+                .or_default()
+                .push(id.to_string()),
             Verdict::Terminate { .. } => terminate.push(id.to_string()),
             Verdict::Stop { problem } => stops
                 .entry(vec![
@@ -446,6 +492,28 @@ mod tests {
         assert_eq!(ids, vec!["i-1", "i-2", "i-3"]);
         assert_eq!(p.stop_tags.len(), 2);
         assert_eq!(p.stop_tags.iter().map(|b| b.ids.len()).sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn stopping_expired_instances_plans_no_termination_but_keeps_the_stamp() {
+        let stamped = Verdict::Terminate {
+            date: now(),
+            stamp: Some(super::super::verdict::Stamp::At(now())),
+        };
+        let verdicts = [
+            ("i-1".to_string(), terminate()),
+            ("i-2".to_string(), stamped),
+        ];
+        let p = plan_with(
+            verdicts.iter().map(|(i, v)| (i.as_str(), v)),
+            &Caps::default(),
+            now(),
+            true,
+        );
+        assert!(p.terminations.is_empty());
+        assert_eq!(p.stops[0].ids, ["i-1", "i-2"]);
+        assert_eq!(p.stamps.len(), 1, "the stamp is still written");
+        assert!(p.stop_tags[0].tags[1].1.contains("stopped at launch"));
     }
 
     #[test]

@@ -20,9 +20,23 @@ pub const MANAGED_TAG_KEYS: &[&str] = &[
     "aws:elasticmapreduce:job-flow-id",
 ];
 
-/// EC2 instance states, as the policy needs them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// EC2 instance states, as the policy needs them. Names are EC2's (`shutting-down`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum InstanceState {
     Pending,
     Running,
@@ -34,37 +48,16 @@ pub enum InstanceState {
 
 impl InstanceState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Stopping => "stopping",
-            Self::Stopped => "stopped",
-            Self::ShuttingDown => "shutting-down",
-            Self::Terminated => "terminated",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => Self::Pending,
-            "running" => Self::Running,
-            "stopping" => Self::Stopping,
-            "stopped" => Self::Stopped,
-            "shutting-down" => Self::ShuttingDown,
-            "terminated" => Self::Terminated,
-            _ => return None,
-        })
+        s.parse().ok()
     }
 
     /// The states a sweep judges; the server-side listing filter uses exactly these.
     pub const JUDGED: [InstanceState; 4] =
         [Self::Pending, Self::Running, Self::Stopping, Self::Stopped];
-}
-
-impl fmt::Display for InstanceState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The facts about one instance that the policy reads. No AWS types.
@@ -180,8 +173,22 @@ impl fmt::Display for Problem {
 }
 
 /// The verdict names used in reports, counts and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum VerdictKind {
     SkipManaged,
     Keep,
@@ -194,6 +201,7 @@ pub enum VerdictKind {
 }
 
 impl VerdictKind {
+    /// In the order a person should read them: what the reaper does first.
     pub const ALL: [VerdictKind; 8] = [
         Self::Terminate,
         Self::Stop,
@@ -206,22 +214,7 @@ impl VerdictKind {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SkipManaged => "skip-managed",
-            Self::Keep => "keep",
-            Self::Terminate => "terminate",
-            Self::Expiring => "expiring",
-            Self::Stamp => "stamp",
-            Self::Wait => "wait",
-            Self::Stop => "stop",
-            Self::Noncompliant => "noncompliant",
-        }
-    }
-}
-
-impl fmt::Display for VerdictKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 

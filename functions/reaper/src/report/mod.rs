@@ -1,65 +1,67 @@
 //! The run report (SPEC §8): the Lambda's return value, one JSON log line, the S3 object and the
-//! source of the Slack message. Also the CloudWatch Embedded Metric Format line.
+//! source of the Slack message. `build` makes it from a run's ledger, `emf` the metrics line,
+//! `table` the text a person reads in a terminal.
+
+pub mod build;
+pub mod emf;
+pub mod explain;
+pub mod table;
 
 use crate::policy::{Action, Cap, Circuit, VerdictKind};
+pub use crate::run::{Mode, TriggerKind};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// Bumped whenever a field changes meaning or disappears (adding a field does not bump it).
 pub const SCHEMA_VERSION: u32 = 1;
+/// Errors and warnings kept in a trimmed copy, and the length of each.
+const MAX_NOTES: usize = 50;
+const MAX_NOTE_CHARS: usize = 2000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    Live,
-    DryRun,
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Live => "live",
-            Mode::DryRun => "dry-run",
-        })
-    }
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What happened to an instance's action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Outcome {
     Done,
     Would,
     Failed,
+    /// The call's answer was lost and a re-describe could not show whether it happened.
+    Unknown,
     Deferred,
     CircuitOpen,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Outcome::Done,
         Outcome::Would,
         Outcome::Failed,
+        Outcome::Unknown,
         Outcome::Deferred,
         Outcome::CircuitOpen,
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Done => "done",
-            Outcome::Would => "would",
-            Outcome::Failed => "failed",
-            Outcome::Deferred => "deferred",
-            Outcome::CircuitOpen => "circuit-open",
-        }
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -104,11 +106,47 @@ pub struct Counts {
     pub outcomes: BTreeMap<Outcome, u64>,
 }
 
+/// What became of the run's Slack message. In JSON: `sent`, `skipped (nothing to report)`,
+/// `not configured`, or `failed: <why>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum SlackStatus {
+    Sent,
+    NotConfigured,
+    NothingToReport,
+    Failed(String),
+}
+
+const SENT: &str = "sent";
+const NOT_CONFIGURED: &str = "not configured";
+const NOTHING_TO_REPORT: &str = "skipped (nothing to report)";
+
+impl From<SlackStatus> for String {
+    fn from(status: SlackStatus) -> String {
+        match status {
+            SlackStatus::Sent => SENT.into(),
+            SlackStatus::NotConfigured => NOT_CONFIGURED.into(),
+            SlackStatus::NothingToReport => NOTHING_TO_REPORT.into(),
+            SlackStatus::Failed(why) => format!("failed: {why}"),
+        }
+    }
+}
+
+impl From<String> for SlackStatus {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            SENT => SlackStatus::Sent,
+            NOT_CONFIGURED => SlackStatus::NotConfigured,
+            NOTHING_TO_REPORT => SlackStatus::NothingToReport,
+            _ => SlackStatus::Failed(s.strip_prefix("failed: ").unwrap_or(&s).to_string()),
+        }
+    }
+}
+
 /// Where the report went besides the return value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
-    /// `sent`, `skipped (nothing to report)`, `not configured`, or `failed: <why>`.
-    pub slack: Option<String>,
+    pub slack: Option<SlackStatus>,
     /// `s3://bucket/key` once written.
     pub s3: Option<String>,
 }
@@ -120,8 +158,7 @@ pub struct RunReport {
     pub account: String,
     pub region: String,
     pub mode: Mode,
-    /// `schedule`, `instance-state`, `manual` or `cli`.
-    pub trigger: String,
+    pub trigger: TriggerKind,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     /// The time the verdicts were computed for: now, or a forecast's `at`.
@@ -136,7 +173,13 @@ pub struct RunReport {
     pub instances_omitted: u64,
     pub circuits: Vec<CircuitReport>,
     pub errors: Vec<String>,
+    /// How many `errors` were left out of this copy (present only when some were).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors_omitted: u64,
     pub warnings: Vec<String>,
+    /// How many `warnings` were left out of this copy (present only when some were).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warnings_omitted: u64,
     pub api_calls: BTreeMap<String, u64>,
     pub delivery: Delivery,
 }
@@ -147,7 +190,7 @@ impl RunReport {
         account: String,
         region: String,
         mode: Mode,
-        trigger: &str,
+        trigger: TriggerKind,
         started_at: DateTime<Utc>,
     ) -> Self {
         Self {
@@ -156,7 +199,7 @@ impl RunReport {
             account,
             region,
             mode,
-            trigger: trigger.to_string(),
+            trigger,
             started_at,
             finished_at: started_at,
             evaluated_at: started_at,
@@ -167,7 +210,9 @@ impl RunReport {
             instances_omitted: 0,
             circuits: Vec::new(),
             errors: Vec::new(),
+            errors_omitted: 0,
             warnings: Vec::new(),
+            warnings_omitted: 0,
             api_calls: BTreeMap::new(),
             delivery: Delivery::default(),
         }
@@ -191,7 +236,7 @@ impl RunReport {
         let trouble = self.outcome_count(Outcome::Failed) > 0
             || !self.circuits.is_empty()
             || !self.errors.is_empty();
-        if self.trigger == "instance-state" {
+        if self.trigger == TriggerKind::InstanceState {
             return trouble || self.verdict_count(Terminate) > 0;
         }
         trouble
@@ -211,10 +256,23 @@ impl RunReport {
         (self.finished_at - self.started_at).num_milliseconds()
     }
 
-    /// A copy whose JSON stays below `max_bytes` (Lambda responses are limited to 6 MB): instances
-    /// are dropped from the end, most important verdicts first being kept; counts stay exact.
+    /// A copy whose JSON stays below `max_bytes` (Lambda responses are limited to 6 MB): errors and
+    /// warnings are kept to `MAX_NOTES` each, instances dropped from the end, most important
+    /// verdicts first being kept; counts stay exact and `*_omitted` say what was left out.
     pub fn trimmed(&self, max_bytes: usize) -> RunReport {
         let mut copy = self.clone();
+        for (list, omitted) in [
+            (&mut copy.errors, &mut copy.errors_omitted),
+            (&mut copy.warnings, &mut copy.warnings_omitted),
+        ] {
+            if list.len() > MAX_NOTES {
+                *omitted += (list.len() - MAX_NOTES) as u64;
+                list.truncate(MAX_NOTES);
+            }
+            for line in list.iter_mut() {
+                *line = crate::text::clip(line, MAX_NOTE_CHARS);
+            }
+        }
         let size = |r: &RunReport| serde_json::to_vec(r).map_or(usize::MAX, |v| v.len());
         if size(&copy) <= max_bytes {
             return copy;
@@ -233,42 +291,6 @@ impl RunReport {
             copy.instances_omitted = (self.instances.len() - keep) as u64;
         }
         copy
-    }
-
-    /// One CloudWatch Embedded Metric Format line: counts per verdict and outcome, and duration,
-    /// so no PutMetricData call (and no permission for it) is needed.
-    pub fn emf_line(&self) -> String {
-        let mut metrics = Vec::new();
-        let mut values = serde_json::Map::new();
-        for kind in VerdictKind::ALL {
-            let name = format!("verdict.{kind}");
-            values.insert(name.clone(), self.verdict_count(kind).into());
-            metrics.push(serde_json::json!({"Name": name, "Unit": "Count"}));
-        }
-        for outcome in Outcome::ALL {
-            let name = format!("outcome.{outcome}");
-            values.insert(name.clone(), self.outcome_count(outcome).into());
-            metrics.push(serde_json::json!({"Name": name, "Unit": "Count"}));
-        }
-        values.insert("duration".into(), self.duration_ms().into());
-        metrics.push(serde_json::json!({"Name": "duration", "Unit": "Milliseconds"}));
-        values.insert("errors".into(), (self.errors.len() as u64).into());
-        metrics.push(serde_json::json!({"Name": "errors", "Unit": "Count"}));
-        values.insert("Mode".into(), self.mode.to_string().into());
-        values.insert("Region".into(), self.region.clone().into());
-        values.insert("run_id".into(), self.run_id.clone().into());
-        values.insert(
-            "_aws".into(),
-            serde_json::json!({
-                "Timestamp": self.finished_at.timestamp_millis(),
-                "CloudWatchMetrics": [{
-                    "Namespace": "EC2Reaper",
-                    "Dimensions": [["Region", "Mode"]],
-                    "Metrics": metrics,
-                }],
-            }),
-        );
-        serde_json::Value::Object(values).to_string()
     }
 
     /// The single JSON log line that carries the whole report.
@@ -294,7 +316,7 @@ mod tests {
             "123456789012".into(),
             "eu-west-1".into(),
             Mode::DryRun,
-            "schedule",
+            TriggerKind::Schedule,
             DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
         );
         for i in 0..n {
@@ -321,13 +343,13 @@ mod tests {
     #[test]
     fn launch_events_post_only_terminations_and_trouble() {
         let mut r = report_with(0);
-        r.trigger = "instance-state".into();
+        r.trigger = TriggerKind::InstanceState;
         r.counts.verdicts.clear();
         r.counts.verdicts.insert(VerdictKind::Stamp, 1);
         assert!(!r.is_noteworthy());
         r.counts.verdicts.insert(VerdictKind::Terminate, 1);
         assert!(r.is_noteworthy());
-        r.trigger = "schedule".into();
+        r.trigger = TriggerKind::Schedule;
         r.counts.verdicts.clear();
         r.counts.verdicts.insert(VerdictKind::Noncompliant, 3);
         r.counts.verdicts.insert(VerdictKind::SkipManaged, 3);
@@ -363,18 +385,19 @@ mod tests {
     }
 
     #[test]
-    fn emf_line_declares_every_metric_it_sets() {
-        let r = report_with(4);
-        let v: serde_json::Value = serde_json::from_str(&r.emf_line()).unwrap();
-        let metrics = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-            .as_array()
-            .unwrap();
-        assert_eq!(metrics.len(), 8 + 5 + 2);
-        for m in metrics {
-            let name = m["Name"].as_str().unwrap();
-            assert!(v.get(name).is_some(), "{name} has no value");
-        }
-        assert_eq!(v["verdict.stop"], 2);
-        assert_eq!(v["Mode"], "dry-run");
+    fn errors_and_warnings_are_trimmed_with_exact_counts() {
+        let mut r = report_with(1);
+        r.warnings = (0..10_000).map(|i| format!("warning {i}")).collect();
+        r.errors = vec!["x".repeat(100_000)];
+        let t = r.trimmed(usize::MAX);
+        assert_eq!(t.warnings.len() as u64 + t.warnings_omitted, 10_000);
+        assert_eq!(t.warnings_omitted, 9_950);
+        assert!(t.errors[0].chars().count() <= 2000);
+        assert!(serde_json::to_vec(&t).unwrap().len() < 200_000);
+        let json = serde_json::to_value(&report_with(1)).unwrap();
+        assert!(
+            json.get("warnings_omitted").is_none(),
+            "absent when nothing was left out"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Plain-text tables of run reports, for people (reaperctl, `make demo`).
 
-use crate::report::RunReport;
+use super::RunReport;
+use crate::text::clip;
 use std::fmt::Write;
 
 const HEADERS: [&str; 9] = [
@@ -8,14 +9,6 @@ const HEADERS: [&str; 9] = [
 ];
 /// Reasons can be long (they quote the bad tag); the table keeps rows on one line.
 const MAX_REASON: usize = 90;
-
-fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max - 1).collect::<String>())
-    }
-}
 
 /// One row per reported instance (every verdict but `keep`), then a summary line per region.
 pub fn render(reports: &[RunReport]) -> String {

@@ -6,15 +6,10 @@
 //! S3 copy to disagree with. Call `archive` after the other sinks (Slack) so their outcome is in
 //! the archived copy too.
 
-use super::api_error;
+use super::{api_error, within, CallCounter};
+use crate::ports::{Archive, Deadline};
 use crate::report::RunReport;
 use aws_sdk_s3::primitives::ByteStream;
-
-/// `s3://<bucket>/<report_key>`: where `archive` writes the report. Known before the write, so the
-/// Slack message (sent first) can link to it.
-pub fn report_url(bucket: &str, report: &RunReport) -> String {
-    format!("s3://{bucket}/{}", report_key(report))
-}
 
 /// `reports/<account>/<region>/<YYYY>/<MM>/<DD>/<run id>.json`, the date being the run's start in UTC.
 pub fn report_key(report: &RunReport) -> String {
@@ -27,39 +22,48 @@ pub fn report_key(report: &RunReport) -> String {
     )
 }
 
-/// Writes the whole report to `s3://bucket/<report_key>`. A failed write is recorded in the report
-/// and logged; it never fails the run.
-pub async fn archive(client: &aws_sdk_s3::Client, bucket: &str, report: &mut RunReport) {
-    let key = report_key(report);
-    report.delivery.s3 = Some(report_url(bucket, report));
-    let body = match serde_json::to_vec(report) {
-        Ok(body) => body,
+/// The S3 report archive: one object per run, the whole report, never trimmed.
+#[derive(Debug, Clone)]
+pub struct S3Archive {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Archive {
+    /// An S3 client whose calls are counted on `calls` (the run's API-call report).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, calls: &CallCounter, bucket: String) -> Self {
+        Self {
+            client: super::s3_client(sdk, calls),
+            bucket,
+        }
+    }
+}
+
+impl Archive for S3Archive {
+    /// `s3://<bucket>/<report_key>`: known before the write, so the Slack message can link to it.
+    fn address(&self, report: &RunReport) -> String {
+        format!("s3://{}/{}", self.bucket, report_key(report))
+    }
+
+    async fn put(&self, report: &RunReport, deadline: Deadline) -> Result<(), String> {
+        let key = report_key(report);
         // Not reachable with the report's types (string keys, no floats), but never a panic.
-        Err(err) => {
-            report.delivery.s3 = None;
-            let line = format!("s3: the report could not be serialised: {err}");
-            tracing::error!(bucket, key, error = %line, "report not archived");
-            report.errors.push(line);
-            return;
-        }
-    };
-    let result = client
-        .put_object()
-        .bucket(bucket)
-        .key(&key)
-        .content_type("application/json")
-        .body(ByteStream::from(body))
-        .send()
-        .await;
-    match result {
-        Ok(_) => tracing::info!(bucket, key, "report archived"),
-        Err(err) => {
-            report.delivery.s3 = None;
-            let err = api_error(err);
-            let line = format!("s3: {}: {}", err.code, err.message);
-            tracing::error!(bucket, key, error = %line, "report not archived");
-            report.errors.push(line);
-        }
+        let body = serde_json::to_vec(report)
+            .map_err(|err| format!("the report could not be serialised: {err}"))?;
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send();
+        within("PutObject", deadline.for_sink(), async {
+            put.await.map_err(api_error)
+        })
+        .await
+        .map(drop)
+        .map_err(|err| format!("{}: {}", err.code, err.message))
     }
 }
 
@@ -85,7 +89,7 @@ mod tests {
             "123456789012".into(),
             "eu-west-1".into(),
             Mode::Live,
-            "schedule",
+            crate::report::TriggerKind::Schedule,
             started,
         );
         r.finished_at = started + chrono::TimeDelta::seconds(3);
@@ -102,7 +106,7 @@ mod tests {
         });
         r.counts.verdicts.insert(VerdictKind::Terminate, 1);
         r.counts.outcomes.insert(Outcome::Done, 1);
-        r.delivery.slack = Some("sent".into());
+        r.delivery.slack = Some(crate::report::SlackStatus::Sent);
         r
     }
 
@@ -132,16 +136,16 @@ mod tests {
             PutObjectOutput::builder().build()
         });
         let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&put]);
-        let mut r = report();
-        archive(&client, "reaper-reports", &mut r).await;
+        let archive = S3Archive {
+            client,
+            bucket: "reaper-reports".into(),
+        };
+        let r = report();
+        archive.put(&r, Deadline::NONE).await.unwrap();
 
         assert_eq!(put.num_calls(), 1);
         let key = report_key(&r);
-        assert_eq!(
-            r.delivery.s3.as_deref(),
-            Some(format!("s3://reaper-reports/{key}").as_str())
-        );
-        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(archive.address(&r), format!("s3://reaper-reports/{key}"));
         let seen = seen.lock().unwrap();
         let (bucket, put_key, content_type, body) = &seen[0];
         assert_eq!(bucket, "reaper-reports");
@@ -152,7 +156,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_write_is_recorded_and_not_fatal() {
+    async fn a_failed_write_says_why() {
         let denied = mock!(Client::put_object).then_error(|| {
             PutObjectError::generic(
                 ErrorMetadata::builder()
@@ -162,18 +166,14 @@ mod tests {
             )
         });
         let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&denied]);
-        let mut r = report();
-        let before = r.clone();
-        archive(&client, "reaper-reports", &mut r).await;
-
-        assert_eq!(r.delivery.s3, None);
+        let archive = S3Archive {
+            client,
+            bucket: "reaper-reports".into(),
+        };
         assert_eq!(
-            r.errors,
-            ["s3: AccessDenied: User is not authorized to perform: s3:PutObject"]
+            archive.put(&report(), Deadline::NONE).await,
+            Err("AccessDenied: User is not authorized to perform: s3:PutObject".into())
         );
-        // Nothing else changed.
-        r.errors.clear();
-        assert_eq!(r, before);
     }
 
     /// README.md shows an S3 copy; it must stay one the reaper writes and reads.

@@ -1,20 +1,16 @@
-//! Slack (SPEC §8): one Block Kit message per noteworthy run, posted to an incoming webhook.
-//!
-//! Rendering is pure (`render`, `to_text`); sending (`notify`) never fails the run: a timeout or a
-//! non-2xx answer is retried once when it may be transient, then recorded in the report.
+//! The run's Slack message (SPEC §8) as Block Kit: sections in the order a person should read
+//! them, each within Block Kit's limits, with "and N more" where a list is long.
 //!
 //! What reaches Slack: account, region, mode, trigger, run id, counts, and per instance its id,
 //! `Name` and owner tag values, verdict, reason (which may quote an unreadable
 //! `termination_date`/`lifetime` value: that is the point) and AWS error. No other tag value, no
-//! configuration value, and never the webhook URL, which is also kept out of every log line,
-//! error and report.
+//! configuration value, and never the webhook URL.
 
-use crate::config::Webhook;
+use super::mrkdwn::{clean, clip_mrkdwn, escape, len, oneline};
 use crate::policy::VerdictKind;
 use crate::report::{InstanceReport, Mode, Outcome, RunReport};
+use crate::text::clip;
 use serde_json::{json, Value};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 /// Instances listed per section before "…and N more".
 pub const MAX_LINES: usize = 20;
@@ -34,12 +30,6 @@ const MAX_NAME_CHARS: usize = 64;
 const MAX_REASON_CHARS: usize = 300;
 const MAX_ERRORS: usize = 10;
 const MAX_WARNINGS: usize = 5;
-/// Pause before the retry: long enough for a blip to pass, short enough for a Lambda.
-const RETRY_PAUSE: Duration = Duration::from_millis(250);
-
-pub const SENT: &str = "sent";
-pub const NOT_CONFIGURED: &str = "not configured";
-pub const NOTHING_TO_REPORT: &str = "skipped (nothing to report)";
 
 // ---------------------------------------------------------------------------------------------
 // Rendering
@@ -50,6 +40,7 @@ pub const NOTHING_TO_REPORT: &str = "skipped (nothing to report)";
 enum Group {
     CircuitOpen,
     Failed,
+    Unknown,
     Terminate,
     Stop,
     Stamp,
@@ -61,9 +52,10 @@ enum Group {
 }
 
 impl Group {
-    const ORDER: [Group; 10] = [
+    const ORDER: [Group; 11] = [
         Group::CircuitOpen,
         Group::Failed,
+        Group::Unknown,
         Group::Terminate,
         Group::Stop,
         Group::Stamp,
@@ -79,6 +71,7 @@ impl Group {
     fn of(i: &InstanceReport) -> Option<Group> {
         match i.outcome {
             Some(Outcome::Failed) => return Some(Group::Failed),
+            Some(Outcome::Unknown) => return Some(Group::Unknown),
             Some(Outcome::CircuitOpen) => return Some(Group::CircuitOpen),
             Some(Outcome::Deferred) => return Some(Group::Deferred),
             Some(Outcome::Done | Outcome::Would) | None => {}
@@ -100,6 +93,7 @@ impl Group {
         match self {
             Group::CircuitOpen => "Held back: circuit breaker open",
             Group::Failed => "Failed",
+            Group::Unknown => "Outcome unknown (the answer was lost; the next run re-checks)",
             Group::Terminate if live => "Terminated",
             Group::Terminate => "Would terminate",
             Group::Stop if live => "Stopped (no usable termination_date or lifetime)",
@@ -120,6 +114,7 @@ impl Group {
         match self {
             Group::CircuitOpen => "held back by a circuit breaker",
             Group::Failed => "failed",
+            Group::Unknown => "outcome unknown",
             Group::Terminate if live => "terminated",
             Group::Terminate => "would terminate",
             Group::Stop if live => "stopped",
@@ -229,7 +224,13 @@ pub fn render(report: &RunReport) -> Option<Value> {
         lines.extend(
             circuits
                 .iter()
-                .map(|c| clip_mrkdwn(&format!("⚠ {}", clean(&c.message, 1000)), MAX_LINE_CHARS)),
+                // The circuit's message is the reaper's own text: its `code` marks stay.
+                .map(|c| {
+                    clip_mrkdwn(
+                        &format!("⚠ {}", escape(&clip(&c.message, 1000))),
+                        MAX_LINE_CHARS,
+                    )
+                }),
         );
         lines.extend(
             list.iter()
@@ -302,7 +303,7 @@ fn header(report: &RunReport) -> Value {
 
 fn context(report: &RunReport) -> Value {
     let mut elements = vec![
-        format!("*Trigger:* {}", clean(&report.trigger, MAX_NAME_CHARS)),
+        format!("*Trigger:* {}", report.trigger),
         format!("*Run:* `{}`", clean(&report.run_id, 100)),
         format!("*Started:* {}", date(report.started_at)),
         format!("*Judged:* {} instances", report.instances_judged),
@@ -342,7 +343,7 @@ fn instance_line(i: &InstanceReport, group: Group) -> String {
     let reason = clean(&i.reason, MAX_REASON_CHARS);
     let error = i.error.as_deref().map(|e| clean(e, MAX_REASON_CHARS));
     let what = match (group, error) {
-        (Group::Failed, Some(error)) => format!("{error} ({reason})"),
+        (Group::Failed | Group::Unknown, Some(error)) => format!("{error} ({reason})"),
         (Group::Failed, None) => format!("{} failed ({reason})", i.verdict),
         (Group::CircuitOpen | Group::Deferred, _) => format!("{}: {reason}", i.verdict),
         // Done, with a problem afterwards (e.g. stopped, but the reason tag was not written).
@@ -382,347 +383,14 @@ fn date(at: chrono::DateTime<chrono::Utc>) -> String {
     crate::policy::format_date(at)
 }
 
-fn len(s: &str) -> usize {
-    s.chars().count()
-}
-
-/// Slack's escaping for mrkdwn text: only these three characters, so that a tag value can never
-/// become a link, a mention (`<!channel>`) or a user reference.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Control characters (a newline in a tag value would fake a line of its own) become spaces.
-fn oneline(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
-/// At most `max` characters, an ellipsis marking the cut.
-fn clip(s: &str, max: usize) -> String {
-    if len(s) <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-/// Text from outside (tags, AWS messages) made safe for mrkdwn: one line, clipped, escaped.
-fn clean(s: &str, max: usize) -> String {
-    escape(&clip(&oneline(s), max))
-}
-
-/// Clips already-escaped mrkdwn without cutting an entity (`&amp;`) in half.
-fn clip_mrkdwn(s: &str, max: usize) -> String {
-    if len(s) <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    if let Some(amp) = out.rfind('&') {
-        if !out[amp..].contains(';') {
-            out.truncate(amp);
-        }
-    }
-    out.push('…');
-    out
-}
-
-/// The message as a person reads it in Slack: headers, sections and context as plain lines,
-/// mrkdwn markers and escapes undone. Used by `make demo` and the README.
-pub fn to_text(message: &Value) -> String {
-    let mut out = String::new();
-    let Some(blocks) = message["blocks"].as_array() else {
-        return unescape(message["text"].as_str().unwrap_or_default()) + "\n";
-    };
-    for block in blocks {
-        match block["type"].as_str() {
-            Some("header") => {
-                let text = block["text"]["text"].as_str().unwrap_or_default();
-                out.push_str(text);
-                out.push('\n');
-                out.push_str(&"=".repeat(len(text)));
-                out.push('\n');
-            }
-            Some("section") => {
-                if !out.is_empty() {
-                    out.push('\n');
-                }
-                for line in block["text"]["text"].as_str().unwrap_or_default().lines() {
-                    out.push_str(&plain(line));
-                    out.push('\n');
-                }
-            }
-            Some("context") => {
-                let parts: Vec<String> = block["elements"]
-                    .as_array()
-                    .map(|e| {
-                        e.iter()
-                            .filter_map(|e| e["text"].as_str())
-                            .map(plain)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if !out.is_empty() && !out.ends_with("=\n") {
-                    out.push('\n');
-                }
-                for line in parts.join("  |  ").lines() {
-                    out.push_str(line);
-                    out.push('\n');
-                }
-            }
-            Some("divider") => out.push_str("\n---\n"),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// One mrkdwn line as Slack shows it: the `*bold*` and `` `code` `` markers this module writes
-/// are not seen, escapes are undone.
-fn plain(line: &str) -> String {
-    let s = line.replace('`', "");
-    // Only a leading bold run is ours: a `*` inside a tag value stays as it is.
-    let s = match s.strip_prefix('*').and_then(|rest| rest.split_once('*')) {
-        Some((bold, rest)) if !bold.is_empty() => format!("{bold}{rest}"),
-        _ => s,
-    };
-    unescape(&s)
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sending
-// ---------------------------------------------------------------------------------------------
-
-/// The HTTP client for Slack, built once per process (rustls, no redirects: a webhook that
-/// redirects is misconfigured, and the message should not follow it elsewhere).
-pub fn http_client() -> reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .user_agent(concat!("ec2-reaper/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(3))
-                .redirect(reqwest::redirect::Policy::none())
-                // No idle connections: one message per run does not need them, and a pooled
-                // connection belongs to the Tokio runtime that opened it, so sharing this client
-                // across runtimes (tests, reaperctl) could otherwise hand out a dead one.
-                .pool_max_idle_per_host(0)
-                .build()
-                // Building fails only when the TLS backend cannot start (bundled rustls with
-                // aws-lc-rs and the platform verifier): nothing the function could run without.
-                .expect("the HTTP client (rustls) could not be built")
-        })
-        .clone()
-}
-
-/// How `notify` posts: per-attempt timeout and how many retries after a 5xx, a timeout or a
-/// failed connection. Other answers (4xx: a bad or revoked webhook) are not retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SlackSender {
-    pub timeout: Duration,
-    pub retries: u32,
-}
-
-impl Default for SlackSender {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(5),
-            retries: 1,
-        }
-    }
-}
-
-/// `SlackSender::default().notify(..)`: 5 s per attempt, one retry.
-pub async fn notify(http: &reqwest::Client, webhook: Option<&Webhook>, report: &mut RunReport) {
-    SlackSender::default().notify(http, webhook, report).await;
-}
-
-struct Failure {
-    why: String,
-    transient: bool,
-}
-
-impl SlackSender {
-    /// Renders and posts the run's message and records what happened in `report.delivery.slack`
-    /// (`sent`, `not configured`, `skipped (nothing to report)`, `failed: <why>`); a failure also
-    /// goes into `report.errors` as `slack: <why>`. Never returns an error, never panics.
-    pub async fn notify(
-        &self,
-        http: &reqwest::Client,
-        webhook: Option<&Webhook>,
-        report: &mut RunReport,
-    ) {
-        let Some(webhook) = webhook else {
-            report.delivery.slack = Some(NOT_CONFIGURED.into());
-            return;
-        };
-        let Some(message) = render(report) else {
-            report.delivery.slack = Some(NOTHING_TO_REPORT.into());
-            tracing::info!("slack: nothing to report, no message");
-            return;
-        };
-        let started = Instant::now();
-        match self.post(http, webhook, &message).await {
-            Ok(attempts) => {
-                report.delivery.slack = Some(SENT.into());
-                tracing::info!(
-                    attempts,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "slack message sent"
-                );
-            }
-            Err(why) => {
-                let why = redact(&why, webhook);
-                tracing::warn!(
-                    error = %why,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "slack message not sent"
-                );
-                report.delivery.slack = Some(format!("failed: {why}"));
-                report.errors.push(format!("slack: {why}"));
-            }
-        }
-    }
-
-    /// The number of attempts it took, or why it failed.
-    async fn post(
-        &self,
-        http: &reqwest::Client,
-        webhook: &Webhook,
-        message: &Value,
-    ) -> Result<u32, String> {
-        let attempts = self.retries.saturating_add(1);
-        for attempt in 1..=attempts {
-            if attempt > 1 {
-                tokio::time::sleep(RETRY_PAUSE).await;
-            }
-            match self.attempt(http, webhook, message).await {
-                Ok(()) => return Ok(attempt),
-                Err(f) if f.transient && attempt < attempts => {
-                    tracing::info!(attempt, error = %redact(&f.why, webhook), "slack: retrying");
-                }
-                Err(f) if attempt > 1 => {
-                    return Err(format!("{} (after {attempt} attempts)", f.why))
-                }
-                Err(f) => return Err(f.why),
-            }
-        }
-        Err("no attempt was made".into())
-    }
-
-    async fn attempt(
-        &self,
-        http: &reqwest::Client,
-        webhook: &Webhook,
-        message: &Value,
-    ) -> Result<(), Failure> {
-        let response = http
-            .post(webhook.url())
-            .timeout(self.timeout)
-            .json(message)
-            .send()
-            .await
-            .map_err(|e| self.transport_failure(e))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        // Slack says what is wrong in a short body: `invalid_payload`, `no_service`, ...
-        let body = response.text().await.unwrap_or_default();
-        let body = clip(&oneline(&body), 200);
-        let mut why = format!(
-            "HTTP {} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-        .trim_end()
-        .to_string();
-        if !body.is_empty() {
-            why.push_str(": ");
-            why.push_str(&body);
-        }
-        Err(Failure {
-            why,
-            transient: status.is_server_error(),
-        })
-    }
-
-    fn transport_failure(&self, err: reqwest::Error) -> Failure {
-        // reqwest puts the URL, the secret, into its errors.
-        let err = err.without_url();
-        if err.is_timeout() {
-            return Failure {
-                why: format!("timed out after {}", human(self.timeout)),
-                transient: true,
-            };
-        }
-        let mut chain = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(s) = source {
-            let text = s.to_string();
-            if !chain.contains(&text) {
-                chain.push_str(": ");
-                chain.push_str(&text);
-            }
-            source = s.source();
-        }
-        Failure {
-            transient: err.is_connect(),
-            why: chain,
-        }
-    }
-}
-
-fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
-/// Belt and braces: whatever produced `text`, the webhook URL (or its secret path) leaves here
-/// as `<webhook>`.
-fn redact(text: &str, webhook: &Webhook) -> String {
-    let mut out = text.replace(webhook.url(), "<webhook>");
-    if let Ok(url) = reqwest::Url::parse(webhook.url()) {
-        let path = url.path();
-        if path.len() > 1 {
-            out = out.replace(path, "/<webhook>");
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::text::to_text;
     use super::*;
-    use crate::config::Config;
     use crate::policy::{Action, Cap};
-    use crate::report::CircuitReport;
+    use crate::report::{CircuitReport, TriggerKind};
     use chrono::{TimeDelta, TimeZone, Utc};
     use std::path::PathBuf;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
 
     // -- fixtures -----------------------------------------------------------------------------
 
@@ -733,7 +401,7 @@ mod tests {
             "123456789012".into(),
             "eu-west-1".into(),
             mode,
-            "schedule",
+            TriggerKind::Schedule,
             started,
         );
         r.finished_at = started + TimeDelta::milliseconds(1840);
@@ -912,7 +580,7 @@ mod tests {
             // A forecast that trips the stop cap.
             r.forecast = true;
             r.evaluated_at = Utc.with_ymd_and_hms(2030, 3, 10, 0, 0, 0).unwrap();
-            r.trigger = "manual".into();
+            r.trigger = TriggerKind::Manual;
             for n in 11..14 {
                 push(
                     &mut r,
@@ -1268,209 +936,6 @@ mod tests {
         assert!(
             doc.contains(&golden),
             "README.md shows an outdated Slack message: paste tests/golden/slack_live.txt"
-        );
-    }
-
-    // -- sending to a real HTTP server ----------------------------------------------------------
-
-    #[derive(Clone, Copy)]
-    enum Answer {
-        Status(u16),
-        Never,
-    }
-
-    struct Hook {
-        webhook: Webhook,
-        bodies: Arc<Mutex<Vec<Value>>>,
-        hits: Arc<AtomicUsize>,
-    }
-
-    /// A stand-in for Slack on 127.0.0.1, with a secret-looking path.
-    fn hook(answer: Answer) -> Hook {
-        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let port = server.server_addr().to_ip().unwrap().port();
-        let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let (b, h) = (bodies.clone(), hits.clone());
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for mut req in server.incoming_requests() {
-                let mut body = String::new();
-                let _ = req.as_reader().read_to_string(&mut body);
-                b.lock()
-                    .unwrap()
-                    .push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-                h.fetch_add(1, Ordering::SeqCst);
-                match answer {
-                    Answer::Status(200) => {
-                        drop(req.respond(tiny_http::Response::from_string("ok")))
-                    }
-                    Answer::Status(code) => drop(req.respond(
-                        tiny_http::Response::from_string("internal_error").with_status_code(code),
-                    )),
-                    Answer::Never => held.push(req),
-                }
-            }
-        });
-        let url = format!("http://127.0.0.1:{port}/services/T0SECRET/B0SECRET/XXXXSECRETXXXX");
-        let webhook = Config::from_lookup(|k| (k == "SLACKWEBHOOK").then(|| url.clone()))
-            .unwrap()
-            .slack_webhook
-            .unwrap();
-        Hook {
-            webhook,
-            bodies,
-            hits,
-        }
-    }
-
-    fn assert_no_secret(r: &RunReport) {
-        let json = serde_json::to_string(r).unwrap();
-        assert!(
-            !json.contains("SECRET"),
-            "the webhook leaked into the report: {json}"
-        );
-    }
-
-    const FAST: SlackSender = SlackSender {
-        timeout: Duration::from_millis(300),
-        retries: 1,
-    };
-
-    #[tokio::test]
-    async fn a_live_run_is_posted_once() {
-        let h = hook(Answer::Status(200));
-        let mut r = fleet_report(Mode::Live);
-        notify(&http_client(), Some(&h.webhook), &mut r).await;
-        assert_eq!(r.delivery.slack.as_deref(), Some("sent"));
-        assert!(r.errors.is_empty(), "{:?}", r.errors);
-        assert_eq!(h.hits.load(Ordering::SeqCst), 1);
-        let posted = h.bodies.lock().unwrap()[0].clone();
-        assert_eq!(Some(&posted), render(&fleet_report(Mode::Live)).as_ref());
-        assert!(to_text(&posted).starts_with("LIVE · EC2 reaper"));
-    }
-
-    #[tokio::test]
-    async fn a_dry_run_is_posted_with_would_wording_and_truncation() {
-        let h = hook(Answer::Status(200));
-        let mut r = many(Mode::DryRun, 23);
-        FAST.notify(&http_client(), Some(&h.webhook), &mut r).await;
-        assert_eq!(r.delivery.slack.as_deref(), Some("sent"));
-        let posted = h.bodies.lock().unwrap()[0].clone();
-        let text = to_text(&posted);
-        assert!(text
-            .starts_with("DRY RUN — nothing was changed · EC2 reaper · 123456789012 · eu-west-1"));
-        assert!(text.contains("Would terminate (23)"));
-        assert!(text.contains("…and 3 more"));
-    }
-
-    #[tokio::test]
-    async fn an_empty_run_posts_nothing() {
-        let h = hook(Answer::Status(200));
-        let mut r = base(Mode::Live);
-        r.instances_judged = 10;
-        FAST.notify(&http_client(), Some(&h.webhook), &mut r).await;
-        assert_eq!(
-            r.delivery.slack.as_deref(),
-            Some("skipped (nothing to report)")
-        );
-        assert_eq!(h.hits.load(Ordering::SeqCst), 0);
-        assert!(r.errors.is_empty());
-
-        let mut unconfigured = fleet_report(Mode::Live);
-        FAST.notify(&http_client(), None, &mut unconfigured).await;
-        assert_eq!(
-            unconfigured.delivery.slack.as_deref(),
-            Some("not configured")
-        );
-        assert!(unconfigured.errors.is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_500_is_retried_once_then_recorded() {
-        let h = hook(Answer::Status(500));
-        let mut r = fleet_report(Mode::Live);
-        FAST.notify(&http_client(), Some(&h.webhook), &mut r).await;
-        assert_eq!(h.hits.load(Ordering::SeqCst), 2);
-        assert_eq!(
-            r.delivery.slack.as_deref(),
-            Some("failed: HTTP 500 Internal Server Error: internal_error (after 2 attempts)")
-        );
-        assert_eq!(
-            r.errors.last().map(String::as_str),
-            Some("slack: HTTP 500 Internal Server Error: internal_error (after 2 attempts)")
-        );
-        assert_no_secret(&r);
-    }
-
-    #[tokio::test]
-    async fn a_4xx_is_not_retried() {
-        let h = hook(Answer::Status(404));
-        let mut r = fleet_report(Mode::Live);
-        FAST.notify(&http_client(), Some(&h.webhook), &mut r).await;
-        assert_eq!(h.hits.load(Ordering::SeqCst), 1);
-        assert_eq!(
-            r.delivery.slack.as_deref(),
-            Some("failed: HTTP 404 Not Found: internal_error")
-        );
-    }
-
-    #[tokio::test]
-    async fn a_webhook_that_never_answers_costs_a_bounded_time() {
-        let h = hook(Answer::Never);
-        let mut r = fleet_report(Mode::DryRun);
-        let started = Instant::now();
-        FAST.notify(&http_client(), Some(&h.webhook), &mut r).await;
-        let elapsed = started.elapsed();
-        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
-        assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
-        assert_eq!(h.hits.load(Ordering::SeqCst), 2);
-        assert_eq!(
-            r.delivery.slack.as_deref(),
-            Some("failed: timed out after 300ms (after 2 attempts)")
-        );
-        assert!(r.errors.iter().any(|e| e.starts_with("slack: timed out")));
-        assert_no_secret(&r);
-    }
-
-    #[tokio::test]
-    async fn a_refused_connection_is_recorded_without_the_url() {
-        // Bind and drop: nothing listens on the port any more.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let url = format!("http://127.0.0.1:{port}/services/T0SECRET/B0SECRET/XXXXSECRETXXXX");
-        let webhook = Config::from_lookup(|k| (k == "SLACKWEBHOOK").then(|| url.clone()))
-            .unwrap()
-            .slack_webhook
-            .unwrap();
-        let mut r = fleet_report(Mode::Live);
-        FAST.notify(&http_client(), Some(&webhook), &mut r).await;
-        let status = r.delivery.slack.clone().unwrap();
-        assert!(
-            status.starts_with("failed: error sending request"),
-            "{status}"
-        );
-        assert!(status.ends_with("(after 2 attempts)"), "{status}");
-        assert_no_secret(&r);
-    }
-
-    #[test]
-    fn redaction_catches_the_url_and_its_path() {
-        let url = "https://hooks.slack.com/services/T0/B0/SECRET".to_string();
-        let webhook = Config::from_lookup(|k| (k == "SLACKWEBHOOK").then(|| url.clone()))
-            .unwrap()
-            .slack_webhook
-            .unwrap();
-        assert_eq!(
-            redact(&format!("bad {url} here"), &webhook),
-            "bad <webhook> here"
-        );
-        assert_eq!(
-            redact("path /services/T0/B0/SECRET", &webhook),
-            "path /<webhook>"
         );
     }
 

@@ -1,0 +1,200 @@
+//! The ports between a run and the world, in domain types. `adapters/` implements them over the
+//! AWS SDK and HTTP; `adapters::memory` implements `Fleet` in memory (feature `test-util`).
+//!
+//! The contract every `Fleet` keeps: a mutating call answers for every id it was given, with one
+//! typed `IdOutcome`; an id it did not start because the run's time is up is `NotAttempted`; an id
+//! whose call went out but whose answer was lost (timeout, reset) is `Lost`, never `Failed`.
+
+use crate::policy::plan::TagSet;
+use crate::policy::Instance;
+use crate::report::RunReport;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// A Lambda run stops starting new work when less than this remains (SPEC §5).
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+/// What a sink call leaves unused at the very end, so the return value still goes out.
+const SINK_RESERVE: Duration = Duration::from_secs(2);
+
+/// When the run must be over; `None` means no deadline (a laptop without `--timeout`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+    pub const NONE: Deadline = Deadline(None);
+
+    pub fn at(instant: Instant) -> Self {
+        Deadline(Some(instant))
+    }
+
+    pub fn after(d: Duration) -> Self {
+        Deadline(Instant::now().checked_add(d))
+    }
+
+    pub fn instant(self) -> Option<Instant> {
+        self.0
+    }
+
+    fn left(self) -> Option<Duration> {
+        self.0.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// True while there is time to start another piece of work (more than the margin left).
+    pub fn has_time(self) -> bool {
+        self.left().is_none_or(|left| left >= DEADLINE_MARGIN)
+    }
+
+    /// The longest a piece of work may take so that half the margin is still left for the
+    /// report's sinks; `None` when there is no deadline.
+    pub fn for_work(self) -> Option<Duration> {
+        self.left()
+            .map(|left| left.saturating_sub(DEADLINE_MARGIN / 2))
+    }
+
+    /// The longest a sink (Slack, S3, e-mail) may take so the return value still goes out.
+    pub fn for_sink(self) -> Option<Duration> {
+        self.left().map(|left| left.saturating_sub(SINK_RESERVE))
+    }
+}
+
+/// What kind of failure an `ApiError` is; decides whether a batch is split and how it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorKind {
+    /// The instance refuses the action (termination or stop protection).
+    Protected,
+    /// Something about one instance (unknown id, wrong state): splitting the batch helps.
+    #[default]
+    Instance,
+    /// "This caller may not" (auth, opt-in, blocked): splitting cannot help.
+    AccountWide,
+    /// Throttling or a 5xx the SDK already retried: splitting would not help.
+    Transient,
+    /// The call went out and its answer was lost (timeout, reset): it may have happened.
+    Lost,
+}
+
+/// An AWS error as the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+    #[serde(skip)]
+    pub kind: ErrorKind,
+}
+
+impl ApiError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>, kind: ErrorKind) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            kind,
+        }
+    }
+
+    /// Worth splitting a failed batch for: the error may belong to one instance only.
+    pub fn splittable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Instance | ErrorKind::Protected)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// What a mutating call did to one id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdOutcome {
+    Done,
+    /// AWS answered with an error for this id.
+    Failed(ApiError),
+    /// Not started: the run's time was up.
+    NotAttempted,
+    /// Sent, but the answer was lost: the action may or may not have happened.
+    Lost(ApiError),
+}
+
+/// A mutating EC2 call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutation<'a> {
+    Terminate,
+    Stop,
+    Tag(&'a TagSet),
+}
+
+impl Mutation<'_> {
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Mutation::Terminate => "TerminateInstances",
+            Mutation::Stop => "StopInstances",
+            Mutation::Tag(_) => "CreateTags",
+        }
+    }
+}
+
+/// What a run needs from EC2.
+pub trait Fleet: Send + Sync {
+    /// One consistent listing of every instance in a judged state (only `ids` when given),
+    /// finished before `deadline` or failed.
+    fn list(
+        &self,
+        ids: Option<&[String]>,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<Vec<Instance>, ApiError>> + Send;
+
+    /// At most `MAX_BATCH` ids; answers for every one of them, in any order.
+    fn apply(
+        &self,
+        mutation: Mutation<'_>,
+        ids: &[String],
+        deadline: Deadline,
+    ) -> impl Future<Output = Vec<(String, IdOutcome)>> + Send;
+
+    /// AWS API calls made so far, by operation name (every attempt, retries included).
+    fn api_calls(&self) -> BTreeMap<String, u64>;
+}
+
+/// Where the whole report is kept (S3).
+pub trait Archive: Send + Sync {
+    /// Where `put` writes this report; known before the write so Slack can link to it.
+    fn address(&self, report: &RunReport) -> String;
+    fn put(
+        &self,
+        report: &RunReport,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Where the run's message is posted (a Slack incoming webhook).
+pub trait Chat: Send + Sync {
+    /// The number of attempts it took, or why it failed (no secret in the text).
+    fn post(
+        &self,
+        message: &serde_json::Value,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<u32, String>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_leaves_the_margin_to_the_sinks() {
+        assert!(Deadline::NONE.has_time());
+        assert_eq!(Deadline::NONE.for_work(), None);
+        let near = Deadline::after(Duration::from_secs(20));
+        assert!(!near.has_time());
+        assert!(near.for_work().unwrap() <= Duration::from_secs(5));
+        assert!(near.for_sink().unwrap() > Duration::from_secs(17));
+        let far = Deadline::after(Duration::from_secs(600));
+        assert!(far.has_time());
+        assert!(far.for_work().unwrap() > Duration::from_secs(580));
+    }
+}

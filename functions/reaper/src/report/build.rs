@@ -1,0 +1,101 @@
+//! A run's ledger -> the run report. The only place that turns fates into outcomes and words.
+
+use super::{CircuitReport, InstanceReport, Mode, Outcome, RunReport, TriggerKind};
+use crate::policy::{format_date, VerdictKind};
+use crate::run::ledger::{Entry, Fate, Ledger};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// What the report says about the run itself.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub run_id: String,
+    pub account: String,
+    pub region: String,
+    pub mode: Mode,
+    pub trigger: TriggerKind,
+    pub started_at: DateTime<Utc>,
+    pub evaluated_at: DateTime<Utc>,
+    pub forecast: bool,
+}
+
+fn outcome(entry: &Entry, mode: Mode) -> Option<Outcome> {
+    Some(match &entry.fate {
+        Some(Fate::Done) => Outcome::Done,
+        Some(Fate::Failed { .. }) => Outcome::Failed,
+        Some(Fate::Unknown { .. }) => Outcome::Unknown,
+        Some(Fate::Deferred(_)) => Outcome::Deferred,
+        Some(Fate::CircuitOpen) => Outcome::CircuitOpen,
+        None if entry.is_actionable() => match mode {
+            Mode::Live => Outcome::Done,
+            Mode::DryRun => Outcome::Would,
+        },
+        None => return None,
+    })
+}
+
+pub fn build(
+    header: Header,
+    ledger: Ledger,
+    circuits: Vec<CircuitReport>,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+    api_calls: BTreeMap<String, u64>,
+    owner_tag: &str,
+) -> RunReport {
+    let mut report = RunReport::new(
+        header.run_id,
+        header.account,
+        header.region,
+        header.mode,
+        header.trigger,
+        header.started_at,
+    );
+    report.evaluated_at = header.evaluated_at;
+    report.forecast = header.forecast;
+    report.circuits = circuits;
+    report.errors = errors;
+    report.warnings = warnings;
+    report.api_calls = api_calls;
+
+    let mut entries = ledger.into_entries();
+    report.instances_judged = entries.len() as u64;
+    let rank = |e: &Entry| VerdictKind::ALL.iter().position(|k| *k == e.verdict.kind());
+    entries.sort_by(|a, b| {
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| a.instance.id.cmp(&b.instance.id))
+    });
+    for e in &entries {
+        let kind = e.verdict.kind();
+        let outcome = outcome(e, header.mode);
+        *report.counts.verdicts.entry(kind).or_default() += 1;
+        if let Some(outcome) = outcome {
+            *report.counts.outcomes.entry(outcome).or_default() += 1;
+        }
+        if kind == VerdictKind::Keep {
+            continue;
+        }
+        let mut reason = e.verdict.reason();
+        if let Some(Fate::Deferred(why)) = &e.fate {
+            reason = format!("{reason} ({why})");
+        }
+        report.instances.push(InstanceReport {
+            id: e.instance.id.clone(),
+            name: e.instance.tag("Name").map(str::to_string),
+            owner: e.instance.tag(owner_tag).map(str::to_string),
+            state: e.instance.state.to_string(),
+            verdict: kind,
+            reason,
+            termination_date: e.verdict.termination_date().map(format_date),
+            outcome,
+            error: e
+                .fate
+                .as_ref()
+                .and_then(Fate::error_text)
+                .or_else(|| e.afterwards.clone()),
+        });
+    }
+    report.finished_at = Utc::now();
+    report
+}

@@ -1,0 +1,286 @@
+//! What happened to each judged instance during a run: one typed fate per instance, with the
+//! precedence of fates decided here and nowhere else.
+
+use crate::policy::{Instance, Verdict, VerdictKind};
+use crate::ports::{ApiError, ErrorKind, IdOutcome};
+use std::collections::HashMap;
+use std::fmt;
+
+/// The step of the run an outcome belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Stamp,
+    Terminate,
+    Stop,
+}
+
+impl Step {
+    /// As the report's error text names it.
+    fn describe(self) -> &'static str {
+        match self {
+            Step::Stamp => "tagging termination_date",
+            Step::Terminate => "terminate",
+            Step::Stop => "stop",
+        }
+    }
+}
+
+/// Why an action was not taken in this run (the next run picks it up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferral {
+    OutOfTime,
+    /// The re-check before acting saw another verdict (`None`: the instance is gone).
+    Changed {
+        now: Option<VerdictKind>,
+    },
+    RecheckFailed,
+    /// The scope of the run does not take this action (e.g. a launch event does not stop).
+    NotInScope(&'static str),
+}
+
+impl fmt::Display for Deferral {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Deferral::OutOfTime => {
+                f.write_str("less than 30 s of the run's time was left; the next run picks it up")
+            }
+            Deferral::Changed { now } => write!(
+                f,
+                "changed since the listing (now: {}); not acted on, the next run re-judges it",
+                now.map_or("gone", VerdictKind::as_str)
+            ),
+            Deferral::RecheckFailed => f.write_str("re-check failed; the next run picks it up"),
+            Deferral::NotInScope(why) => f.write_str(why),
+        }
+    }
+}
+
+/// What happened to an instance's action. `None` in the ledger: nothing yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    Done,
+    /// AWS refused, with its error.
+    Failed {
+        step: Step,
+        error: ApiError,
+    },
+    /// The call's answer was lost and a re-describe could not tell whether it happened.
+    Unknown {
+        step: Step,
+        error: ApiError,
+    },
+    Deferred(Deferral),
+    /// A blast-radius cap was exceeded: that action is taken for no instance this run.
+    CircuitOpen,
+}
+
+impl Fate {
+    /// The error text of the report for a fate that has one.
+    pub fn error_text(&self) -> Option<String> {
+        match self {
+            Fate::Failed { step, error } if error.kind == ErrorKind::Protected => {
+                Some(format!("protected: {} refused: {error}", step.describe()))
+            }
+            Fate::Failed { step, error } => Some(format!("{} failed: {error}", step.describe())),
+            Fate::Unknown { step, error } => Some(format!(
+                "{}: the answer was lost and EC2 does not show it yet: {error}",
+                step.describe()
+            )),
+            _ => None,
+        }
+    }
+
+    /// A failure, an unknown outcome or a tripped circuit is the more important news: a deferral
+    /// never replaces them.
+    fn outranks_deferral(&self) -> bool {
+        matches!(
+            self,
+            Fate::Failed { .. } | Fate::Unknown { .. } | Fate::CircuitOpen
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub instance: Instance,
+    pub verdict: Verdict,
+    pub fate: Option<Fate>,
+    /// A problem after the action was done (e.g. stopped, but the reason tag was not written).
+    pub afterwards: Option<String>,
+}
+
+impl Entry {
+    pub fn is_actionable(&self) -> bool {
+        matches!(
+            self.verdict.kind(),
+            VerdictKind::Terminate | VerdictKind::Stamp | VerdictKind::Stop
+        )
+    }
+}
+
+/// Every judged instance of a run, by id.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    entries: Vec<Entry>,
+    index: HashMap<String, usize>,
+}
+
+impl Ledger {
+    pub fn new(judged: impl IntoIterator<Item = (Instance, Verdict)>) -> Self {
+        let mut ledger = Ledger::default();
+        for (instance, verdict) in judged {
+            // Listings are de-duplicated by the fleet; a repeat here would double-count caps.
+            if ledger.index.contains_key(&instance.id) {
+                continue;
+            }
+            ledger
+                .index
+                .insert(instance.id.clone(), ledger.entries.len());
+            ledger.entries.push(Entry {
+                instance,
+                verdict,
+                fate: None,
+                afterwards: None,
+            });
+        }
+        ledger
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn into_entries(self) -> Vec<Entry> {
+        self.entries
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Entry> {
+        self.index.get(id).map(|&i| &self.entries[i])
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
+        self.index.get(id).map(|&i| &mut self.entries[i])
+    }
+
+    /// Still waiting for its action (no fate yet).
+    pub fn is_pending(&self, id: &str) -> bool {
+        self.get(id).is_some_and(|e| e.fate.is_none())
+    }
+
+    /// Records `fate`, keeping the precedence: a deferral never replaces a failure, an unknown
+    /// outcome or a tripped circuit.
+    pub fn set(&mut self, id: &str, fate: Fate) {
+        if let Some(entry) = self.get_mut(id) {
+            let keep = matches!(fate, Fate::Deferred(_))
+                && entry.fate.as_ref().is_some_and(Fate::outranks_deferral);
+            if !keep {
+                entry.fate = Some(fate);
+            }
+        }
+    }
+
+    pub fn defer_all<'a>(&mut self, ids: impl IntoIterator<Item = &'a String>, why: &Deferral) {
+        for id in ids {
+            self.set(id, Fate::Deferred(why.clone()));
+        }
+    }
+
+    pub fn note_afterwards(&mut self, id: &str, problem: String) {
+        if let Some(entry) = self.get_mut(id) {
+            entry.afterwards = Some(problem);
+        }
+    }
+
+    /// Records what a mutating call answered, for a `step` whose success is recorded later (or
+    /// not at all: `Done` leaves the entry pending for the next step). Returns the ids whose
+    /// answer was lost, to be confirmed by a re-describe.
+    pub fn record(
+        &mut self,
+        step: Step,
+        results: Vec<(String, IdOutcome)>,
+    ) -> Vec<(String, ApiError)> {
+        let mut lost = Vec::new();
+        for (id, outcome) in results {
+            match outcome {
+                IdOutcome::Done => {}
+                IdOutcome::Failed(error) => self.set(&id, Fate::Failed { step, error }),
+                IdOutcome::NotAttempted => self.set(&id, Fate::Deferred(Deferral::OutOfTime)),
+                IdOutcome::Lost(error) => lost.push((id, error)),
+            }
+        }
+        lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::InstanceState;
+    use chrono::Utc;
+
+    fn ledger() -> Ledger {
+        let instance = Instance {
+            id: "i-1".into(),
+            state: InstanceState::Running,
+            launch_time: Utc::now(),
+            root_attach_time: None,
+            tags: Default::default(),
+        };
+        let verdict = Verdict::Stop {
+            problem: crate::policy::Problem::Missing { near_miss: None },
+        };
+        Ledger::new([(instance.clone(), verdict.clone()), (instance, verdict)])
+    }
+
+    #[test]
+    fn a_deferral_never_hides_a_failure_an_unknown_or_a_circuit() {
+        let err = ApiError::new("X", "y", ErrorKind::Instance);
+        for fate in [
+            Fate::CircuitOpen,
+            Fate::Failed {
+                step: Step::Stop,
+                error: err.clone(),
+            },
+            Fate::Unknown {
+                step: Step::Stop,
+                error: err.clone(),
+            },
+        ] {
+            let mut l = ledger();
+            l.set("i-1", fate.clone());
+            l.set("i-1", Fate::Deferred(Deferral::OutOfTime));
+            assert_eq!(l.get("i-1").unwrap().fate, Some(fate));
+        }
+        let mut l = ledger();
+        l.set("i-1", Fate::Deferred(Deferral::OutOfTime));
+        l.set(
+            "i-1",
+            Fate::Failed {
+                step: Step::Stop,
+                error: err,
+            },
+        );
+        assert!(matches!(
+            l.get("i-1").unwrap().fate,
+            Some(Fate::Failed { .. })
+        ));
+    }
+
+    #[test]
+    fn an_instance_is_entered_once() {
+        assert_eq!(ledger().entries().len(), 1);
+    }
+
+    #[test]
+    fn protected_reads_as_refused() {
+        let error = ApiError::new("OperationNotPermitted", "no", ErrorKind::Protected);
+        let fate = Fate::Failed {
+            step: Step::Terminate,
+            error,
+        };
+        assert_eq!(
+            fate.error_text().unwrap(),
+            "protected: terminate refused: OperationNotPermitted: no"
+        );
+    }
+}
