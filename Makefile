@@ -45,10 +45,12 @@ $(LINT_VENV_STAMP): requirements-lint.lock
 	touch "$@"
 
 # pip-tools itself comes unhashed from PyPI (it only writes the lock; nothing it installs is used).
+# The current lock is its starting point, so only what requirements*.txt changed moves.
 lock: ## re-pin requirements.lock and requirements-lint.lock (with hashes) from the .txt files
 	rm -rf /tmp/ec2-reaper-lock && $(PYTHON) -m venv /tmp/ec2-reaper-lock
 	/tmp/ec2-reaper-lock/bin/pip install --quiet pip-tools==7.6.2
 	for r in requirements requirements-lint; do \
+	  cp $$r.lock $$r.lock.new; \
 	  /tmp/ec2-reaper-lock/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-header \
 	    --no-emit-find-links -o $$r.lock.new $$r.txt; \
 	  { echo "# Generated from $$r.txt by pip-compile --generate-hashes (python 3.11); installed with"; \
