@@ -188,3 +188,19 @@ def test_check_iam_without_dry_run_calls_real_iam_and_reports_the_error_class(ru
     # Against moto, simulate-custom-policy is not implemented: the script must fail loudly.
     r = run("check-iam")
     assert r.code != 0 and "simulate-custom-policy failed" in r.err, r
+
+
+def test_copier_reads_only_its_own_accounts_source_and_names_the_owner_on_every_call():
+    tpl = str(ROOT / "cloudformation/deploy_to_s3.yaml")
+    pol = cfn_render.merged(cfn_render.render_role(tpl, {"ArtifactBucketPrefix": "acme-reaper", "SourceBucket": "acme-src",
+                                                         "SourceKey": "reaper/v1/bootstrap.zip"}, "CopierRole"))
+    read = {s["Sid"]: s for s in pol["Statement"]}["ReadSourceInThisAccountOnly"]
+    assert read["Resource"] == "arn:aws:s3:::acme-src/*"
+    assert read["Condition"] == {"StringEquals": {"s3:ResourceAccount": "123456789012"}}
+    get = "arn:aws:s3:::acme-src/reaper/v1/bootstrap.zip"
+    assert decide(pol, "s3:GetObject", get, {"s3:ResourceAccount": ["123456789012"]}) == "allowed"
+    assert decide(pol, "s3:GetObject", get, {"s3:ResourceAccount": ["999999999999"]}) == "denied"
+    code = cfn_render.load(tpl)["Resources"]["CopierFunction"]["Properties"]["Code"]["ZipFile"]
+    calls = [c for c in ("head_object(", "copy_object(", "delete_object(", "paginate(") if c in code]
+    assert len(calls) == 4
+    assert code.count("ExpectedBucketOwner=own") == 5 and "ExpectedSourceBucketOwner=own" in code
