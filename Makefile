@@ -10,6 +10,11 @@ VENV ?= $(HOME)/.cache/ec2-reaper/venv
 PYTHON ?= python3
 LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
 VENV_STAMP := $(VENV)/.installed-$(LOCK_HASH)
+# checkov and parliament conflict with moto's pins: they get a venv of their own, keyed the same way.
+LINT_VENV ?= $(VENV)-lint
+LINT_LOCK_HASH := $(shell sha256sum requirements-lint.lock | cut -c1-16)
+LINT_VENV_STAMP := $(LINT_VENV)/.installed-$(LINT_LOCK_HASH)
+export REAPER_LINT_VENV := $(LINT_VENV)
 # cargo-lambda finds zig only when the venv's bin comes first on PATH.
 export PATH := $(VENV)/bin:$(PATH)
 export REAPER_VENV := $(VENV)
@@ -17,7 +22,7 @@ export MOTO_SERVER ?= $(VENV)/bin/moto_server
 
 ZIP := $(CARGO_TARGET_DIR)/lambda/reaper/bootstrap.zip
 
-.PHONY: help venv fmt fmt-check clippy cfn-lint lint test test-rust test-deploy build smoke-arm64 ci demo bench \
+.PHONY: help venv lint-venv fmt fmt-check clippy cfn-lint checkov parliament lint test test-rust test-deploy build smoke-arm64 ci demo bench \
         publish deploy golive invoke lock clean
 
 help: ## list the verbs
@@ -28,14 +33,30 @@ $(VENV_STAMP): requirements.lock
 	@echo "==> installing tools into $(VENV)"
 	rm -rf "$(VENV)"
 	$(PYTHON) -m venv "$(VENV)"
-	"$(VENV)/bin/pip" install --quiet --disable-pip-version-check -r requirements.lock
+	"$(VENV)/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	touch "$@"
 
-lock: ## re-pin requirements.lock from requirements.txt
+lint-venv: $(LINT_VENV_STAMP) ## install checkov and parliament (hash-checked) into their own venv
+$(LINT_VENV_STAMP): requirements-lint.lock
+	@echo "==> installing lint tools into $(LINT_VENV)"
+	rm -rf "$(LINT_VENV)"
+	$(PYTHON) -m venv "$(LINT_VENV)"
+	"$(LINT_VENV)/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r requirements-lint.lock
+	touch "$@"
+
+# pip-tools itself comes unhashed from PyPI (it only writes the lock; nothing it installs is used).
+# The current lock is its starting point, so only what requirements*.txt changed moves.
+lock: ## re-pin requirements.lock and requirements-lint.lock (with hashes) from the .txt files
 	rm -rf /tmp/ec2-reaper-lock && $(PYTHON) -m venv /tmp/ec2-reaper-lock
-	/tmp/ec2-reaper-lock/bin/pip install --quiet -r requirements.txt
-	{ echo "# Generated from requirements.txt with pip freeze (python 3.11). Regenerate: make lock"; \
-	  /tmp/ec2-reaper-lock/bin/pip freeze; } > requirements.lock
+	/tmp/ec2-reaper-lock/bin/pip install --quiet pip-tools==7.6.2
+	for r in requirements requirements-lint; do \
+	  cp $$r.lock $$r.lock.new; \
+	  /tmp/ec2-reaper-lock/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-header \
+	    --no-emit-find-links -o $$r.lock.new $$r.txt; \
+	  { echo "# Generated from $$r.txt by pip-compile --generate-hashes (python 3.11); installed with"; \
+	    echo "# pip --require-hashes, so a changed or substituted file fails the install. Regenerate: make lock"; \
+	    echo; cat $$r.lock.new; } > $$r.lock; rm -f $$r.lock.new; \
+	done
 
 fmt: ## format the Rust code
 	cargo fmt --all
@@ -49,7 +70,13 @@ clippy:
 cfn-lint: venv ## lint both CloudFormation templates (zero errors, zero warnings)
 	scripts/lint-templates
 
-lint: fmt-check clippy cfn-lint ## fmt --check, clippy -D warnings, cfn-lint
+checkov: lint-venv ## checkov over cloudformation/ (zero failed checks; skips only inline, with reasons)
+	scripts/lint-checkov
+
+parliament: lint-venv ## parliament over every IAM policy the templates render (findings justified in cloudformation/parliament.yaml)
+	scripts/lint-iam
+
+lint: fmt-check clippy cfn-lint checkov parliament ## fmt --check, clippy -D warnings, cfn-lint, checkov, parliament
 
 test: venv test-rust test-deploy ## unit, adapter, end-to-end (moto) and deployment tests
 

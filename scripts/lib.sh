@@ -17,10 +17,57 @@ REAPER_POLL_SECONDS=${REAPER_POLL_SECONDS:-10}
 ARTIFACTS_STACK_SET_DEFAULT=ec2-reaper-artifacts
 REAPER_STACK_SET_DEFAULT=ec2-reaper
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+# Secrets (NoEcho values such as the Slack webhook) registered with add_secret are replaced by
+# **** in every message these helpers print, and in AWS CLI errors passed through show_err.
+REAPER_SECRETS=()
+add_secret() { [[ -z ${1:-} ]] || REAPER_SECRETS+=("$1"); }
+mask() {
+  local text=$1 secret
+  for secret in ${REAPER_SECRETS[@]+"${REAPER_SECRETS[@]}"}; do text=${text//"$secret"/****}; done
+  printf '%s' "$text"
+}
+log() { printf '%s: %s\n' "$PROG" "$(mask "$*")" >&2; }
 # Usage error (bad flag or value): exit 2. Runtime failure: exit 1.
-die_usage() { printf '%s: error: %s\n(see %s --help)\n' "$PROG" "$*" "$PROG" >&2; exit 2; }
-die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+die_usage() { printf '%s: error: %s\n(see %s --help)\n' "$PROG" "$(mask "$*")" "$PROG" >&2; exit 2; }
+die() { printf '%s: error: %s\n' "$PROG" "$(mask "$*")" >&2; exit 1; }
+# show_err FILE: a captured AWS CLI error, masked, to stderr.
+show_err() { [[ ! -s $1 ]] || printf '%s\n' "$(mask "$(cat "$1")")" >&2; }
+
+# aws_error_class FILE: what kind of failure the AWS CLI error in FILE is, one word:
+# network | credentials | not-found | access-denied | throttled | other. The scripts say which, so
+# a DNS or proxy failure is not reported as missing credentials or a missing StackSet.
+aws_error_class() {
+  local f=$1
+  if grep -Eqi 'Could not connect to the endpoint|EndpointConnectionError|Connection (was closed|refused|reset|aborted)|Read timeout|Connect timeout|timed out|Name or service not known|Temporary failure in name resolution|SSL validation failed|Failed to establish a new connection|ProxyError' "$f"; then
+    echo network
+  elif grep -Eqi 'Unable to locate credentials|InvalidClientTokenId|ExpiredToken|SignatureDoesNotMatch|security token included in the request is (invalid|expired)|UnrecognizedClientException|Error loading SSO Token|Token has expired|The config profile .* could not be found|InvalidAccessKeyId|AuthFailure' "$f"; then
+    echo credentials
+  elif grep -Eqi 'AccessDenied|UnauthorizedOperation|not authorized to perform|Forbidden|\(403\)' "$f"; then
+    echo access-denied
+  elif grep -Eqi 'NotFound|NoSuchBucket|NoSuchKey|NoSuchVersion|does not exist|\(404\)|Not Found' "$f"; then
+    echo not-found
+  elif grep -Eqi 'Throttling|RequestLimitExceeded|SlowDown|TooManyRequests|Rate exceeded' "$f"; then
+    echo throttled
+  else
+    echo other
+  fi
+}
+
+# aws_fail WHAT ERRFILE: print the AWS error (masked) and die naming its class and what to check.
+aws_fail() {
+  local what=$1 f=$2 class hint
+  class=$(aws_error_class "$f")
+  case $class in
+    network) hint="the AWS endpoint could not be reached (network, DNS, proxy or AWS_ENDPOINT_URL); credentials were not the problem" ;;
+    credentials) hint="the credentials were refused or missing (AWS_PROFILE, SSO login, environment)" ;;
+    access-denied) hint="the credentials work but lack a permission for this call" ;;
+    not-found) hint="AWS says it does not exist (name, region or account?)" ;;
+    throttled) hint="AWS throttled the call; try again later" ;;
+    *) hint="see the AWS error above" ;;
+  esac
+  show_err "$f"
+  die "$what failed [$class]: $hint"
+}
 
 # usage_from_header FILE: print the leading comment block of a script (its --help).
 usage_from_header() {
@@ -72,16 +119,42 @@ admin_region() {
   printf '%s' "${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}"
 }
 
+# caller_identity: sets CALLER_ACCOUNT, CALLER_ARN, CALLER_PARTITION and CALLER_PRINCIPAL (the IAM
+# principal ARN an S3 bucket policy's aws:PrincipalArn sees: the role for an assumed-role session).
+caller_identity() {
+  local err out
+  err=$(mktemp)
+  if ! out=$(aws sts get-caller-identity --query '[Account,Arn]' --output text --region "$(admin_region)" 2>"$err"); then
+    aws_fail "sts get-caller-identity" "$err"
+  fi
+  rm -f "$err"
+  read -r CALLER_ACCOUNT CALLER_ARN <<<"$out"
+  CALLER_PARTITION=$(printf '%s' "$CALLER_ARN" | cut -d: -f2)
+  if [[ $CALLER_ARN =~ ^arn:([^:]+):sts::([0-9]{12}):user/(.+)$ ]]; then
+    CALLER_PRINCIPAL="arn:${BASH_REMATCH[1]}:iam::${BASH_REMATCH[2]}:user/${BASH_REMATCH[3]}"
+  elif [[ $CALLER_ARN =~ ^arn:([^:]+):sts::([0-9]{12}):assumed-role/([^/]+)/ ]]; then
+    # The session ARN drops the role's path (SSO roles have one), which aws:PrincipalArn keeps:
+    # ask IAM for the real ARN, and fall back to the root path only when that is not allowed.
+    CALLER_PRINCIPAL="arn:${BASH_REMATCH[1]}:iam::${BASH_REMATCH[2]}:role/${BASH_REMATCH[3]}"
+    local full
+    if full=$(aws iam get-role --role-name "${BASH_REMATCH[3]}" --query Role.Arn --output text 2>/dev/null); then
+      CALLER_PRINCIPAL=$full
+    else
+      log "could not read the path of role ${BASH_REMATCH[3]} (iam:GetRole); assuming the root path"
+    fi
+  else
+    CALLER_PRINCIPAL=$CALLER_ARN
+  fi
+}
+
 caller_account() {
-  aws sts get-caller-identity --query Account --output text --region "$(admin_region)" ||
-    die "cannot call sts get-caller-identity: are AWS credentials configured?"
+  caller_identity
+  printf '%s' "$CALLER_ACCOUNT"
 }
 
 caller_partition() {
-  local arn
-  arn=$(aws sts get-caller-identity --query Arn --output text --region "$(admin_region)") ||
-    die "cannot call sts get-caller-identity: are AWS credentials configured?"
-  printf '%s' "$arn" | cut -d: -f2
+  caller_identity
+  printf '%s' "$CALLER_PARTITION"
 }
 
 # py SCRIPT ARGS...: the Python helpers beside this file (stdlib + PyYAML, which awscli v1 brings).
@@ -99,7 +172,8 @@ wait_operation() {
   while :; do
     status=$(aws cloudformation describe-stack-set-operation --stack-set-name "$ss" \
       --operation-id "$op" "${extra[@]}" --query StackSetOperation.Status --output text \
-      --region "$(admin_region)") || die "describe-stack-set-operation $op on $ss failed"
+      --region "$(admin_region)" 2>"${TMPDIR:-/tmp}/reaper-op-err.$$") ||
+      aws_fail "describe-stack-set-operation $op on $ss" "${TMPDIR:-/tmp}/reaper-op-err.$$"
     case $status in
       SUCCEEDED)
         log "$ss: operation $op SUCCEEDED"

@@ -39,6 +39,11 @@ def load_parameters(template_path: str) -> dict:
     return doc.get("Parameters", {}) or {}
 
 
+def shown(spec: dict, item: str) -> str:
+    """How a value may appear in a message: a NoEcho value never does."""
+    return "(a NoEcho value, not shown)" if spec.get("NoEcho") else repr(item)
+
+
 def check_value(name: str, spec: dict, value: str) -> str | None:
     """None when CloudFormation would accept value for this parameter, else why not."""
     kind = spec.get("Type", "String")
@@ -47,6 +52,13 @@ def check_value(name: str, spec: dict, value: str) -> str | None:
     if kind == "CommaDelimitedList" and value == "":
         items = []
     for item in items:
+        if spec.get("NoEcho"):
+            # Same checks, but the message must not carry the value (nor a pattern it fails).
+            allowed_ok = spec.get("AllowedValues") is None or item in [str(a) for a in spec["AllowedValues"]]
+            pattern_ok = spec.get("AllowedPattern") is None or re.fullmatch(spec["AllowedPattern"], item) is not None
+            if not (allowed_ok and pattern_ok):
+                return f"{name}: the value given (NoEcho, not shown) is not accepted" + (f": {hint}" if hint else "")
+            continue
         allowed = spec.get("AllowedValues")
         if allowed is not None and item not in [str(a) for a in allowed]:
             return f"{name}={item!r} is not one of {', '.join(str(a) for a in allowed)}" + (
@@ -68,20 +80,36 @@ def check_value(name: str, spec: dict, value: str) -> str | None:
     return None
 
 
-def parse_sets(pairs: list[str], params: dict, flag: str) -> dict[str, str]:
+def parse_sets(pairs: list[str], params: dict, flag: str, hint: dict | None = None,
+               secrets: dict[str, str] | None = None) -> dict[str, str]:
+    """pairs come from the command line, secrets from a file: a NoEcho parameter is accepted only
+    from the latter, so it never sits in shell history or in `ps`."""
     out: dict[str, str] = {}
     errors = []
     for pair in pairs:
         if "=" not in pair:
-            errors.append(f"{flag} {pair!r}: expected Key=Value")
+            errors.append(f"{flag} {pair.split('=')[0]!r}: expected Key=Value")
             continue
         key, value = pair.split("=", 1)
         if key not in params:
             errors.append(f"{flag} {key}: unknown parameter; the template takes {', '.join(sorted(params))}")
             continue
+        if params[key].get("NoEcho"):
+            where = (hint or {}).get(key, "a file or an environment variable")
+            errors.append(f"{flag} {key}: a secret (NoEcho) is never taken from the command line; use {where}")
+            continue
         why = check_value(key, params[key], value)
         if why:
             errors.append(f"{flag} {why}")
+            continue
+        out[key] = value
+    for key, value in (secrets or {}).items():
+        if key not in params:
+            errors.append(f"secret {key}: unknown parameter")
+            continue
+        why = check_value(key, {**params[key], "NoEcho": True}, value)
+        if why:
+            errors.append(why)
             continue
         out[key] = value
     if errors:
@@ -94,7 +122,12 @@ def parse_sets(pairs: list[str], params: dict, flag: str) -> dict[str, str]:
 def cmd_params(a) -> None:
     """Decide create/update/no-op and print the --parameters JSON for it."""
     params = load_parameters(a.template)
-    wanted = parse_sets(a.set, params, a.flag)
+    secrets = {}
+    if a.secrets_file:
+        with open(a.secrets_file, encoding="utf-8") as f:
+            secrets = json.load(f)
+    wanted = parse_sets(a.set, params, a.flag, a.hint, secrets)
+    secret_keys = set(secrets) | {k for k, s in params.items() if s.get("NoEcho")}
     if a.check_only:
         return
     current_ss = None
@@ -117,11 +150,12 @@ def cmd_params(a) -> None:
     if current_ss.get("TemplateBody", "").strip() != body.strip():
         changes.append("template")
     for k, v in sorted(wanted.items()):
-        if k not in current:
+        if k in secret_keys:
+            # A secret is never compared in the open nor shown: DescribeStackSet masks it anyway.
+            changes.append(f"{k}: set (secret, not shown)")
+        elif k not in current:
             if str(params[k].get("Default", "")) != v or k in [n for n, s in params.items() if "Default" not in s]:
                 changes.append(f"{k}: (default) -> {v!r}")
-        elif current[k] == MASKED and params[k].get("NoEcho"):
-            changes.append(f"{k}: (NoEcho, cannot compare) -> set")
         elif current[k] != v:
             changes.append(f"{k}: {current[k]!r} -> {v!r}")
     missing = [k for k, s in params.items() if "Default" not in s and k not in wanted and k not in current]
@@ -169,6 +203,7 @@ def main() -> None:
     pp.add_argument("--flag", default="--param")
     pp.add_argument("--hint", default="{}", type=json.loads)
     pp.add_argument("--check-only", action="store_true", help="only check the values given")
+    pp.add_argument("--secrets-file", default="", help="JSON {Key: Value} of NoEcho values (never argv)")
     pp.add_argument("set", nargs="*")
     pm = sub.add_parser("missing")
     pm.add_argument("--existing", required=True)

@@ -26,6 +26,10 @@ VENV = Path(os.environ.get("REAPER_VENV", Path.home() / ".cache/ec2-reaper/venv"
 ACCOUNT = "123456789012"  # moto's default account: the caller's own
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+# The secret the tests deploy with. Every script run by `run` is checked for it (and for its
+# distinctive parts) in stdout and stderr: a script that prints it fails the test that ran it.
+WEBHOOK = "https://hooks.slack.com/services/T0SECRET1/B0SECRET2/s3cr3tW3bh00kV4lue"
+SECRET_MARKERS = [WEBHOOK, "T0SECRET1/B0SECRET2", "s3cr3tW3bh00kV4lue"]
 
 
 def _free_port() -> int:
@@ -34,11 +38,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _moto_binary() -> str:
+def _moto_command() -> list[str]:
+    """moto_server through tests/deploy/moto_aws_semantics.py (two AWS behaviours moto lacks),
+    run by the Python interpreter of the venv that holds moto."""
     candidates = [os.environ.get("MOTO_SERVER", ""), str(VENV / "bin/moto_server"), shutil.which("moto_server") or ""]
     for c in candidates:
         if c and os.access(c, os.X_OK):
-            return c
+            python = Path(c).parent / "python"
+            if not os.access(python, os.X_OK):
+                pytest.fail(f"{c} has no python beside it to run moto_aws_semantics.py with", pytrace=False)
+            return [str(python), str(Path(__file__).parent / "moto_aws_semantics.py")]
     pytest.fail(f"moto_server not found (tried MOTO_SERVER, {VENV}/bin, PATH): run `make venv`", pytrace=False)
 
 
@@ -58,11 +67,11 @@ class Moto:
 
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory) -> Moto:
-    binary = _moto_binary()
+    command = _moto_command()
     port = _free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*command, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -126,6 +135,9 @@ class Result:
     err: str
 
 
+RUNS: list[tuple[str, tuple, Result]] = []
+
+
 @pytest.fixture(scope="session")
 def run(moto):
     """run(script, *args, env=None) -> Result: a real scripts/<script> against moto."""
@@ -140,11 +152,24 @@ def run(moto):
         p = subprocess.run([str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
                            env=e, cwd=ROOT, timeout=300)
         r = Result(p.returncode, p.stdout, p.stderr)
+        RUNS.append((script, args, r))
+        leaked = [i for i, m in enumerate(SECRET_MARKERS) if m in r.out or m in r.err]
+        if leaked:
+            # Never print the secret itself, not even here.
+            pytest.fail(f"scripts/{script} printed the webhook secret (markers {leaked}) in its output")
         if check and r.code != 0:
             pytest.fail(f"scripts/{script} {' '.join(args)} exited {r.code}\nstdout:\n{r.out}\nstderr:\n{r.err}")
         return r
 
     return _run
+
+
+def versioned(moto: Moto, prefix: str, regions: list[str]) -> None:
+    """moto ignores the template's VersioningConfiguration (the deployed template is checked for
+    it instead): turn versioning on as CloudFormation does on AWS, so object versions exist."""
+    for region in regions:
+        moto.client("s3", region).put_bucket_versioning(Bucket=f"{prefix}-{region}",
+                                                        VersioningConfiguration={"Status": "Enabled"})
 
 
 def stack_template(moto: Moto, stack_set: str, region: str) -> tuple[dict, dict]:

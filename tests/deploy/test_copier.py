@@ -84,6 +84,7 @@ def cfn():
 
 class Context:
     log_stream_name = "2024/01/01/[$LATEST]abc"
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:StackSet-copier"
 
     def __init__(self, remaining_ms=300_000):
         self.deadline = time.monotonic() + remaining_ms / 1000

@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ACCOUNT, REGIONS, ROOT, stack_template
+from conftest import ACCOUNT, REGIONS, ROOT, RUNS, SECRET_MARKERS, WEBHOOK, stack_template, versioned
 
 PREFIX = "reaper-test"
 REAPER_SS = "ec2-reaper"
@@ -28,17 +28,28 @@ CSV = ",".join(REGIONS)
 
 
 @pytest.fixture(scope="module")
-def deployed(moto, run, artifact):
+def webhook_file(tmp_path_factory):
+    f = tmp_path_factory.mktemp("secret") / "webhook"
+    f.write_text(WEBHOOK + "\n")
+    f.chmod(0o600)
+    return f
+
+
+@pytest.fixture(scope="module")
+def deployed(moto, run, artifact, webhook_file):
     """Artifacts StackSet -> publish into every regional bucket -> reaper StackSet."""
     moto.reset()
     first = run("deploy", "--only", "artifacts", "--regions", CSV, "--accounts", ACCOUNT,
                 "--bucket-prefix", PREFIX, check=True)
-    pub = run("publish", "--zip", str(artifact.path), "--bucket-prefix", PREFIX, "--regions", CSV, check=True)
-    key = pub.out.strip()
+    versioned(moto, PREFIX, REGIONS)
+    pub = run("publish", "--zip", str(artifact.path), "--bucket-prefix", PREFIX, "--regions", CSV,
+              "--print-versions", check=True)
+    key, *version_lines = pub.out.strip().splitlines()
+    versions = {line.split()[0]: line.split()[1] for line in version_lines}
     second = run("deploy", "--regions", CSV, "--accounts", ACCOUNT, "--bucket-prefix", PREFIX,
-                 "--artifact-key", key, "--param", "MaxStops=50", "--param", "GracePeriod=30m",
-                 "--param", "SlackWebhook=https://hooks.slack.com/services/T0/B0/XYZ", check=True)
-    return {"key": key, "logs": first.err + pub.err + second.err}
+                 "--artifact-key", key, "--zip", str(artifact.path), "--param", "MaxStops=50",
+                 "--param", "GracePeriod=30m", "--slack-webhook-file", str(webhook_file), check=True)
+    return {"key": key, "versions": versions, "logs": first.err + pub.err + second.err}
 
 
 def test_publish_prints_a_content_addressed_key(deployed, artifact):
@@ -96,7 +107,15 @@ def test_regional_bucket_is_declared_private_versioned_tls_only(deployed, moto, 
     statements = tpl["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     deny = statements[0]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    grants = [s["Fn::If"][1] for s in statements[1:]]
+    # Writes: denied to everyone but the publisher (the deploying principal by default) and the copier.
+    writes = statements[1]["Fn::If"]
+    assert writes[0] == "RestrictWrites"
+    w = writes[1]
+    assert w["Effect"] == "Deny" and w["Principal"] == "*"
+    assert {"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"} <= set(w["Action"])
+    assert w["Condition"]["StringNotEquals"]["aws:PrincipalArn"]["Fn::If"][0] == "HasSource"
+    assert ss_params["PublisherArns"].startswith(f"arn:aws:iam::{ACCOUNT}:"), ss_params["PublisherArns"]
+    grants = [s["Fn::If"][1] for s in statements[2:]]
     for g in grants:
         assert g["Effect"] == "Allow"
         assert sorted(g["Action"]) == ["s3:GetObject", "s3:GetObjectVersion"]
@@ -120,18 +139,24 @@ def test_function_is_deployed_from_the_regional_bucket(deployed, moto, artifact,
     assert cfg["CodeSize"] == len(artifact.data)
     assert cfg["CodeSha256"] == base64.b64encode(hashlib.sha256(artifact.data).digest()).decode()
     assert fn["Code"]["Location"].endswith(deployed["key"])
+    # The webhook reached the function (from --slack-webhook-file) without appearing in any output.
     assert cfg["Environment"]["Variables"] == {
-        "LIVEMODE": "false", "SLACKWEBHOOK": "https://hooks.slack.com/services/T0/B0/XYZ",
+        "LIVEMODE": "false", "SLACKWEBHOOK": WEBHOOK, "SLACKWEBHOOK_SECRET_ARN": "",
         "GRACE_PERIOD": "30m", "WARN_WINDOW": "1d", "MAX_TERMINATIONS": "100", "MAX_STOPS": "50",
-        "SKIP_MANAGED": "true", "OWNER_TAG": "owner", "REPORT_BUCKET": ""}
+        "SKIP_MANAGED": "true", "OWNER_TAG": "owner", "REPORT_BUCKET": "", "MAX_LIFETIME": "unlimited",
+        "ALLOW_INDEFINITE": "true", "ACTION_WINDOW": "", "NOTICE_FROM": ""}
     # moto ignores Architectures and LoggingConfig; the deployed template must declare them.
     tpl, params = stack_template(moto, REAPER_SS, region)
     props = tpl["Resources"]["Function"]["Properties"]
     assert props["Architectures"] == ["arm64"]
     assert props["LoggingConfig"] == {"LogFormat": "JSON", "LogGroup": {"Ref": "LogGroup"}}
     assert props["Code"] == {"S3Bucket": {"Fn::Sub": "${ArtifactBucketPrefix}-${AWS::Region}"},
-                             "S3Key": {"Ref": "ArtifactKey"}}
+                             "S3Key": {"Ref": "ArtifactKey"},
+                             "S3ObjectVersion": {"Fn::If": ["HasArtifactVersion", {"Ref": "ArtifactVersion"},
+                                                            {"Ref": "AWS::NoValue"}]}}
     assert params["ArtifactKey"] == deployed["key"] and params["ArtifactBucketPrefix"] == PREFIX
+    # Pinned to this region's object version, the one scripts/publish uploaded.
+    assert params["ArtifactVersion"] == deployed["versions"][f"{PREFIX}-{region}"]
 
 
 @pytest.mark.parametrize("region", REGIONS)
@@ -162,33 +187,51 @@ def test_both_rules_target_the_function_and_may_invoke_it(deployed, moto, region
     assert sources == sorted([schedule[0]["Arn"], state[0]["Arn"]])
 
 
+def _role_statements(iam, role):
+    out = []
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        if isinstance(doc, str):
+            # moto stores an inline policy created through CloudFormation as a Python repr.
+            try:
+                doc = json.loads(doc)
+            except ValueError:
+                doc = ast.literal_eval(doc)
+        out += doc["Statement"]
+    return out
+
+
 def test_role_is_least_privilege(deployed, moto):
+    """The role moto deployed (default parameters) holds exactly the rendered, conditioned grants."""
+    from test_iam_policy import MANAGED_TAGS
+
     iam = moto.client("iam")
     roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"StackSet:{REAPER_SS}-Role")]
     assert len(roles) == len(REGIONS), f"one function role per region, got {roles}"
     for role in roles:
         assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == [], "no managed policies"
-        actions: dict[str, dict] = {}
-        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
-            doc = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-            if isinstance(doc, str):
-                # moto stores an inline policy created through CloudFormation as a Python repr.
-                try:
-                    doc = json.loads(doc)
-                except ValueError:
-                    doc = ast.literal_eval(doc)
-            for s in doc["Statement"]:
-                assert s["Effect"] == "Allow"
-                for a in [s["Action"]] if isinstance(s["Action"], str) else s["Action"]:
-                    actions[a] = s
-        assert set(actions) == {"ec2:DescribeInstances", "ec2:StopInstances", "ec2:TerminateInstances",
-                                "ec2:CreateTags", "logs:CreateLogStream", "logs:PutLogEvents"}, \
-            "no S3 permission without a report bucket, nothing else at all"
-        assert actions["ec2:CreateTags"]["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"] == [
-            "termination_date", "reaper:stopped_at", "reaper:stop_reason"]
-        for a in ("ec2:StopInstances", "ec2:TerminateInstances", "ec2:CreateTags"):
-            assert actions[a]["Resource"].startswith("arn:aws:ec2:") and actions[a]["Resource"].endswith(":instance/*")
-        assert "/aws/lambda/ec2-reaper" in actions["logs:PutLogEvents"]["Resource"]
+        by_sid = {s["Sid"]: s for s in _role_statements(iam, role)}
+        assert set(by_sid) == {"ListInstances", "TerminateOnlyDatedUnmanaged", "StopOnlyUnmanaged",
+                               "StampOnlyUndated", "TagOnlyReaperKeys", "OwnLogGroupOnly"}, \
+            "no S3, SES, Secrets Manager or KMS grant without its parameter, nothing else at all"
+        for st in by_sid.values():
+            assert st["Effect"] == "Allow"
+        term = by_sid["TerminateOnlyDatedUnmanaged"]["Condition"]
+        assert term["Null"] == {"ec2:ResourceTag/termination_date": "false",
+                                **{f"ec2:ResourceTag/{t}": "true" for t in MANAGED_TAGS}}
+        assert term["StringNotLike"] == {"ec2:ResourceTag/termination_date": "*indefinite*"}
+        assert by_sid["StopOnlyUnmanaged"]["Condition"] == {
+            "Null": {f"ec2:ResourceTag/{t}": "true" for t in MANAGED_TAGS}}
+        stamp = by_sid["StampOnlyUndated"]
+        assert stamp["Action"] == "ec2:CreateTags"
+        assert stamp["Condition"] == {"ForAllValues:StringEquals": {"aws:TagKeys": ["termination_date"]},
+                                      "Null": {"aws:TagKeys": "false", "ec2:ResourceTag/termination_date": "true"}}
+        assert by_sid["TagOnlyReaperKeys"]["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"] == [
+            "reaper:stopped_at", "reaper:stop_reason", "reaper:notified"]
+        for sid in ("TerminateOnlyDatedUnmanaged", "StopOnlyUnmanaged", "StampOnlyUndated", "TagOnlyReaperKeys"):
+            r = by_sid[sid]["Resource"]
+            assert r.startswith("arn:aws:ec2:") and r.endswith(":instance/*")
+        assert "/aws/lambda/ec2-reaper" in by_sid["OwnLogGroupOnly"]["Resource"]
 
 
 def test_report_bucket_adds_only_the_report_prefix(moto):
@@ -205,16 +248,18 @@ def test_report_bucket_adds_only_the_report_prefix(moto):
 
 def test_publish_to_a_source_bucket(moto, run, artifact):
     moto.client("s3").create_bucket(Bucket="reaper-source-test")
+    moto.client("s3").put_bucket_versioning(Bucket="reaper-source-test", VersioningConfiguration={"Status": "Enabled"})
     r = run("publish", "--zip", str(artifact.path), "--source-bucket", "reaper-source-test", check=True)
     key = r.out.strip()
     assert moto.client("s3").get_object(Bucket="reaper-source-test", Key=key)["Body"].read() == artifact.data
 
 
-def test_deploy_again_is_a_successful_no_op(deployed, moto, run):
+def test_deploy_again_is_a_successful_no_op(deployed, moto, run, artifact):
     cf = moto.client("cloudformation")
     ops_before = {ss: len(cf.list_stack_set_operations(StackSetName=ss)["Summaries"]) for ss in (REAPER_SS, ARTIFACTS_SS)}
     r = run("deploy", "--regions", CSV, "--accounts", ACCOUNT, "--bucket-prefix", PREFIX,
-            "--artifact-key", deployed["key"], "--param", "MaxStops=50", "--param", "GracePeriod=30m", check=True)
+            "--artifact-key", deployed["key"], "--zip", str(artifact.path), "--param", "MaxStops=50",
+            "--param", "GracePeriod=30m", check=True)
     assert r.err.count("template and parameters unchanged") == 2, r.err
     assert r.err.count("every stack instance exists") == 2, r.err
     ops_after = {ss: len(cf.list_stack_set_operations(StackSetName=ss)["Summaries"]) for ss in (REAPER_SS, ARTIFACTS_SS)}
@@ -230,6 +275,7 @@ def test_a_new_region_creates_only_the_missing_instances(deployed, moto, run):
     regions = sorted(s["Region"] for s in cf.list_stack_instances(StackSetName=ARTIFACTS_SS)["Summaries"])
     assert regions == sorted(REGIONS + ["us-west-2"])
     moto.client("s3", "us-west-2").head_bucket(Bucket=f"{PREFIX}-us-west-2")
+    versioned(moto, PREFIX, ["us-west-2"])
 
 
 def test_changed_parameter_updates_and_keeps_the_rest(deployed, moto, run):
@@ -298,11 +344,12 @@ def test_bad_flag_is_rejected_by_name(run, args, named):
     assert r.code == 2 and named in r.err, r
 
 
-def test_deploy_refuses_an_unpublished_key(moto, run):
+def test_deploy_refuses_an_unpublished_key(moto, run, artifact):
     run("deploy", "--only", "artifacts", "--regions", "eu-west-1", "--accounts", ACCOUNT,
         "--bucket-prefix", "unpub-test", "--artifacts-stack-set", "unpub-artifacts", check=True)
     r = run("deploy", "--only", "reaper", "--regions", "eu-west-1", "--accounts", ACCOUNT,
-            "--bucket-prefix", "unpub-test", "--artifact-key", "reaper/nothere/bootstrap.zip", "--stack-set", "unpub-reaper")
+            "--bucket-prefix", "unpub-test", "--artifact-key", "reaper/nothere/bootstrap.zip", "--stack-set", "unpub-reaper",
+            "--zip", str(artifact.path))
     assert r.code == 1 and "s3://unpub-test-eu-west-1/reaper/nothere/bootstrap.zip not found" in r.err
     with pytest.raises(Exception, match="StackSetNotFound"):
         moto.client("cloudformation").describe_stack_set(StackSetName="unpub-reaper")
