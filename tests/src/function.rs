@@ -259,7 +259,7 @@ fn fresh_binary(name: &str) -> PathBuf {
     }
     assert!(
         binary.is_file(),
-        "reaper-e2e: `cargo build -p reaper --bins` succeeded but {} does not exist",
+        "reaper-e2e: `cargo build --workspace --bins` succeeded but {} does not exist",
         binary.display()
     );
     binary
@@ -268,7 +268,9 @@ fn fresh_binary(name: &str) -> PathBuf {
 fn build_reaper(root: &Path) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(&cargo)
-        .args(["build", "-p", "reaper", "--bins"])
+        // The whole workspace, so features unify as in `cargo test --workspace` and the SDK
+        // crates built for the tests are reused (aws-sdk-ec2 alone is minutes and GBs).
+        .args(["build", "--workspace", "--bins"])
         .current_dir(root)
         .env("CARGO_TARGET_DIR", target_dir())
         .stdin(Stdio::null())
@@ -276,7 +278,7 @@ fn build_reaper(root: &Path) {
         .unwrap_or_else(|e| panic!("reaper-e2e: cannot run {cargo:?}: {e}"));
     if !output.status.success() {
         panic!(
-            "\n\nreaper-e2e: `cargo build -p reaper --bins` failed ({}):\n{}\n",
+            "\n\nreaper-e2e: `cargo build --workspace --bins` failed ({}):\n{}\n",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );

@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(t.warnings_omitted, 9_950);
         assert!(t.errors[0].chars().count() <= 2000);
         assert!(serde_json::to_vec(&t).unwrap().len() < 200_000);
-        let json = serde_json::to_value(&report_with(1)).unwrap();
+        let json = serde_json::to_value(report_with(1)).unwrap();
         assert!(
             json.get("warnings_omitted").is_none(),
             "absent when nothing was left out"

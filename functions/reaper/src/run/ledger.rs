@@ -167,6 +167,13 @@ impl Ledger {
         self.get(id).is_some_and(|e| e.fate.is_none())
     }
 
+    /// May still be tagged: pending, or held back by a tripped circuit (a stamp destroys
+    /// nothing, and the date it writes is what a person checks before raising the cap).
+    pub fn may_stamp(&self, id: &str) -> bool {
+        self.get(id)
+            .is_some_and(|e| matches!(e.fate, None | Some(Fate::CircuitOpen)))
+    }
+
     /// Records `fate`, keeping the precedence: a deferral never replaces a failure, an unknown
     /// outcome or a tripped circuit.
     pub fn set(&mut self, id: &str, fate: Fate) {

@@ -173,7 +173,7 @@ async fn act<F: Fleet>(
     let action_ids: Vec<String> = the_plan
         .action_ids()
         .into_iter()
-        .filter(|id| ledger.is_pending(id))
+        .filter(|id| ledger.may_stamp(id))
         .collect();
     if action_ids.is_empty() {
         return;
@@ -199,6 +199,7 @@ async fn act<F: Fleet>(
         }
     };
     let fresh: HashMap<&str, &Instance> = fresh.iter().map(|i| (i.id.as_str(), i)).collect();
+    let mut changed: BTreeSet<&str> = BTreeSet::new();
     for id in &action_ids {
         let now_verdict = fresh
             .get(id.as_str())
@@ -206,12 +207,18 @@ async fn act<F: Fleet>(
         if ledger.get(id).map(|e| &e.verdict) != now_verdict.as_ref() {
             let now = now_verdict.map(|v| v.kind());
             ledger.set(id, Fate::Deferred(Deferral::Changed { now }));
+            changed.insert(id);
         }
     }
 
     // 1. Stamps (also the ones that precede a termination, which waits for its stamp).
     for batch in &the_plan.stamps {
-        let ids = pending(ledger, batch);
+        let ids: Vec<String> = batch
+            .ids
+            .iter()
+            .filter(|id| ledger.may_stamp(id) && !changed.contains(id.as_str()))
+            .cloned()
+            .collect();
         if ids.is_empty() {
             continue;
         }
@@ -572,6 +579,11 @@ mod tests {
         let r = run(&f, &cfg, req(true)).await;
         assert_eq!(get(&f, "i-expired").state, InstanceState::Running);
         assert_eq!(get(&f, "i-due").state, InstanceState::Stopped);
+        assert_eq!(
+            get(&f, "i-due").tags["termination_date"],
+            "2030-01-01T11:00:00Z",
+            "a stamp destroys nothing and still happens with the circuit open"
+        );
         assert_eq!(outcome(&r, "i-expired"), Some(Outcome::CircuitOpen));
         assert_eq!(outcome(&r, "i-due"), Some(Outcome::CircuitOpen));
         assert_eq!(r.circuits.len(), 1);
