@@ -2,10 +2,10 @@
 //! Shared by the Lambda entry point and anything else that wants the Lambda's behaviour.
 
 use crate::config::Config;
+use crate::event::{EventError as TriggerError, Trigger};
 use crate::fleet::Fleet;
 use crate::report::RunReport;
 use crate::sweep::{sweep, RunContext, SweepRequest, TriggerKind};
-use crate::trigger::{Trigger, TriggerError};
 use chrono::Utc;
 use serde_json::Value;
 use std::time::Instant;
@@ -140,7 +140,7 @@ pub async fn deliver<F>(app: &App<F>, report: &mut RunReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trigger::Manual;
+    use crate::event::Manual;
 
     #[test]
     fn account_comes_from_the_function_arn() {

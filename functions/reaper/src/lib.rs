@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod event;
 pub mod fleet;
 pub mod handler;
 pub mod logging;
@@ -13,4 +14,3 @@ pub mod report;
 pub mod slack;
 pub mod sweep;
 pub mod table;
-pub mod trigger;
