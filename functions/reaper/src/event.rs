@@ -989,6 +989,8 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
+        type Entries = Vec<(String, Node)>;
+
         /// A JSON tree whose objects may repeat a key (a `Value` cannot), rendered by hand.
         #[derive(Debug, Clone)]
         enum Node {
@@ -1053,11 +1055,7 @@ mod tests {
             }
 
             /// Calls `f` on the `n`th object in document order (pre-order).
-            fn with_object(
-                &mut self,
-                n: &mut usize,
-                f: &mut dyn FnMut(&mut Vec<(String, Node)>),
-            ) -> bool {
+            fn with_object(&mut self, n: &mut usize, f: &mut dyn FnMut(&mut Entries)) -> bool {
                 match self {
                     Node::Arr(items) => items.iter_mut().any(|item| item.with_object(n, f)),
                     Node::Obj(entries) => {
@@ -1196,7 +1194,7 @@ mod tests {
                 position in any::<prop::sample::Index>(),
             ) {
                 let mut n = which.index(payload.objects().max(1));
-                let mut insert = |entries: &mut Vec<(String, Node)>| {
+                let mut insert = |entries: &mut Entries| {
                     let at = position.index(entries.len() + 1);
                     match &intent {
                         Intent::Key(k, v) => entries.insert(at, (k.clone(), v.clone())),
