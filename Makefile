@@ -22,7 +22,7 @@ export MOTO_SERVER ?= $(VENV)/bin/moto_server
 
 ZIP := $(CARGO_TARGET_DIR)/lambda/reaper/bootstrap.zip
 
-.PHONY: help venv lint-venv fmt fmt-check clippy cfn-lint checkov parliament lint test test-rust test-deploy build smoke-arm64 ci demo bench \
+.PHONY: help venv lint-venv fmt fmt-check clippy cfn-lint checkov parliament lint test test-rust test-deploy build smoke-arm64 ci demo bench fuzz \
         publish deploy golive invoke lock clean
 
 help: ## list the verbs
@@ -86,6 +86,18 @@ test-rust: venv
 # The deployment tests use the real arm64 zip when it has been built (make ci builds it first).
 test-deploy: venv
 	if [ -s "$(ZIP)" ]; then export REAPER_ZIP="$(ZIP)"; fi; "$(VENV)/bin/pytest" -q tests/deploy
+
+# Property tests are named fuzz_*; `make test` runs them at proptest's default count (256).
+FUZZ_CASES ?= 1000000
+fuzz: ## long property tests (tag grammar, events, configuration): FUZZ_CASES=1000000 each, optimised; minutes
+	cargo test --profile fuzz --locked -p reaper --lib --no-run
+	for t in $$(cargo test --profile fuzz --locked -p reaper --lib -q fuzz_ -- --list 2>/dev/null | sed -n 's/: test$$//p'); do \
+	  start=$$(date +%s.%N); \
+	  out=$$(PROPTEST_CASES=$(FUZZ_CASES) cargo test --profile fuzz --locked -p reaper --lib -q "$$t" -- --exact 2>&1) \
+	    || { echo "$$out"; echo "FAILED: $$t"; exit 1; }; \
+	  awk -v t="$$t" -v n="$(FUZZ_CASES)" -v s="$$start" -v e="$$(date +%s.%N)" \
+	    'BEGIN { printf "%-72s %9d cases %8.1f s\n", t, n, e - s }'; \
+	done
 
 build: venv ## build the arm64 Lambda zip with cargo-lambda; prints path, size, sha256
 	scripts/build

@@ -61,9 +61,101 @@ impl Default for Config {
     }
 }
 
+/// Every variable the reaper reads (SPEC §9), including those read by other parts of the code.
+/// A variable whose name is close to one of these is almost certainly meant as it, so it is
+/// reported rather than silently ignored.
+pub const KNOWN_VARS: [&str; 14] = [
+    "LIVEMODE",
+    "SLACKWEBHOOK",
+    "SLACKWEBHOOK_SECRET_ARN",
+    "GRACE_PERIOD",
+    "WARN_WINDOW",
+    "MAX_TERMINATIONS",
+    "MAX_STOPS",
+    "SKIP_MANAGED",
+    "OWNER_TAG",
+    "REPORT_BUCKET",
+    "MAX_LIFETIME",
+    "ALLOW_INDEFINITE",
+    "ACTION_WINDOW",
+    "NOTICE_FROM",
+];
+
+/// Names the platform sets or reserves (Lambda's `AWS_*`, `LAMBDA_*`, `_HANDLER`, `_X_AMZN_*`):
+/// never a misspelling of ours, whatever they happen to contain.
+fn reserved(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with("AWS_") || upper.starts_with("LAMBDA_") || upper.starts_with('_')
+}
+
+/// Levenshtein distance over bytes, ASCII-case-insensitive; stops counting past `limit`.
+fn distance_within(a: &str, b: &str, limit: usize) -> Option<usize> {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len().abs_diff(b.len()) > limit {
+        return None;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut row = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(!ca.eq_ignore_ascii_case(cb));
+            row[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut row);
+    }
+    let d = prev[b.len()];
+    (d <= limit).then_some(d)
+}
+
+/// The known variable `name` looks like a misspelling of, if any: within edit distance 2, or
+/// with a known name as its prefix or suffix, compared case-insensitively.
+pub fn near_miss(name: &str) -> Option<&'static str> {
+    if KNOWN_VARS.contains(&name) || reserved(name) {
+        return None;
+    }
+    let upper = name.to_ascii_uppercase();
+    KNOWN_VARS
+        .iter()
+        .filter_map(|known| {
+            let affix =
+                upper.len() > known.len() && (upper.starts_with(known) || upper.ends_with(known));
+            // A typo outranks an affix: MAX_STOPS_X (distance 2 from MAX_STOPS, and MAX_STOPS
+            // as prefix) and the like still name the closest spelling first.
+            let score = distance_within(&upper, known, 2).or(affix.then_some(3))?;
+            Some((score, *known))
+        })
+        .min_by_key(|(score, _)| *score)
+        .map(|(_, known)| known)
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        // Non-UTF-8 names cannot be ours; a non-UTF-8 value is kept (lossily) so a bad value
+        // still fails with its variable named instead of reading as unset.
+        Self::from_vars(
+            std::env::vars_os().filter_map(|(k, v)| {
+                Some((k.into_string().ok()?, v.to_string_lossy().into_owned()))
+            }),
+        )
+    }
+
+    /// The whole environment: the values of the known variables, and the names of all the
+    /// others so that a near miss (`MAX_TERMINATION=0`) becomes a warning in every report.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: std::collections::BTreeMap<String, String> = vars.into_iter().collect();
+        let mut cfg = Self::from_lookup(|name| vars.get(name).cloned())?;
+        for name in vars.keys() {
+            if let Some(known) = near_miss(name) {
+                // The value is never shown: a misspelt SLACKWEBHOOK holds a secret.
+                cfg.warnings.push(format!(
+                    "environment variable {name} is not one the reaper reads, so it is ignored; did you mean {known}? (set {known} instead)"
+                ));
+            }
+        }
+        Ok(cfg)
     }
 
     /// `lookup` returns a variable's value, `None` when unset.
@@ -130,11 +222,13 @@ impl Config {
             cfg.owner_tag = v;
         }
         if let Some(v) = lookup("REPORT_BUCKET").filter(|v| !v.is_empty()) {
-            if !valid_bucket_name(&v) {
+            if let Err(rule) = check_bucket_name(&v) {
                 return Err(ConfigError {
                     var: "REPORT_BUCKET",
                     value: v,
-                    accepted: "an S3 bucket name (3-63 characters: lowercase letters, digits, dots, hyphens), or empty for no S3 report".into(),
+                    accepted: format!(
+                        "an S3 bucket name, or empty for no S3 report; S3's naming rules: {rule}"
+                    ),
                 });
             }
             cfg.report_bucket = Some(v);
@@ -211,15 +305,57 @@ pub(crate) fn parse_webhook(v: &str) -> Result<Webhook, ConfigError> {
     }
 }
 
-/// S3 bucket naming rules (the general-purpose subset).
-fn valid_bucket_name(name: &str) -> bool {
+/// S3's naming rules for general purpose buckets
+/// (docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html). `Err` is the rule
+/// the name breaks, in words an operator can act on.
+pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
     let b = name.as_bytes();
-    (3..=63).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && !name.contains("..")
+    if !(3..=63).contains(&b.len()) {
+        return Err("a bucket name is 3 to 63 characters long");
+    }
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+    {
+        return Err("a bucket name has only lowercase letters, digits, dots (.) and hyphens (-)");
+    }
+    if !(b[0].is_ascii_alphanumeric() && b[b.len() - 1].is_ascii_alphanumeric()) {
+        return Err("a bucket name begins and ends with a letter or digit");
+    }
+    if name.contains("..") {
+        return Err("a bucket name has no two adjacent dots");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Err("a bucket name is not formatted as an IP address (such as 192.168.5.4)");
+    }
+    const PREFIXES: [(&str, &str); 3] = [
+        (
+            "xn--",
+            "a bucket name does not start with the prefix xn-- (reserved)",
+        ),
+        (
+            "sthree-",
+            "a bucket name does not start with the prefix sthree- (reserved)",
+        ),
+        (
+            "amzn-s3-demo-",
+            "a bucket name does not start with the prefix amzn-s3-demo- (reserved)",
+        ),
+    ];
+    const SUFFIXES: [(&str, &str); 5] = [
+        ("-s3alias", "a bucket name does not end with the suffix -s3alias (reserved for access point aliases)"),
+        ("--ol-s3", "a bucket name does not end with the suffix --ol-s3 (reserved for Object Lambda access point aliases)"),
+        (".mrap", "a bucket name does not end with the suffix .mrap (reserved for Multi-Region Access Points)"),
+        ("--x-s3", "a bucket name does not end with the suffix --x-s3 (reserved for directory buckets)"),
+        ("--table-s3", "a bucket name does not end with the suffix --table-s3 (reserved for S3 Tables)"),
+    ];
+    if let Some((_, rule)) = PREFIXES.iter().find(|(p, _)| name.starts_with(p)) {
+        return Err(rule);
+    }
+    if let Some((_, rule)) = SUFFIXES.iter().find(|(x, _)| name.ends_with(x)) {
+        return Err(rule);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -331,7 +467,7 @@ mod tests {
             ("MAX_STOPS", "99999999999999999999999", "MAX_STOPS="),
             ("SKIP_MANAGED", "no", "SKIP_MANAGED=\"no\" is not accepted: true or false"),
             ("OWNER_TAG", "", "OWNER_TAG=\"\" is not accepted"),
-            ("REPORT_BUCKET", "My_Bucket", "REPORT_BUCKET=\"My_Bucket\" is not accepted: an S3 bucket name"),
+            ("REPORT_BUCKET", "My_Bucket", "REPORT_BUCKET=\"My_Bucket\" is not accepted: an S3 bucket name, or empty for no S3 report; S3's naming rules: a bucket name has only lowercase letters"),
             ("SLACKWEBHOOK", "http://hooks.slack.com/services/T/B/secret", "SLACKWEBHOOK="),
             ("SLACKWEBHOOK", "not a url", "an https:// URL"),
         ];
@@ -341,6 +477,282 @@ mod tests {
             assert!(text.contains(fragment), "{var}={value}: {text}");
             assert!(!text.contains('\n'), "one line: {text}");
             assert!(!text.contains("secret"), "webhook leaked: {text}");
+        }
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Issue 10, finding 5: `MAX_TERMINATION=0` was silently ignored and the cap stayed 100.
+    #[test]
+    fn a_misspelt_variable_is_a_warning_naming_the_known_one() {
+        let c = Config::from_vars(vars(&[("MAX_TERMINATION", "0")])).unwrap();
+        assert_eq!(c.caps.terminations, Cap::Limited(100));
+        assert_eq!(
+            c.warnings,
+            vec!["environment variable MAX_TERMINATION is not one the reaper reads, so it is ignored; did you mean MAX_TERMINATIONS? (set MAX_TERMINATIONS instead)".to_string()]
+        );
+    }
+
+    #[test]
+    fn near_misses_by_distance_case_and_affix() {
+        let cases = [
+            ("MAX_TERMINATION", "MAX_TERMINATIONS"),
+            ("MAX_TERMINATIONSS", "MAX_TERMINATIONS"),
+            ("MAX_STOP", "MAX_STOPS"),
+            ("MAXSTOPS", "MAX_STOPS"),
+            ("LIVE_MODE", "LIVEMODE"),
+            ("livemode", "LIVEMODE"),
+            ("LiveMode", "LIVEMODE"),
+            ("SLACK_WEBHOOK", "SLACKWEBHOOK"),
+            ("SLACKWEBHOOK_URL", "SLACKWEBHOOK"),
+            ("SLACKWEBHOOK_SECRET_ARM", "SLACKWEBHOOK_SECRET_ARN"),
+            ("GRACE_PERIOD_MINUTES", "GRACE_PERIOD"),
+            ("REAPER_REPORT_BUCKET", "REPORT_BUCKET"),
+            ("WARN_WINDOWS", "WARN_WINDOW"),
+            ("SKIP_MANAGE", "SKIP_MANAGED"),
+            ("OWNERTAG", "OWNER_TAG"),
+            ("MAX_LIFE_TIME", "MAX_LIFETIME"),
+            ("ALLOW_INDEFINATE", "ALLOW_INDEFINITE"),
+            ("ACTIONWINDOW", "ACTION_WINDOW"),
+            ("NOTICE_FORM", "NOTICE_FROM"),
+            ("report_bucket", "REPORT_BUCKET"),
+        ];
+        for (name, known) in cases {
+            assert_eq!(near_miss(name), Some(known), "{name}");
+        }
+        for name in KNOWN_VARS {
+            assert_eq!(near_miss(name), None, "{name} is known");
+        }
+        for name in ["MAX_TERMINATIONZZZ", "OWNER", "SLACK", "STOPS", "LIVE"] {
+            assert_eq!(
+                near_miss(name),
+                None,
+                "{name} is too far from every known name"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lambda_environment_gives_no_warning() {
+        // What the Lambda service sets for a provided.al2023 function, plus the usual process
+        // variables and the reaper's own settings.
+        let lambda = vars(&[
+            ("AWS_ACCESS_KEY", "x"),
+            ("AWS_ACCESS_KEY_ID", "x"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "ec2-reaper"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ec2-reaper"),
+            ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "2030/01/01/[$LATEST]abc"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("AWS_SESSION_TOKEN", "x"),
+            ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR"),
+            ("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000"),
+            ("LAMBDA_RUNTIME_DIR", "/var/runtime"),
+            ("LAMBDA_TASK_ROOT", "/var/task"),
+            ("LANG", "en_US.UTF-8"),
+            ("LD_LIBRARY_PATH", "/var/lang/lib:/lib64:/usr/lib64"),
+            ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin"),
+            ("TZ", ":UTC"),
+            ("_AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129"),
+            ("_AWS_XRAY_DAEMON_PORT", "2000"),
+            ("_HANDLER", "bootstrap"),
+            (
+                "_X_AMZN_TRACE_ID",
+                "Root=1-00000000-000000000000000000000000",
+            ),
+            ("HOME", "/root"),
+            ("HOSTNAME", "169.254.1.1"),
+            ("PWD", "/var/task"),
+            ("SHLVL", "0"),
+            ("RUST_LOG", "info"),
+            ("RUST_BACKTRACE", "1"),
+            ("LIVEMODE", "true"),
+            ("MAX_TERMINATIONS", "100"),
+            ("MAX_STOPS", "200"),
+            ("GRACE_PERIOD", "15m"),
+            ("WARN_WINDOW", "1d"),
+            ("SKIP_MANAGED", "true"),
+            ("OWNER_TAG", "owner"),
+            ("REPORT_BUCKET", "ec2-reaper-reports"),
+            ("SLACKWEBHOOK", ""),
+            (
+                "SLACKWEBHOOK_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hook",
+            ),
+            ("MAX_LIFETIME", "unlimited"),
+            ("ALLOW_INDEFINITE", "true"),
+            ("ACTION_WINDOW", ""),
+            ("NOTICE_FROM", ""),
+        ]);
+        let c = Config::from_vars(lambda).unwrap();
+        assert!(c.livemode);
+        assert_eq!(c.warnings, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_near_miss_warning_never_shows_the_value() {
+        let c = Config::from_vars(vars(&[(
+            "SLACK_WEBHOOK",
+            "https://hooks.slack.com/services/T/B/secret",
+        )]))
+        .unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert!(c.warnings[0].contains("did you mean SLACKWEBHOOK?"));
+        assert!(!c.warnings[0].contains("secret") && !c.warnings[0].contains("hooks"));
+    }
+
+    #[test]
+    fn from_vars_reads_values_like_from_lookup() {
+        let c = Config::from_vars(vars(&[("MAX_STOPS", "7"), ("LIVEMODE", "TRUE")])).unwrap();
+        assert_eq!(c.caps.stops, Cap::Limited(7));
+        assert!(c.livemode);
+        let err = Config::from_vars(vars(&[("MAX_STOPS", "-7")])).unwrap_err();
+        assert_eq!(err.var, "MAX_STOPS");
+    }
+
+    /// Issue 10, finding 5: `192.168.1.1` and `xn--bucket` passed the start-up check.
+    #[test]
+    fn bucket_names_follow_s3s_rules_and_the_error_names_the_rule() {
+        let cases = [
+            ("192.168.1.1", "not formatted as an IP address"),
+            ("10.0.0.255", "not formatted as an IP address"),
+            ("xn--bucket", "does not start with the prefix xn--"),
+            ("sthree-reports", "does not start with the prefix sthree-"),
+            (
+                "amzn-s3-demo-bucket",
+                "does not start with the prefix amzn-s3-demo-",
+            ),
+            ("reports-s3alias", "does not end with the suffix -s3alias"),
+            ("reports--ol-s3", "does not end with the suffix --ol-s3"),
+            ("reports.mrap", "does not end with the suffix .mrap"),
+            ("reports--x-s3", "does not end with the suffix --x-s3"),
+            (
+                "reports--table-s3",
+                "does not end with the suffix --table-s3",
+            ),
+            ("ab", "3 to 63 characters"),
+            ("Reports", "only lowercase letters"),
+            ("-reports", "begins and ends with a letter or digit"),
+            ("my..reports", "no two adjacent dots"),
+        ];
+        for (name, rule) in cases {
+            let err = cfg(&[("REPORT_BUCKET", name)]).expect_err(name);
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("REPORT_BUCKET={name:?} is not accepted")),
+                "{text}"
+            );
+            assert!(text.contains(rule), "{name}: {text}");
+        }
+        for name in [
+            "192.168.1.1.reports",
+            "reports-192.168.1.1",
+            "999.168.1.1x",
+            "xn-bucket",
+            "my-s3alias-reports",
+            "reports--x-s3-archive",
+            "ec2-reaper-reports",
+        ] {
+            assert!(check_bucket_name(name).is_ok(), "{name}");
+            assert_eq!(
+                cfg(&[("REPORT_BUCKET", name)])
+                    .unwrap()
+                    .report_bucket
+                    .as_deref(),
+                Some(name)
+            );
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A value for one of the variables: mostly near the grammar, sometimes anything.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[0-9]{0,25}[wdhmWDHMy]?",
+                "(true|false|TRUE|False|yes|1|unlimited|Unlimited| true|)",
+                "[a-z0-9.-]{0,70}",
+                "(https?|ftp)://[a-z0-9.:\\[\\]]{0,20}(/[A-Za-z0-9/]{0,10})?",
+                "\\PC{0,30}",
+            ]
+        }
+
+        /// Names: the known ones, near misses, platform names and anything.
+        fn name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                3 => prop::sample::select(KNOWN_VARS.to_vec()).prop_map(str::to_string),
+                1 => (prop::sample::select(KNOWN_VARS.to_vec()), "[A-Z_]{0,2}", 0usize..20)
+                    .prop_map(|(k, extra, cut)| {
+                        let mut s = k.to_string();
+                        s.truncate(s.len().saturating_sub(cut % 3));
+                        s + &extra
+                    }),
+                1 => "(AWS_|LAMBDA_|_)[A-Z_]{0,20}",
+                1 => "[A-Za-z_][A-Za-z0-9_]{0,25}",
+            ]
+        }
+
+        proptest! {
+            /// No panic; a refused value is named with its variable (a known one, set to that
+            /// value); a near-miss name is a warning, never silence or a failure.
+            #[test]
+            fn fuzz_config_errors_name_the_variable(env in prop::collection::vec((name(), value()), 0..8)) {
+                let map: std::collections::BTreeMap<String, String> = env.iter().cloned().collect();
+                match Config::from_vars(env.clone()) {
+                    Ok(c) => {
+                        for name in map.keys() {
+                            if let Some(known) = near_miss(name) {
+                                prop_assert!(
+                                    c.warnings.iter().any(|w| w.contains(&format!("variable {name} is not one")) && w.contains(known)),
+                                    "{}: {:?}", name, c.warnings
+                                );
+                            }
+                        }
+                        for w in &c.warnings {
+                            prop_assert!(!w.contains('\n'), "{}", w);
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert!(KNOWN_VARS.contains(&e.var), "{:?}", e);
+                        let text = e.to_string();
+                        prop_assert!(text.starts_with(&format!("{}=", e.var)), "{}", text);
+                        prop_assert!(!text.contains('\n'), "{}", text);
+                        let set = map.get(e.var);
+                        prop_assert!(set.is_some(), "error for an unset variable: {}", text);
+                        if e.var != "SLACKWEBHOOK" {
+                            prop_assert_eq!(Some(&e.value), set);
+                        } else {
+                            // The webhook is a secret: only a short, marked prefix is shown.
+                            prop_assert!(e.value.ends_with("… (redacted)"), "{}", e.value);
+                        }
+                        prop_assert!(!e.accepted.is_empty());
+                    }
+                }
+            }
+
+            #[test]
+            fn fuzz_bucket_check_never_panics_and_agrees_with_the_charset(name in "\\PC{0,70}") {
+                if check_bucket_name(&name).is_ok() {
+                    prop_assert!((3..=63).contains(&name.len()));
+                    prop_assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-'));
+                    prop_assert!(name.parse::<std::net::Ipv4Addr>().is_err());
+                }
+            }
         }
     }
 }

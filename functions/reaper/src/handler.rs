@@ -6,9 +6,8 @@ use crate::config::Config;
 use crate::ports::{Archive, Chat, Deadline, Fleet};
 use crate::report::{RunReport, SlackStatus};
 use crate::run::{sweep, RunContext, RunRequest};
-use crate::trigger::{Trigger, TriggerError};
+use crate::event::{EventError, EventPayload};
 use chrono::Utc;
-use serde_json::Value;
 
 /// The Lambda's return value stays far below the 6 MB response limit; S3 keeps the whole report.
 pub const MAX_RESPONSE_BYTES: usize = 1_000_000;
@@ -44,14 +43,13 @@ pub fn account_from_arn(arn: &str) -> Option<String> {
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
     #[error(transparent)]
-    Event(#[from] TriggerError),
+    Event(#[from] EventError),
 }
 
 impl Refusal {
     pub fn error_type(&self) -> &'static str {
         match self {
-            Refusal::Event(TriggerError::AtInLiveMode) => "InvalidRequest",
-            Refusal::Event(_) => "InvalidEvent",
+            Refusal::Event(err) => err.error_type(),
         }
     }
 }
@@ -69,10 +67,10 @@ impl From<Refusal> for lambda_runtime::Diagnostic {
 /// report.
 pub async fn handle<F: Fleet, A: Archive, C: Chat>(
     app: &App<F, A, C>,
-    event: &Value,
+    event: &EventPayload,
     invocation: Invocation,
 ) -> Result<RunReport, Refusal> {
-    let trigger = Trigger::parse(event)?;
+    let trigger = event.trigger()?;
     let req = RunRequest::from_trigger(
         &trigger,
         app.config.livemode,
@@ -172,6 +170,7 @@ pub async fn deliver<F, A: Archive, C: Chat>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use crate::adapters::memory::MemoryFleet;
     use crate::policy::{Instance, InstanceState};
     use chrono::TimeDelta;
@@ -258,7 +257,7 @@ mod tests {
     }
 
     async fn run(app: &App<MemoryFleet, FakeArchive, FakeChat>) -> (RunReport, Vec<String>) {
-        let report = handle(app, &serde_json::json!({}), invocation())
+        let report = handle(app, &EventPayload(Ok(serde_json::json!({}))), invocation())
             .await
             .unwrap();
         let mut out = Vec::new();
@@ -355,11 +354,21 @@ mod tests {
     #[tokio::test]
     async fn a_refused_event_has_a_name_to_alarm_on() {
         let app = app(false, false, &Calls::default());
-        let err = handle(&app, &serde_json::json!({"dryrun": true}), invocation())
-            .await
-            .unwrap_err();
+        let err = handle(
+            &app,
+            &EventPayload(Ok(serde_json::json!({"dryrun": true}))),
+            invocation(),
+        )
+        .await
+        .unwrap_err();
         let diagnostic = lambda_runtime::Diagnostic::from(err);
         assert_eq!(diagnostic.error_type, "InvalidEvent");
         assert!(diagnostic.error_message.contains("dryrun"));
+        // A duplicate key never reaches the sweep, whichever copy would win.
+        let payload: EventPayload =
+            serde_json::from_str(r#"{"dry_run": true, "dry_run": false}"#).unwrap();
+        let err = handle(&app, &payload, invocation()).await.unwrap_err();
+        assert_eq!(err.error_type(), "InvalidEvent");
+        assert_eq!(app.fleet.calls("DescribeInstances"), 0);
     }
 }

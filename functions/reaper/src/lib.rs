@@ -6,6 +6,7 @@
 
 pub mod adapters;
 pub mod config;
+pub mod event;
 pub mod handler;
 pub mod logging;
 pub mod policy;
@@ -13,4 +14,3 @@ pub mod ports;
 pub mod report;
 pub mod run;
 mod text;
-pub mod trigger;

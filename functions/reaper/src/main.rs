@@ -5,9 +5,9 @@
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use reaper::adapters::{ec2::Ec2Fleet, load_sdk_config, s3::S3Archive, slack::SlackWebhook};
 use reaper::config::Config;
+use reaper::event::EventPayload;
 use reaper::handler::{account_from_arn, handle, App, Invocation};
 use reaper::ports::Deadline;
-use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
@@ -44,7 +44,7 @@ async fn main() -> Result<(), Error> {
         region,
     };
     let app = &app;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<EventPayload>| async move {
         let ctx = event.context;
         let invocation = Invocation {
             run_id: ctx.request_id.clone(),

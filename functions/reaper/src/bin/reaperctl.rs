@@ -11,7 +11,7 @@ use reaper::ports::Fleet;
 use reaper::report::explain::explain;
 use reaper::report::{table, RunReport};
 use reaper::run::{sweep, RunContext, RunRequest};
-use reaper::trigger::valid_instance_id;
+use reaper::event::valid_instance_id;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -236,15 +236,14 @@ fn confirmed(account: &str, plan: &[RunReport]) -> Result<(), String> {
 /// Rules from the environment, as the Lambda reads them; delivery settings and LIVEMODE do not
 /// apply to a laptop.
 fn rules_config() -> Result<Config, String> {
-    Config::from_lookup(|name| match name {
-        "LIVEMODE"
-        | "SLACKWEBHOOK"
-        | "SLACKWEBHOOK_SECRET_ARN"
-        | "REPORT_BUCKET"
-        | "NOTICE_FROM" => None,
-        _ => std::env::var(name).ok(),
-    })
-    .map_err(|err| format!("configuration error: {err}"))
+    let laptop = std::env::vars().filter(|(name, _)| {
+        !matches!(
+            name.as_str(),
+            "LIVEMODE" | "SLACKWEBHOOK" | "SLACKWEBHOOK_SECRET_ARN" | "REPORT_BUCKET" | "NOTICE_FROM"
+        )
+    });
+    // from_vars: a misspelt variable (MAX_TERMINATION=0) is a warning in every report.
+    Config::from_vars(laptop).map_err(|err| format!("configuration error: {err}"))
 }
 
 async fn why(ids: Vec<String>, target: Target, at: Option<DateTime<Utc>>) -> ExitCode {

@@ -3,7 +3,7 @@
 
 use crate::policy::VerdictKind;
 use crate::ports::Deadline;
-use crate::trigger::{Trigger, TriggerError};
+use crate::event::{EventError, Trigger};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -84,7 +84,7 @@ impl RunRequest {
         livemode: bool,
         clock: DateTime<Utc>,
         deadline: Deadline,
-    ) -> Result<Self, TriggerError> {
+    ) -> Result<Self, EventError> {
         let mut req = RunRequest {
             mode: if livemode { Mode::Live } else { Mode::DryRun },
             trigger: TriggerKind::Schedule,
@@ -117,7 +117,7 @@ impl RunRequest {
                 }
                 if let Some(at) = manual.at {
                     if req.mode == Mode::Live {
-                        return Err(TriggerError::AtInLiveMode);
+                        return Err(EventError::AtInLiveMode);
                     }
                     req.now = at;
                     req.forecast = true;
@@ -160,7 +160,7 @@ impl RunRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trigger::Manual;
+    use crate::event::Manual;
 
     fn manual(dry_run: bool, at: bool) -> Trigger {
         Trigger::Manual(Manual {
@@ -170,7 +170,7 @@ mod tests {
         })
     }
 
-    fn req(trigger: &Trigger, livemode: bool) -> Result<RunRequest, TriggerError> {
+    fn req(trigger: &Trigger, livemode: bool) -> Result<RunRequest, EventError> {
         RunRequest::from_trigger(trigger, livemode, Utc::now(), Deadline::NONE)
     }
 
@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(req(&manual(true, false), true).unwrap().mode, Mode::DryRun);
         assert_eq!(
             req(&manual(false, true), true).unwrap_err(),
-            TriggerError::AtInLiveMode
+            EventError::AtInLiveMode
         );
         let forecast = req(&manual(true, true), true).unwrap();
         assert!(forecast.mode == Mode::DryRun && forecast.forecast);
