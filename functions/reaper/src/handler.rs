@@ -3,10 +3,10 @@
 
 use crate::adapters::slack::render;
 use crate::config::Config;
+use crate::event::{EventError, EventPayload};
 use crate::ports::{Archive, Chat, Deadline, Fleet};
 use crate::report::{RunReport, SlackStatus};
 use crate::run::{sweep, RunContext, RunRequest};
-use crate::event::{EventError, EventPayload};
 use chrono::Utc;
 
 /// The Lambda's return value stays far below the 6 MB response limit; S3 keeps the whole report.
@@ -170,10 +170,10 @@ pub async fn deliver<F, A: Archive, C: Chat>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
     use crate::adapters::memory::MemoryFleet;
     use crate::policy::{Instance, InstanceState};
     use chrono::TimeDelta;
+    use serde_json::Value;
     use std::sync::{Arc, Mutex};
 
     /// Records the order in which sinks are called.

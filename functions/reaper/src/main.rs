@@ -44,20 +44,22 @@ async fn main() -> Result<(), Error> {
         region,
     };
     let app = &app;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<EventPayload>| async move {
-        let ctx = event.context;
-        let invocation = Invocation {
-            run_id: ctx.request_id.clone(),
-            account: account_from_arn(&ctx.invoked_function_arn)
-                .unwrap_or_else(|| "unknown".into()),
-            deadline: deadline(ctx.deadline),
-        };
-        let span = tracing::info_span!("run", run_id = %ctx.request_id);
-        handle(app, &event.payload, invocation)
-            .instrument(span)
-            .await
-            .inspect_err(|err| tracing::error!(error = %err, "rejected the event"))
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<EventPayload>| async move {
+            let ctx = event.context;
+            let invocation = Invocation {
+                run_id: ctx.request_id.clone(),
+                account: account_from_arn(&ctx.invoked_function_arn)
+                    .unwrap_or_else(|| "unknown".into()),
+                deadline: deadline(ctx.deadline),
+            };
+            let span = tracing::info_span!("run", run_id = %ctx.request_id);
+            handle(app, &event.payload, invocation)
+                .instrument(span)
+                .await
+                .inspect_err(|err| tracing::error!(error = %err, "rejected the event"))
+        },
+    ))
     .await
 }
 

@@ -6,12 +6,12 @@ use futures::stream::{self, StreamExt};
 use reaper::adapters::ec2::{Ec2Fleet, Progress};
 use reaper::adapters::{account_id, enabled_regions, load_sdk_config};
 use reaper::config::Config;
+use reaper::event::valid_instance_id;
 use reaper::ports::Deadline;
 use reaper::ports::Fleet;
 use reaper::report::explain::explain;
 use reaper::report::{table, RunReport};
 use reaper::run::{sweep, RunContext, RunRequest};
-use reaper::event::valid_instance_id;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -239,7 +239,11 @@ fn rules_config() -> Result<Config, String> {
     let laptop = std::env::vars().filter(|(name, _)| {
         !matches!(
             name.as_str(),
-            "LIVEMODE" | "SLACKWEBHOOK" | "SLACKWEBHOOK_SECRET_ARN" | "REPORT_BUCKET" | "NOTICE_FROM"
+            "LIVEMODE"
+                | "SLACKWEBHOOK"
+                | "SLACKWEBHOOK_SECRET_ARN"
+                | "REPORT_BUCKET"
+                | "NOTICE_FROM"
         )
     });
     // from_vars: a misspelt variable (MAX_TERMINATION=0) is a warning in every report.

@@ -1,9 +1,9 @@
 //! What a run is asked to do, built in one place from a Lambda trigger or from reaperctl's flags.
 //! The only code that decides live vs dry run; the rest of the program asks `RunRequest::mode`.
 
+use crate::event::{EventError, Trigger};
 use crate::policy::VerdictKind;
 use crate::ports::Deadline;
-use crate::event::{EventError, Trigger};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
