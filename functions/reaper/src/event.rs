@@ -69,7 +69,7 @@ pub enum EventError {
     DuplicateKey { key: String, place: String },
     #[error("unknown field `{field}` in the manual payload; accepted fields: {MANUAL_FIELDS}")]
     UnknownField { field: String },
-    #[error("field `{field}` is not `dry_run`: the only way to ask for a dry run is \"dry_run\": true in a manual payload; refused so that nothing runs live by mistake")]
+    #[error("unknown field `{field}` in the manual payload; the only way to ask for a dry run is \"dry_run\": true (refused so that nothing runs live by mistake)")]
     DryRunMisspelt { field: String },
     #[error("{found} {place} asks for a dry run, but an EventBridge event (it has a detail-type) cannot; refused so that nothing runs live by mistake. For a dry run invoke with {{\"dry_run\": true}} and no detail-type")]
     DryRunInEvent { found: String, place: String },
@@ -720,7 +720,10 @@ mod tests {
     #[test]
     fn bad_payloads_name_the_field() {
         let cases = [
-            (json!({"dryrun": true}), "field `dryrun` is not `dry_run`"),
+            (
+                json!({"dryrun": true}),
+                "unknown field `dryrun` in the manual payload; the only way to ask for a dry run is \"dry_run\": true",
+            ),
             (
                 json!({"limit": 3}),
                 "unknown field `limit` in the manual payload",
