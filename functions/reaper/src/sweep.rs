@@ -553,7 +553,12 @@ mod tests {
                 ],
             ),
             inst("i-lifetime", Running, &[("lifetime", "1d")]),
-            inst("i-due", Stopped, &[("lifetime", "1h")]),
+            // Inside the grace period, so a lifetime already due still terminates (outside it, the
+            // stamp gives notice first: SPEC §2).
+            Instance {
+                launch_time: now() - TimeDelta::minutes(10),
+                ..inst("i-due", Stopped, &[("lifetime", "1m")])
+            },
             inst("i-untagged", Running, &[]),
             inst("i-stopped-untagged", Stopped, &[]),
             inst("i-keep", Running, &[("termination_date", "indefinite")]),
@@ -622,11 +627,12 @@ mod tests {
         assert_eq!(f.get("i-due").state, InstanceState::ShuttingDown);
         assert_eq!(
             f.get("i-due").tags["termination_date"],
-            "2030-01-01T11:00:00Z"
+            "2030-01-01T11:51:00Z"
         );
+        // 1d from a launch 2h ago ends inside WARN_WINDOW: stamped now + WARN_WINDOW instead.
         assert_eq!(
             f.get("i-lifetime").tags["termination_date"],
-            "2030-01-02T10:00:00Z"
+            "2030-01-02T12:00:00Z"
         );
         assert_eq!(f.get("i-untagged").state, InstanceState::Stopping);
         assert_eq!(
