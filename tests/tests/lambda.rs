@@ -80,7 +80,14 @@ fn tag<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_schedule_fixture_sweeps_live_and_returns_the_report() {
     let rig = rig(&[("LIVEMODE", "True"), ("GRACE_PERIOD", "0m")]);
-    let due = rig.launch(&[("lifetime", "0m"), ("Name", "scratch")]).await;
+    // Due by its date: with GRACE_PERIOD=0m no instance is new, so a lifetime would be stamped a
+    // WARN_WINDOW ahead rather than terminated (SPEC §2).
+    let due = rig
+        .launch(&[
+            ("termination_date", "2020-01-01T00:00:00Z"),
+            ("Name", "scratch"),
+        ])
+        .await;
     let untagged = rig.launch(&[("Name", "mystery")]).await;
     let r = rig.report(fixture("schedule.json"));
     assert_eq!(
@@ -325,7 +332,9 @@ async fn a_failing_or_silent_slack_never_fails_the_run() {
             ("LIVEMODE", "true"),
             ("GRACE_PERIOD", "0m"),
         ]);
-        let due = rig.launch(&[("lifetime", "0m")]).await;
+        let due = rig
+            .launch(&[("termination_date", "2020-01-01T00:00:00Z")])
+            .await;
         let started = Instant::now();
         let r = rig.report(fixture("schedule.json"));
         assert_eq!(

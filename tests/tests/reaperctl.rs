@@ -50,7 +50,10 @@ async fn plan_and_sweep_across_two_regions_in_both_formats() {
     let due_eu = launch(
         &moto,
         "eu-west-1",
-        &[("lifetime", "0m"), ("Name", "eu-scratch")],
+        &[
+            ("termination_date", "2020-01-01T00:00:00Z"),
+            ("Name", "eu-scratch"),
+        ],
     )
     .await;
     let untagged_us = launch(&moto, "us-east-2", &[("Name", "us-mystery")]).await;

@@ -2,8 +2,9 @@
 //! what is accepted; nothing falls back to a default silently.
 
 use crate::policy::plan::{Cap, Caps};
-use crate::policy::tags::parse_duration;
+use crate::policy::tags::{parse_duration, parse_lifetime, Lifetime};
 use crate::policy::verdict::Rules;
+use crate::policy::window::ActionWindow;
 use chrono::TimeDelta;
 use std::fmt;
 
@@ -42,6 +43,10 @@ pub struct Config {
     pub caps: Caps,
     pub owner_tag: String,
     pub report_bucket: Option<String>,
+    /// ACTION_WINDOW: terminations and stops only inside it; `None` is always.
+    pub action_window: Option<ActionWindow>,
+    /// NOTICE_FROM: the SES identity owner e-mails are sent from; `None` sends none.
+    pub notice_from: Option<String>,
     /// Things worth telling the operator that are not errors (e.g. an unrecognised LIVEMODE).
     pub warnings: Vec<String>,
 }
@@ -56,6 +61,8 @@ impl Default for Config {
             caps: Caps::default(),
             owner_tag: "owner".into(),
             report_bucket: None,
+            action_window: None,
+            notice_from: None,
             warnings: Vec::new(),
         }
     }
@@ -233,6 +240,34 @@ impl Config {
             }
             cfg.report_bucket = Some(v);
         }
+        if let Some(v) = lookup("MAX_LIFETIME") {
+            cfg.rules.max_lifetime = max_lifetime(&v)?;
+        }
+        if let Some(v) = lookup("ALLOW_INDEFINITE") {
+            cfg.rules.allow_indefinite = boolean("ALLOW_INDEFINITE", &v)?;
+        }
+        if !cfg.rules.allow_indefinite && cfg.rules.max_lifetime.is_none() {
+            cfg.warnings.push(
+                "ALLOW_INDEFINITE=false without MAX_LIFETIME: instances tagged indefinite are treated as untagged (stopped, never terminated); set MAX_LIFETIME to enforce a bound instead".into(),
+            );
+        }
+        if let Some(v) = lookup("ACTION_WINDOW").filter(|v| !v.trim().is_empty()) {
+            cfg.action_window = Some(ActionWindow::parse(&v).map_err(|e| ConfigError {
+                var: "ACTION_WINDOW",
+                accepted: e.to_string(),
+                value: v,
+            })?);
+        }
+        if let Some(v) = lookup("NOTICE_FROM").filter(|v| !v.is_empty()) {
+            if !plausible_email(&v) {
+                return Err(ConfigError {
+                    var: "NOTICE_FROM",
+                    value: v,
+                    accepted: "an e-mail address verified in SES, local@domain.example (no spaces or display name), or empty for no owner e-mail".into(),
+                });
+            }
+            cfg.notice_from = Some(v);
+        }
         Ok(cfg)
     }
 }
@@ -246,6 +281,50 @@ fn duration(var: &'static str, v: &str) -> Result<TimeDelta, ConfigError> {
             e.reason
         ),
     })
+}
+
+/// `unlimited` or the lifetime grammar. Not `indefinite`: that is what ALLOW_INDEFINITE governs,
+/// and not `0m`, which would make every instance due the moment it launched.
+fn max_lifetime(v: &str) -> Result<Option<TimeDelta>, ConfigError> {
+    if v == "unlimited" {
+        return Ok(None);
+    }
+    let err = |why: String| ConfigError {
+        var: "MAX_LIFETIME",
+        value: v.into(),
+        accepted: format!(
+            "`unlimited` or a whole number and one unit: w, d, h or m (minutes), e.g. 90d ({why})"
+        ),
+    };
+    match parse_lifetime(v) {
+        Ok(Lifetime::For(d)) if d > TimeDelta::zero() => Ok(Some(d)),
+        Ok(Lifetime::For(_)) => Err(err(
+            "a bound of zero would terminate every instance at launch".into(),
+        )),
+        Ok(Lifetime::Indefinite) => Err(err("indefinite is not a bound; write unlimited".into())),
+        Err(e) => Err(err(e.reason)),
+    }
+}
+
+/// A plausible address, not RFC 5322: SES verifies the identity; this catches a typo or a
+/// pasted display name at start-up instead of at the first failed send.
+fn plausible_email(v: &str) -> bool {
+    let Some((local, domain)) = v.split_once('@') else {
+        return false;
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    v.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !local.contains(['@', '<', '>', '(', ')', ',', ';', ':', '"', '[', ']', '\\'])
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
 }
 
 fn cap(var: &'static str, v: &str) -> Result<Cap, ConfigError> {
@@ -384,6 +463,52 @@ mod tests {
         assert_eq!(c.report_bucket, None);
         assert!(c.slack_webhook.is_none());
         assert!(c.warnings.is_empty());
+        assert_eq!(c.rules.max_lifetime, None);
+        assert!(c.rules.allow_indefinite);
+        assert_eq!(c.action_window, None);
+        assert_eq!(c.notice_from, None);
+    }
+
+    #[test]
+    fn owner_variables_parse() {
+        let c = cfg(&[
+            ("MAX_LIFETIME", "90d"),
+            ("ALLOW_INDEFINITE", "false"),
+            ("ACTION_WINDOW", "mon-fri 09:00-17:00 Europe/Berlin"),
+            ("NOTICE_FROM", "reaper@example.com"),
+        ])
+        .unwrap();
+        assert_eq!(c.rules.max_lifetime, Some(TimeDelta::days(90)));
+        assert!(!c.rules.allow_indefinite);
+        assert_eq!(
+            c.action_window.map(|w| w.to_string()).as_deref(),
+            Some("Mon-Fri 09:00-17:00 Europe/Berlin")
+        );
+        assert_eq!(c.notice_from.as_deref(), Some("reaper@example.com"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+        let c = cfg(&[
+            ("MAX_LIFETIME", "unlimited"),
+            ("ALLOW_INDEFINITE", "TRUE"),
+            ("ACTION_WINDOW", ""),
+            ("NOTICE_FROM", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.rules.max_lifetime, None);
+        assert!(c.rules.allow_indefinite);
+        assert_eq!(c.action_window, None);
+        assert_eq!(c.notice_from, None);
+        for ok in [
+            "ops.reaper+aws@mail.example.co.uk",
+            "a@b.c",
+            "x@bücher.example",
+        ] {
+            assert!(cfg(&[("NOTICE_FROM", ok)]).is_ok(), "{ok}");
+        }
+
+        // Refusing indefinite with no bound to enforce instead stops those instances: say so.
+        let c = cfg(&[("ALLOW_INDEFINITE", "false")]).unwrap();
+        assert!(c.warnings[0].contains("ALLOW_INDEFINITE=false without MAX_LIFETIME"));
     }
 
     #[test]
@@ -470,6 +595,22 @@ mod tests {
             ("REPORT_BUCKET", "My_Bucket", "REPORT_BUCKET=\"My_Bucket\" is not accepted: an S3 bucket name, or empty for no S3 report; S3's naming rules: a bucket name has only lowercase letters"),
             ("SLACKWEBHOOK", "http://hooks.slack.com/services/T/B/secret", "SLACKWEBHOOK="),
             ("SLACKWEBHOOK", "not a url", "an https:// URL"),
+            ("MAX_LIFETIME", "", "MAX_LIFETIME=\"\" is not accepted: `unlimited` or a whole number and one unit"),
+            ("MAX_LIFETIME", "indefinite", "indefinite is not a bound; write unlimited"),
+            ("MAX_LIFETIME", "0m", "a bound of zero would terminate every instance"),
+            ("MAX_LIFETIME", "90 days", "MAX_LIFETIME=\"90 days\" is not accepted"),
+            ("MAX_LIFETIME", "Unlimited", "MAX_LIFETIME=\"Unlimited\""),
+            ("ALLOW_INDEFINITE", "yes", "ALLOW_INDEFINITE=\"yes\" is not accepted: true or false"),
+            ("ACTION_WINDOW", "Mon-Fri 9-17 Europe/Berlin", "ACTION_WINDOW=\"Mon-Fri 9-17 Europe/Berlin\" is not accepted: times \"9-17\""),
+            ("ACTION_WINDOW", "Mon-Fri 09:00-17:00 CEST", "ACTION_WINDOW=\"Mon-Fri 09:00-17:00 CEST\" is not accepted: time zone \"CEST\" is not a known IANA time zone"),
+            ("ACTION_WINDOW", "weekdays", "ACTION_WINDOW=\"weekdays\" is not accepted: value \"weekdays\" has 1 part(s)"),
+            ("NOTICE_FROM", "reaper", "NOTICE_FROM=\"reaper\" is not accepted: an e-mail address"),
+            ("NOTICE_FROM", "Reaper <reaper@example.com>", "no spaces or display name"),
+            ("NOTICE_FROM", "reaper@localhost", "NOTICE_FROM="),
+            ("NOTICE_FROM", " reaper@example.com", "NOTICE_FROM="),
+            ("NOTICE_FROM", "reaper@example..com", "NOTICE_FROM="),
+            ("NOTICE_FROM", "a@b@example.com", "NOTICE_FROM="),
+            ("NOTICE_FROM", "reaper@example.com\n", "NOTICE_FROM="),
         ];
         for (var, value, fragment) in cases {
             let err = cfg(&[(var, value)]).expect_err(var);

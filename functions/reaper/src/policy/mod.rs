@@ -1,13 +1,19 @@
 //! The heart: pure rules. No AWS types, no async, no clock.
 
+pub mod notice;
 pub mod plan;
 pub mod tags;
 pub mod verdict;
+pub mod window;
 
-pub use plan::{plan, plan_with, Action, Batch, Cap, Caps, Circuit, Plan};
+pub use notice::notice_due;
+pub use plan::{plan, plan_with, Action, Batch, Cap, Caps, Circuit, Plan, NOTIFIED_TAG};
 pub use tags::{
-    format_date, parse_lifetime, parse_termination_date, Lifetime, TagError, TerminationDate,
+    format_date, format_duration, parse_lifetime, parse_termination_date, Lifetime, TagError,
+    TerminationDate,
 };
 pub use verdict::{
-    judge, Instance, InstanceState, Problem, Rules, Stamp, Verdict, VerdictKind, MANAGED_TAG_KEYS,
+    judge, Asked, Bound, Instance, InstanceState, Problem, Rules, Stamp, StampRule, Verdict,
+    VerdictKind, MANAGED_TAG_KEYS,
 };
+pub use window::{ActionWindow, WindowError};

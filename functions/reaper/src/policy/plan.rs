@@ -13,6 +13,9 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_TAG_VALUE_CHARS: usize = 256;
 pub const STOPPED_AT_TAG: &str = "reaper:stopped_at";
 pub const STOP_REASON_TAG: &str = "reaper:stop_reason";
+/// The `termination_date` the owner was last told about (SPEC §8): one notice per date, so a
+/// stateless hourly sweep never repeats itself and a changed date re-arms the notice.
+pub const NOTIFIED_TAG: &str = "reaper:notified";
 
 /// A per-run, per-region limit on one destructive action. In JSON: a number or `"unlimited"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,7 +307,7 @@ fn batches(groups: impl IntoIterator<Item = (TagSet, Vec<String>)>) -> Vec<Batch
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::verdict::{Problem, Stamp};
+    use crate::policy::verdict::{Asked, Problem, Stamp, StampRule};
     use chrono::{TimeDelta, TimeZone};
 
     fn now() -> DateTime<Utc> {
@@ -315,6 +318,7 @@ mod tests {
         Verdict::Terminate {
             date: now(),
             stamp: None,
+            bound: None,
         }
     }
 
@@ -377,18 +381,28 @@ mod tests {
                 "i-1",
                 Verdict::Stamp {
                     stamp: Stamp::At(day),
+                    rule: StampRule::Lifetime {
+                        asked: Asked::Lifetime("1d".into()),
+                    },
+                    bound: None,
                 },
             ),
             (
                 "i-2",
                 Verdict::Stamp {
                     stamp: Stamp::At(day),
+                    rule: StampRule::Lifetime {
+                        asked: Asked::Lifetime("1d".into()),
+                    },
+                    bound: None,
                 },
             ),
             (
                 "i-3",
                 Verdict::Stamp {
                     stamp: Stamp::Indefinite,
+                    rule: StampRule::Indefinite,
+                    bound: None,
                 },
             ),
             (
@@ -396,6 +410,7 @@ mod tests {
                 Verdict::Terminate {
                     date: now(),
                     stamp: Some(Stamp::At(now())),
+                    bound: None,
                 },
             ),
         ];
@@ -499,6 +514,7 @@ mod tests {
         let stamped = Verdict::Terminate {
             date: now(),
             stamp: Some(super::super::verdict::Stamp::At(now())),
+            bound: None,
         };
         let verdicts = [
             ("i-1".to_string(), terminate()),

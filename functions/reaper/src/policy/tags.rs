@@ -434,6 +434,19 @@ pub fn parse_duration(raw: &str) -> Result<TimeDelta, TagError> {
     }
 }
 
+/// A duration in the lifetime grammar, in the largest unit that is exact (`30d`, `36h`, `90m`):
+/// how reasons quote WARN_WINDOW and MAX_LIFETIME back to the operator.
+pub fn format_duration(d: TimeDelta) -> String {
+    let minutes = d.num_minutes();
+    [("w", 7 * 24 * 60), ("d", 24 * 60), ("h", 60)]
+        .into_iter()
+        .find(|(_, per)| minutes != 0 && minutes % per == 0)
+        .map_or_else(
+            || format!("{minutes}m"),
+            |(unit, per)| format!("{}{unit}", minutes / per),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,6 +734,22 @@ mod tests {
             .contains("not a duration"));
     }
 
+    #[test]
+    fn durations_are_quoted_in_the_largest_exact_unit() {
+        for (minutes, want) in [
+            (0, "0m"),
+            (15, "15m"),
+            (90, "90m"),
+            (60, "1h"),
+            (36 * 60, "36h"),
+            (24 * 60, "1d"),
+            (30 * 24 * 60, "30d"),
+            (14 * 24 * 60, "2w"),
+        ] {
+            assert_eq!(format_duration(TimeDelta::minutes(minutes)), want);
+        }
+    }
+
     /// Property tests. Named `fuzz_*` so `make fuzz` can select them and run them long;
     /// proptest's default config reads PROPTEST_CASES, so the count is set from outside.
     mod properties {
@@ -907,6 +936,12 @@ mod tests {
                 let precise = DateTime::<Utc>::from_timestamp(secs, nanos).unwrap();
                 let text = precise.to_rfc3339_opts(SecondsFormat::Nanos, true);
                 prop_assert_eq!(parse_termination_date(&text), Ok(TerminationDate::At(precise)));
+            }
+
+            #[test]
+            fn fuzz_quoted_durations_read_back(minutes in 0i64..=36_525 * 1440) {
+                let d = TimeDelta::minutes(minutes);
+                prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
             }
 
             #[test]

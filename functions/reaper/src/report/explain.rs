@@ -14,8 +14,11 @@ pub fn explain(
         Verdict::SkipManaged { .. } => {
             "It never acts on it while SKIP_MANAGED is true.".to_string()
         }
-        Verdict::Keep { until: None } => "It never terminates it.".to_string(),
-        Verdict::Keep { until: Some(at) } | Verdict::Expiring { date: at } => format!(
+        Verdict::Keep { until: None, .. } => "It never terminates it.".to_string(),
+        Verdict::Keep {
+            until: Some(at), ..
+        }
+        | Verdict::Expiring { date: at, .. } => format!(
             "It terminates it at the first scheduled sweep after {}; the owner is told from {} \
              (WARN_WINDOW before). To keep it: reaperctl extend {} --by 3d.",
             format_date(*at),
@@ -28,12 +31,17 @@ pub fn explain(
         ),
         Verdict::Stamp {
             stamp: Stamp::At(at),
+            ..
         } => format!(
-            "At the next sweep it writes termination_date={}; it terminates it after that date.",
-            format_date(*at)
+            "At the next sweep it writes termination_date={}; it terminates it after {}.",
+            format_date(*at),
+            verdict
+                .enforced_date()
+                .map_or_else(|| format_date(*at), format_date)
         ),
         Verdict::Stamp {
             stamp: Stamp::Indefinite,
+            ..
         } => "At the next sweep it writes termination_date=indefinite; it never terminates it."
             .to_string(),
         Verdict::Wait { until, .. } => format!(

@@ -409,7 +409,12 @@ mod tests {
                 ],
             ),
             inst("i-lifetime", Running, &[("lifetime", "1d")]),
-            inst("i-due", Stopped, &[("lifetime", "1h")]),
+            // Inside the grace period, so a lifetime already due still terminates (outside it, the
+            // stamp gives notice first: SPEC §2).
+            Instance {
+                launch_time: now() - TimeDelta::minutes(10),
+                ..inst("i-due", Stopped, &[("lifetime", "1m")])
+            },
             inst("i-untagged", Running, &[]),
             inst("i-stopped-untagged", Stopped, &[]),
             inst("i-keep", Running, &[("termination_date", "indefinite")]),
@@ -481,11 +486,12 @@ mod tests {
         assert_eq!(get(&f, "i-due").state, InstanceState::ShuttingDown);
         assert_eq!(
             get(&f, "i-due").tags["termination_date"],
-            "2030-01-01T11:00:00Z"
+            "2030-01-01T11:51:00Z"
         );
+        // 1d from a launch 2h ago ends inside WARN_WINDOW: stamped now + WARN_WINDOW instead.
         assert_eq!(
             get(&f, "i-lifetime").tags["termination_date"],
-            "2030-01-02T10:00:00Z"
+            "2030-01-02T12:00:00Z"
         );
         assert_eq!(get(&f, "i-untagged").state, InstanceState::Stopping);
         assert_eq!(
@@ -581,7 +587,7 @@ mod tests {
         assert_eq!(get(&f, "i-due").state, InstanceState::Stopped);
         assert_eq!(
             get(&f, "i-due").tags["termination_date"],
-            "2030-01-01T11:00:00Z",
+            "2030-01-01T11:51:00Z",
             "a stamp destroys nothing and still happens with the circuit open"
         );
         assert_eq!(outcome(&r, "i-expired"), Some(Outcome::CircuitOpen));
@@ -641,7 +647,7 @@ mod tests {
         // A lifetime due at once is still stamped, then stopped.
         assert_eq!(
             get(&f, "i-due").tags["termination_date"],
-            "2030-01-01T11:00:00Z"
+            "2030-01-01T11:51:00Z"
         );
         assert_eq!(outcome(&r, "i-expired"), Some(Outcome::Deferred));
         let line = r.instances.iter().find(|i| i.id == "i-expired").unwrap();
