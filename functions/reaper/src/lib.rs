@@ -8,6 +8,7 @@ pub mod config;
 pub mod fleet;
 pub mod handler;
 pub mod logging;
+pub mod notice;
 pub mod policy;
 pub mod report;
 pub mod slack;

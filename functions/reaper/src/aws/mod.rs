@@ -2,6 +2,7 @@
 
 pub mod ec2;
 pub mod s3;
+pub mod ses;
 
 use crate::fleet::ApiError;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
