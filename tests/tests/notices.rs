@@ -166,7 +166,7 @@ async fn one_email_per_owner_is_sent_and_read_back() {
     assert_eq!(messages.len(), 2, "{messages:#?}");
     assert_eq!(calls.snapshot().get("SendEmail"), Some(&2));
     for (to, email) in &mailed {
-        let got: Vec<&Sent> = messages.iter().filter(|m| &m.to == &[to.clone()]).collect();
+        let got: Vec<&Sent> = messages.iter().filter(|m| m.to == [to.clone()]).collect();
         assert_eq!(got.len(), 1, "one message for {to}: {messages:#?}");
         let m = got[0];
         assert_eq!(m.source, FROM);

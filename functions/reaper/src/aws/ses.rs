@@ -70,7 +70,7 @@ impl Mailer {
     }
 
     /// The sender identity.
-    pub fn from(&self) -> &str {
+    pub fn sender(&self) -> &str {
         &self.from
     }
 
