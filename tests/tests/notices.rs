@@ -174,7 +174,7 @@ async fn one_email_per_owner_is_sent_and_read_back() {
         assert_eq!(m.body, email.html, "the HTML part arrives as rendered");
     }
 
-    let alice = &messages
+    let alice = messages
         .iter()
         .find(|m| m.to == ["alice@example.com"])
         .unwrap();
@@ -199,7 +199,7 @@ async fn one_email_per_owner_is_sent_and_read_back() {
     );
     // Nobody hears about someone else's instances.
     assert!(!alice.body.contains("i-0b0b0b0b0b0b0b0b0"));
-    let bob = &messages
+    let bob = messages
         .iter()
         .find(|m| m.to == ["bob@example.org"])
         .unwrap();
