@@ -10,6 +10,26 @@ pub fn clip(s: &str, max: usize) -> String {
     out
 }
 
+/// Characters that change how a line reads without being visible: line and paragraph separators
+/// fake a new line, bidi controls reorder text (`U+202E` shows "exe.txt" as "txt.exe").
+pub fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}'
+        )
+}
+
+/// One line of plain characters: every invisible or line-breaking character becomes a space.
+pub fn oneline(s: &str) -> String {
+    s.chars()
+        .map(|c| if invisible(c) { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ pub mod ec2;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod s3;
+pub mod ses;
 pub mod slack;
 
 use crate::ports::{ApiError, ErrorKind};

@@ -1,6 +1,7 @@
 //! Slack's mrkdwn: making text from outside (tag values, AWS messages) safe to show.
 
 use crate::text::clip;
+pub use crate::text::oneline;
 
 /// Slack's escaping for mrkdwn text: only these three characters, so that a tag value can never
 /// become a link, a mention (`<!channel>`) or a user reference.
@@ -15,26 +16,6 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// Characters that change how a line reads without being visible: line and paragraph separators
-/// fake a new line, bidi controls reorder text (`U+202E` shows "exe.txt" as "txt.exe").
-fn invisible(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}'
-                | '\u{2066}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}'
-        )
-}
-
-/// One line of plain characters: every invisible or line-breaking character becomes a space.
-pub fn oneline(s: &str) -> String {
-    s.chars()
-        .map(|c| if invisible(c) { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
 }
 
 /// mrkdwn has no escape for its formatting markers; in text from outside they are replaced by
@@ -88,7 +69,7 @@ mod tests {
     fn separators_and_bidi_controls_never_reach_slack() {
         let hostile = "web\u{2028}fake line\u{2029}x \u{202E}txt.exe\u{2066}";
         let got = clean(hostile, 100);
-        assert!(!got.chars().any(invisible), "{got:?}");
+        assert!(!got.chars().any(crate::text::invisible), "{got:?}");
         assert_eq!(got, "web fake line x  txt.exe");
     }
 
