@@ -42,6 +42,9 @@ enum Command {
         /// Really terminate, stop and tag instances.
         #[arg(long)]
         live: bool,
+        /// Skip the account confirmation (a no-op in this branch; the bench passes it).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -106,7 +109,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let (common, live) = match cli.command {
         Command::Plan(common) => (common, false),
-        Command::Sweep { common, live } => (common, live),
+        Command::Sweep { common, live, .. } => (common, live),
     };
     if live && common.at.is_some() {
         return fail("--at forecasts only in a dry run; drop --live or --at");
