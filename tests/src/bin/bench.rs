@@ -1430,7 +1430,7 @@ fn main() -> ExitCode {
         let (rss, cpu, result) = lambda_sweep(&bins.reaper, n);
         let mb = rss as f64 / MB;
         println!(
-            "| reaper (Lambda, release) | {n} | {mb:.1} | {:.2} | {} |",
+            "| reaper (Lambda, {profile}) | {n} | {mb:.1} | {:.2} | {} |",
             cpu.as_secs_f64(),
             result
                 .as_ref()
@@ -1441,7 +1441,7 @@ fn main() -> ExitCode {
         if let Some(run) = run {
             let mb = run.m.max_rss as f64 / MB;
             println!(
-                "| reaperctl (release) | {n} | {mb:.1} | {:.2} | exit {:?}, {} calls |",
+                "| reaperctl ({profile}) | {n} | {mb:.1} | {:.2} | exit {:?}, {} calls |",
                 run.m.cpu().as_secs_f64(),
                 run.m.code,
                 run.calls.values().sum::<u64>()
@@ -1495,7 +1495,7 @@ fn main() -> ExitCode {
     });
     match (lambda_init, curl_init) {
         (Some(l), Some(c)) => {
-            println!("Lambda init (release `reaper`: process start → first GET …/invocation/next, median of {init_runs}): {l:.1} ms; curl doing only that GET: {c:.1} ms; ratio {:.2}", l / c);
+            println!("Lambda init ({profile} `reaper`: process start → first GET …/invocation/next, median of {init_runs}): {l:.1} ms; curl doing only that GET: {c:.1} ms; ratio {:.2}", l / c);
             target(
                 &mut targets,
                 "Lambda init ≤ 1.3 × curl's",
