@@ -1213,6 +1213,9 @@ fn main() -> ExitCode {
     let release = env::var_os("BENCH_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| reaper_e2e::target_dir().join("release"));
+    let profile = release
+        .file_name()
+        .map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
     let bins = Bins {
         reaperctl: release.join("reaperctl"),
         reaper: release.join("reaper"),
