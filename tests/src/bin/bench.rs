@@ -673,7 +673,8 @@ fn run_tool(tool: Tool, bins: &Bins, endpoint: &str) -> Option<Measured> {
     let cmd = command(tool, bins, endpoint, &scratch)?;
     let m = measure::run(cmd, TOOL_LIMIT);
     let _ = fs::remove_dir_all(&scratch);
-    if !m.ok() && !(tool == Tool::Reaper && m.code == Some(1)) {
+    let reaper_reported_failures = tool == Tool::Reaper && m.code == Some(1);
+    if !(m.ok() || reaper_reported_failures) {
         eprintln!(
             "bench: {} exited {:?}{}; stderr tail:\n{}",
             tool.short(),
