@@ -21,6 +21,10 @@ export REAPER_VENV := $(VENV)
 export MOTO_SERVER ?= $(VENV)/bin/moto_server
 
 ZIP := $(CARGO_TARGET_DIR)/lambda/reaper/bootstrap.zip
+# Cloud Custodian for `make bench` only, in its own venv keyed by its hash-pinned requirements.
+BENCH_VENV ?= $(HOME)/.cache/ec2-reaper/venv-bench
+BENCH_HASH := $(shell sha256sum bench/requirements.txt | cut -c1-16)
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(BENCH_HASH)
 
 .PHONY: help venv lint-venv fmt fmt-check clippy cfn-lint checkov parliament lint test test-rust test-deploy build smoke-arm64 ci demo bench fuzz \
         publish deploy golive invoke lock clean
@@ -105,8 +109,18 @@ build: venv ## build the arm64 Lambda zip with cargo-lambda; prints path, size, 
 demo: venv ## the whole job against a local AWS emulator: seed, dry run, live run, report
 	cargo run --quiet --locked -p reaper-e2e --bin demo
 
-bench: venv ## API-call and throughput benchmark against moto (ratios measured in one run)
-	cargo run --quiet --locked -p reaper-e2e --bin bench
+$(BENCH_STAMP): bench/requirements.txt
+	@echo "==> installing Cloud Custodian into $(BENCH_VENV)"
+	rm -rf "$(BENCH_VENV)"
+	$(PYTHON) -m venv "$(BENCH_VENV)"
+	"$(BENCH_VENV)/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r bench/requirements.txt
+	touch "$@"
+
+bench: venv $(BENCH_STAMP) ## ec2-reaper vs Cloud Custodian vs the bare listing: calls, wall, CPU, RSS, outcomes; plots in out/bench/
+	cargo build --quiet --release --locked -p reaper --bins
+	cargo build --quiet --release --locked -p reaper-e2e --bin bench
+	mkdir -p out/bench
+	CUSTODIAN="$(BENCH_VENV)/bin/custodian" "$(CARGO_TARGET_DIR)/release/bench" | tee out/bench/bench.md
 
 smoke-arm64: ## run the Lambda e2e tests against the arm64 bootstrap in the zip, under qemu
 	scripts/smoke-arm64

@@ -4,10 +4,13 @@
 //! Every server listens on 127.0.0.1 only and is stopped (by PID, for child processes) on drop.
 
 pub mod ec2;
+pub mod fake_ec2;
 pub mod fixtures;
 pub mod function;
+pub mod measure;
 pub mod moto;
 pub mod net;
+pub mod proxy;
 pub mod runtime_api;
 pub mod webhook;
 

@@ -163,8 +163,10 @@ async fn run() -> Result<(), Vec<String>> {
         ),
         seed("forgotten-1", "eve", &[], Noncompliant),
         seed("forgotten-2", "eve", &[("lifetime", "1w2d")], Noncompliant),
-        seed("spike-1", "finn", &[("lifetime", "1m")], Terminate),
-        seed("spike-2", "finn", &[("lifetime", "1m")], Terminate),
+        // Past their 1-minute lifetime when first judged, outside the grace period: the stamp
+        // gives notice (now + WARN_WINDOW) instead of terminating at once (SPEC §2).
+        seed("spike-1", "finn", &[("lifetime", "1m")], Stamp),
+        seed("spike-2", "finn", &[("lifetime", "1m")], Stamp),
     ];
     first_wave[6].stopped = true;
     first_wave[7].stopped = true;
