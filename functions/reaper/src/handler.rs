@@ -4,10 +4,14 @@
 use crate::adapters::slack::render;
 use crate::config::Config;
 use crate::event::{EventError, EventPayload};
-use crate::ports::{Archive, Chat, Deadline, Fleet};
-use crate::report::{RunReport, SlackStatus};
+use crate::notice::{from_report, render_email, EmailContext, OwnerAddress};
+use crate::policy::NOTIFIED_TAG;
+use crate::ports::{Archive, Chat, Deadline, Fleet, IdOutcome, Mail, Mutation};
+use crate::report::{NoticeDelivery, NoticeKind, RunReport, SlackStatus};
+use crate::run::Mode;
 use crate::run::{sweep, RunContext, RunRequest};
 use chrono::Utc;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The Lambda's return value stays far below the 6 MB response limit; S3 keeps the whole report.
 pub const MAX_RESPONSE_BYTES: usize = 1_000_000;
@@ -15,10 +19,12 @@ pub const MAX_RESPONSE_BYTES: usize = 1_000_000;
 pub const MAX_LOG_LINE_BYTES: usize = 200_000;
 
 /// Everything built once per Lambda instance (clients are reused across invocations).
-pub struct App<F, A, C> {
+pub struct App<F, A, C, M> {
     pub fleet: F,
     pub archive: Option<A>,
     pub chat: Option<C>,
+    /// Owner e-mail (NOTICE_FROM set).
+    pub mailer: Option<M>,
     pub config: Config,
     pub region: String,
 }
@@ -65,8 +71,8 @@ impl From<Refusal> for lambda_runtime::Diagnostic {
 
 /// Handles one event end to end. Errors only for a malformed event; everything else is in the
 /// report.
-pub async fn handle<F: Fleet, A: Archive, C: Chat>(
-    app: &App<F, A, C>,
+pub async fn handle<F: Fleet, A: Archive, C: Chat, M: Mail>(
+    app: &App<F, A, C, M>,
     event: &EventPayload,
     invocation: Invocation,
 ) -> Result<RunReport, Refusal> {
@@ -99,6 +105,79 @@ pub async fn handle<F: Fleet, A: Archive, C: Chat>(
     Ok(report.trimmed(MAX_RESPONSE_BYTES))
 }
 
+/// Owner notices (SPEC §8), after the channel's message: one e-mail per owner with an address
+/// (when NOTICE_FROM is set), then `reaper:notified=<date>` on every "will be terminated" notice
+/// that reached someone (the channel's message, or the owner's e-mail), so a stateless hourly
+/// sweep tells each date once. A failed delivery is recorded and leaves the notice unmarked.
+async fn notify_owners<F: Fleet, A, C, M: Mail>(
+    app: &App<F, A, C, M>,
+    report: &mut RunReport,
+    deadline: Deadline,
+) {
+    let slack_sent = report.delivery.slack == Some(SlackStatus::Sent);
+    let ctx = EmailContext {
+        account: report.account.clone(),
+        run_id: report.run_id.clone(),
+        now: report.evaluated_at,
+        owner_tag: app.config.owner_tag.clone(),
+    };
+    let mut emailed: BTreeSet<String> = BTreeSet::new();
+    for notice in from_report(report) {
+        let (via, status) = match (&notice.address, &app.mailer) {
+            (OwnerAddress::Email(to), Some(mailer)) => {
+                let email = render_email(&notice, &ctx);
+                match mailer.send(to, &email, deadline).await {
+                    Ok(()) => {
+                        emailed.extend(notice.items.iter().map(|i| i.id.clone()));
+                        ("email", "sent".to_string())
+                    }
+                    Err(why) => {
+                        tracing::warn!(error = %why, "owner e-mail not sent");
+                        report.errors.push(format!("notice e-mail: {why}"));
+                        ("email", format!("failed: {why}"))
+                    }
+                }
+            }
+            (OwnerAddress::SlackMember(_), _) => ("slack-mention", channel(slack_sent)),
+            _ => ("channel", channel(slack_sent)),
+        };
+        report.notices.push(NoticeDelivery {
+            owner: notice.owner.clone(),
+            via: via.into(),
+            instances: notice.items.len(),
+            status,
+        });
+    }
+    // Mark what was told, grouped by date: one CreateTags per date.
+    let mut told: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for i in &report.instances {
+        let (Some(NoticeKind::WillTerminate), Some(date)) = (i.notice, &i.termination_date) else {
+            continue;
+        };
+        if slack_sent || emailed.contains(&i.id) {
+            told.entry(date.clone()).or_default().push(i.id.clone());
+        }
+    }
+    for (date, ids) in told {
+        let tags = vec![(NOTIFIED_TAG.to_string(), date)];
+        for (id, outcome) in app.fleet.apply(Mutation::Tag(&tags), &ids, deadline).await {
+            if outcome != IdOutcome::Done {
+                report.errors.push(format!(
+                    "notice for {id} was delivered, but {NOTIFIED_TAG} was not written ({outcome:?}); it may be repeated"
+                ));
+            }
+        }
+    }
+}
+
+fn channel(slack_sent: bool) -> String {
+    if slack_sent {
+        "sent".into()
+    } else {
+        "not delivered: the channel's message was not sent".into()
+    }
+}
+
 /// Lines to standard output through `print!`, which the test harness captures.
 struct Stdout;
 
@@ -116,8 +195,8 @@ impl std::io::Write for Stdout {
 /// to the S3 copy about to be written), then S3 (so the archived copy records Slack's outcome),
 /// then one line saying where the report went. A sink's failure is recorded, never fatal; a
 /// failed S3 write clears the address Slack was given and says so in `errors`.
-pub async fn deliver<F, A: Archive, C: Chat>(
-    app: &App<F, A, C>,
+pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
+    app: &App<F, A, C, M>,
     report: &mut RunReport,
     deadline: Deadline,
     out: &mut impl std::io::Write,
@@ -147,6 +226,9 @@ pub async fn deliver<F, A: Archive, C: Chat>(
             }
         },
     });
+    if report.mode == Mode::Live {
+        notify_owners(app, report, deadline).await;
+    }
     if let Some(archive) = &app.archive {
         if let Err(why) = archive.put(report, deadline).await {
             tracing::error!(error = %why, "report not archived");
@@ -221,11 +303,28 @@ mod tests {
         }
     }
 
-    fn app(
-        slack_fails: bool,
-        s3_fails: bool,
-        calls: &Calls,
-    ) -> App<MemoryFleet, FakeArchive, FakeChat> {
+    struct FakeMail {
+        sent: Arc<Mutex<Vec<(String, String)>>>,
+    }
+
+    impl Mail for FakeMail {
+        async fn send(
+            &self,
+            to: &str,
+            email: &crate::notice::Email,
+            _deadline: Deadline,
+        ) -> Result<(), String> {
+            self.sent
+                .lock()
+                .unwrap()
+                .push((to.to_string(), email.subject.clone()));
+            Ok(())
+        }
+    }
+
+    type TestApp = App<MemoryFleet, FakeArchive, FakeChat, FakeMail>;
+
+    fn app(slack_fails: bool, s3_fails: bool, calls: &Calls) -> TestApp {
         let untagged = Instance {
             id: "i-0123456789abcdef0".into(),
             state: InstanceState::Running,
@@ -243,6 +342,7 @@ mod tests {
                 calls: calls.clone(),
                 fail: slack_fails,
             }),
+            mailer: None,
             config: Config::default(),
             region: "eu-west-1".into(),
         }
@@ -256,7 +356,7 @@ mod tests {
         }
     }
 
-    async fn run(app: &App<MemoryFleet, FakeArchive, FakeChat>) -> (RunReport, Vec<String>) {
+    async fn run(app: &TestApp) -> (RunReport, Vec<String>) {
         let report = handle(app, &EventPayload(Ok(serde_json::json!({}))), invocation())
             .await
             .unwrap();
@@ -349,6 +449,79 @@ mod tests {
             .unwrap()
             .iter()
             .all(|c| c.starts_with("s3 put")));
+    }
+
+    #[tokio::test]
+    async fn an_owner_is_told_once_per_date_by_mail_and_the_notice_is_marked() {
+        let now = Utc::now();
+        let soon = crate::policy::format_date(now + TimeDelta::hours(5));
+        let expiring = |id: &str, owner: &str| Instance {
+            id: id.into(),
+            state: InstanceState::Running,
+            launch_time: now - TimeDelta::days(3),
+            root_attach_time: None,
+            tags: [
+                ("termination_date".to_string(), soon.clone()),
+                ("owner".to_string(), owner.to_string()),
+            ]
+            .into(),
+        };
+        let sent: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let mut app = app(false, false, &Calls::default());
+        app.config.livemode = true;
+        app.fleet = MemoryFleet::new([
+            expiring("i-0000000000000000a", "ana@example.com"),
+            expiring("i-0000000000000000b", "ana@example.com"),
+            expiring("i-0000000000000000c", "U024BE7LH"),
+        ]);
+        app.mailer = Some(FakeMail { sent: sent.clone() });
+        let report = handle(&app, &EventPayload(Ok(serde_json::json!({}))), invocation())
+            .await
+            .unwrap();
+        assert_eq!(
+            sent.lock().unwrap().len(),
+            1,
+            "one e-mail per owner per run"
+        );
+        assert_eq!(sent.lock().unwrap()[0].0, "ana@example.com");
+        let vias: Vec<(&str, &str)> = report
+            .notices
+            .iter()
+            .map(|n| (n.via.as_str(), n.status.as_str()))
+            .collect();
+        assert_eq!(vias, [("slack-mention", "sent"), ("email", "sent")]);
+        for id in ["i-0000000000000000a", "i-0000000000000000c"] {
+            assert_eq!(
+                app.fleet.get(id).unwrap().tags["reaper:notified"],
+                soon,
+                "{id}"
+            );
+        }
+        // The next run tells nobody again: the notice for this date is recorded.
+        let again = handle(&app, &EventPayload(Ok(serde_json::json!({}))), invocation())
+            .await
+            .unwrap();
+        assert!(again.notices.is_empty(), "{:?}", again.notices);
+        assert_eq!(sent.lock().unwrap().len(), 1);
+        // A changed date re-arms the notice.
+        let later = crate::policy::format_date(now + TimeDelta::hours(6));
+        app.fleet = MemoryFleet::new([Instance {
+            tags: [
+                ("termination_date".to_string(), later.clone()),
+                ("owner".to_string(), "ana@example.com".to_string()),
+                ("reaper:notified".to_string(), soon.clone()),
+            ]
+            .into(),
+            ..expiring("i-0000000000000000a", "ana@example.com")
+        }]);
+        handle(&app, &EventPayload(Ok(serde_json::json!({}))), invocation())
+            .await
+            .unwrap();
+        assert_eq!(sent.lock().unwrap().len(), 2);
+        assert_eq!(
+            app.fleet.get("i-0000000000000000a").unwrap().tags["reaper:notified"],
+            later
+        );
     }
 
     #[tokio::test]

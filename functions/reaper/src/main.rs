@@ -3,7 +3,9 @@
 #![recursion_limit = "256"]
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use reaper::adapters::{ec2::Ec2Fleet, load_sdk_config, s3::S3Archive, slack::SlackWebhook};
+use reaper::adapters::{
+    ec2::Ec2Fleet, load_sdk_config, s3::S3Archive, ses::Mailer, slack::SlackWebhook,
+};
 use reaper::config::Config;
 use reaper::event::EventPayload;
 use reaper::handler::{account_from_arn, handle, App, Invocation};
@@ -39,6 +41,10 @@ async fn main() -> Result<(), Error> {
             )),
             (None, None) => None,
         },
+        mailer: config
+            .notice_from
+            .clone()
+            .map(|from| Mailer::from_sdk_counted(&sdk, from, fleet.counter())),
         fleet,
         config,
         region,

@@ -186,6 +186,32 @@ fn group_key(address: &OwnerAddress) -> OwnerAddress {
 /// Owners come out in a fixed order whatever the input order (Slack members, then e-mail
 /// addresses, then names, each sorted), so the digest and the e-mails are reproducible. An item
 /// given twice for the same owner is kept once.
+/// The notices of a run, grouped per owner: every reported instance with a notice and an owner
+/// tag. (An instance without an owner is seen only in the channel's message.)
+pub fn from_report(report: &crate::report::RunReport) -> Vec<OwnerNotice> {
+    use crate::report::NoticeKind;
+    group(report.instances.iter().filter_map(|i| {
+        let event = match i.notice? {
+            NoticeKind::WillTerminate => NoticeEvent::WillTerminate {
+                at: i.termination_date.as_deref()?.parse().ok()?,
+            },
+            NoticeKind::Terminated => NoticeEvent::Terminated {
+                reason: i.reason.clone(),
+            },
+            NoticeKind::Stopped => NoticeEvent::Stopped {
+                reason: i.reason.clone(),
+            },
+        };
+        let item = NoticeItem {
+            id: i.id.clone(),
+            name: i.name.clone(),
+            region: report.region.clone(),
+            event,
+        };
+        Some((i.owner.clone()?, item))
+    }))
+}
+
 pub fn group(items: impl IntoIterator<Item = (String, NoticeItem)>) -> Vec<OwnerNotice> {
     let mut owners: BTreeMap<OwnerAddress, OwnerNotice> = BTreeMap::new();
     for (owner, item) in items {

@@ -181,6 +181,16 @@ pub trait Chat: Send + Sync {
     ) -> impl Future<Output = Result<u32, String>> + Send;
 }
 
+/// Where an owner's e-mail goes (SES v2).
+pub trait Mail: Send + Sync {
+    fn send(
+        &self,
+        to: &str,
+        email: &crate::notice::Email,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,7 @@ mod tests {
             termination_date: Some("2030-03-01T00:00:00Z".into()),
             outcome: Some(Outcome::Done),
             error: None,
+            notice: None,
         });
         r.counts.verdicts.insert(VerdictKind::Terminate, 1);
         r.counts.outcomes.insert(Outcome::Done, 1);

@@ -134,6 +134,28 @@ impl Mailer {
     }
 }
 
+impl crate::ports::Mail for Mailer {
+    /// Held to what the run's deadline leaves for sinks.
+    async fn send(
+        &self,
+        to: &str,
+        email: &Email,
+        deadline: crate::ports::Deadline,
+    ) -> Result<(), String> {
+        let result = match deadline.for_sink() {
+            Some(left) if left.is_zero() => return Err("not sent: the run's time was up".into()),
+            Some(left) => {
+                let limited = self
+                    .clone()
+                    .with_timeouts(left.min(OPERATION_TIMEOUT), left.min(ATTEMPT_TIMEOUT));
+                limited.send(to, email).await
+            }
+            None => Mailer::send(self, to, email).await,
+        };
+        result.map_err(|e| e.to_string())
+    }
+}
+
 fn timeouts(operation: Duration, attempt: Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT.min(attempt))

@@ -7,7 +7,7 @@ pub mod verdict;
 pub mod window;
 
 pub use notice::notice_due;
-pub use plan::{plan, plan_with, Action, Batch, Cap, Caps, Circuit, Plan, NOTIFIED_TAG};
+pub use plan::{plan, plan_with, Acting, Action, Batch, Cap, Caps, Circuit, Plan, NOTIFIED_TAG};
 pub use tags::{
     format_date, format_duration, parse_lifetime, parse_termination_date, Lifetime, TagError,
     TerminationDate,

@@ -205,7 +205,7 @@ pub fn plan<'a>(
     caps: &Caps,
     now: DateTime<Utc>,
 ) -> Plan {
-    plan_with(verdicts, caps, now, false)
+    plan_with(verdicts, caps, now, Acting::default())
 }
 
 /// The reason tag of an expired instance stopped at launch rather than terminated (SPEC §7).
@@ -216,14 +216,37 @@ pub fn stopped_at_launch_reason(date: DateTime<Utc>) -> String {
     )
 }
 
-/// `plan`, where `stop_expired` (a launch event) stops a `terminate` verdict's instance, with the
-/// reason tags, instead of terminating it; its stamp, if any, is still written first.
+/// How a run may act, beyond the verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acting {
+    /// A launch event: a `terminate` verdict's instance is stopped, with the reason tags,
+    /// instead of terminated; its stamp, if any, is still written first.
+    pub stop_expired: bool,
+    /// False outside ACTION_WINDOW: no termination and no stop is planned (nor counted against
+    /// a cap); stamps are.
+    pub destructive: bool,
+}
+
+impl Default for Acting {
+    fn default() -> Self {
+        Self {
+            stop_expired: false,
+            destructive: true,
+        }
+    }
+}
+
+/// `plan`, acting as `acting` says.
 pub fn plan_with<'a>(
     verdicts: impl IntoIterator<Item = (&'a str, &'a Verdict)>,
     caps: &Caps,
     now: DateTime<Utc>,
-    stop_expired: bool,
+    acting: Acting,
 ) -> Plan {
+    let Acting {
+        stop_expired,
+        destructive,
+    } = acting;
     let mut stamps: BTreeMap<TagSet, Vec<String>> = BTreeMap::new();
     let mut terminate: Vec<String> = Vec::new();
     let mut stops: BTreeMap<TagSet, Vec<String>> = BTreeMap::new();
@@ -237,6 +260,7 @@ pub fn plan_with<'a>(
                 .push(id.to_string());
         }
         match verdict {
+            Verdict::Terminate { .. } | Verdict::Stop { .. } if !destructive => {}
             Verdict::Terminate { date, .. } if stop_expired => stops
                 .entry(vec![
                     (STOPPED_AT_TAG.to_string(), stopped_at.clone()),
@@ -524,12 +548,43 @@ mod tests {
             verdicts.iter().map(|(i, v)| (i.as_str(), v)),
             &Caps::default(),
             now(),
-            true,
+            Acting {
+                stop_expired: true,
+                destructive: true,
+            },
         );
         assert!(p.terminations.is_empty());
         assert_eq!(p.stops[0].ids, ["i-1", "i-2"]);
         assert_eq!(p.stamps.len(), 1, "the stamp is still written");
         assert!(p.stop_tags[0].tags[1].1.contains("stopped at launch"));
+    }
+
+    #[test]
+    fn outside_the_action_window_only_stamps_are_planned_and_no_cap_trips() {
+        let stamped = Verdict::Terminate {
+            date: now(),
+            stamp: Some(super::super::verdict::Stamp::At(now())),
+            bound: None,
+        };
+        let verdicts = [
+            ("i-1".to_string(), terminate()),
+            ("i-2".to_string(), stamped),
+            ("i-3".to_string(), stop()),
+        ];
+        let p = plan_with(
+            verdicts.iter().map(|(i, v)| (i.as_str(), v)),
+            &Caps {
+                terminations: Cap::Limited(0),
+                stops: Cap::Limited(0),
+            },
+            now(),
+            Acting {
+                stop_expired: false,
+                destructive: false,
+            },
+        );
+        assert!(p.terminations.is_empty() && p.stops.is_empty() && p.circuits.is_empty());
+        assert_eq!(p.stamps[0].ids, ["i-2"]);
     }
 
     #[test]

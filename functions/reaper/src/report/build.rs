@@ -1,8 +1,9 @@
 //! A run's ledger -> the run report. The only place that turns fates into outcomes and words.
 
-use super::{CircuitReport, InstanceReport, Mode, Outcome, RunReport, TriggerKind};
-use crate::policy::{format_date, VerdictKind};
-use crate::run::ledger::{Entry, Fate, Ledger};
+use super::{CircuitReport, InstanceReport, Mode, NoticeKind, Outcome, RunReport, TriggerKind};
+use crate::policy::{format_date, notice_due, Rules, VerdictKind};
+use crate::run::ledger::{Deferral, Entry, Fate, Ledger};
+use crate::run::request::STOPPED_AT_LAUNCH;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -34,6 +35,27 @@ fn outcome(entry: &Entry, mode: Mode) -> Option<Outcome> {
     })
 }
 
+/// What the owner hears about this instance in this run: a notice before the reaper acts (once
+/// per date, SPEC §8), and after the fact for what it did. Not for a forecast.
+fn notice(entry: &Entry, header: &Header, rules: &Rules) -> Option<NoticeKind> {
+    if header.forecast {
+        return None;
+    }
+    let live = header.mode == Mode::Live;
+    match (&entry.fate, entry.verdict.kind()) {
+        (Some(Fate::Done), VerdictKind::Terminate) if live => Some(NoticeKind::Terminated),
+        (Some(Fate::Done), VerdictKind::Stop) if live => Some(NoticeKind::Stopped),
+        (Some(Fate::Deferred(Deferral::NotInScope(why))), _)
+            if live && *why == STOPPED_AT_LAUNCH =>
+        {
+            Some(NoticeKind::Stopped)
+        }
+        _ => notice_due(&entry.instance, &entry.verdict, header.evaluated_at, rules)
+            .map(|_| NoticeKind::WillTerminate),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     header: Header,
     ledger: Ledger,
@@ -42,11 +64,12 @@ pub fn build(
     warnings: Vec<String>,
     api_calls: BTreeMap<String, u64>,
     owner_tag: &str,
+    rules: &Rules,
 ) -> RunReport {
     let mut report = RunReport::new(
-        header.run_id,
-        header.account,
-        header.region,
+        header.run_id.clone(),
+        header.account.clone(),
+        header.region.clone(),
         header.mode,
         header.trigger,
         header.started_at,
@@ -87,13 +110,15 @@ pub fn build(
             state: e.instance.state.to_string(),
             verdict: kind,
             reason,
-            termination_date: e.verdict.termination_date().map(format_date),
+            // The date the reaper acts on: the tag's, or MAX_LIFETIME's bound (the reason says).
+            termination_date: e.verdict.enforced_date().map(format_date),
             outcome,
             error: e
                 .fate
                 .as_ref()
                 .and_then(Fate::error_text)
                 .or_else(|| e.afterwards.clone()),
+            notice: notice(e, &header, rules),
         });
     }
     report.finished_at = Utc::now();

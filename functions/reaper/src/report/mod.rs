@@ -78,6 +78,31 @@ pub struct InstanceReport {
     /// `None` for verdicts that call for no action (expiring, wait, noncompliant, skip-managed).
     pub outcome: Option<Outcome>,
     pub error: Option<String>,
+    /// What the owner is told about it in this run (absent when nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<NoticeKind>,
+}
+
+/// The owner notice an instance gets in a run (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum NoticeKind {
+    /// Its `termination_date` entered WARN_WINDOW and the owner has not been told of that date.
+    WillTerminate,
+    Terminated,
+    Stopped,
+}
+
+/// How one owner was told (live runs; a dry run sends nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeDelivery {
+    pub owner: String,
+    /// `slack-mention`, `email` or `channel` (named in the channel's message).
+    pub via: String,
+    pub instances: usize,
+    /// `sent`, or why not.
+    pub status: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +207,9 @@ pub struct RunReport {
     pub warnings_omitted: u64,
     pub api_calls: BTreeMap<String, u64>,
     pub delivery: Delivery,
+    /// One entry per owner told in this run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<NoticeDelivery>,
 }
 
 impl RunReport {
@@ -215,6 +243,7 @@ impl RunReport {
             warnings_omitted: 0,
             api_calls: BTreeMap::new(),
             delivery: Delivery::default(),
+            notices: Vec::new(),
         }
     }
 
@@ -334,6 +363,7 @@ mod tests {
                 termination_date: None,
                 outcome: (i % 2 == 0).then_some(Outcome::Would),
                 error: None,
+                notice: None,
             });
         }
         *r.counts.verdicts.entry(VerdictKind::Stop).or_default() = n.div_ceil(2) as u64;

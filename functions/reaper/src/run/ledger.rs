@@ -36,6 +36,8 @@ pub enum Deferral {
     RecheckFailed,
     /// The scope of the run does not take this action (e.g. a launch event does not stop).
     NotInScope(&'static str),
+    /// Outside ACTION_WINDOW: terminations and stops wait for it to open; stamps do not.
+    OutsideWindow(String),
 }
 
 impl fmt::Display for Deferral {
@@ -51,6 +53,7 @@ impl fmt::Display for Deferral {
             ),
             Deferral::RecheckFailed => f.write_str("re-check failed; the next run picks it up"),
             Deferral::NotInScope(why) => f.write_str(why),
+            Deferral::OutsideWindow(why) => f.write_str(why),
         }
     }
 }
@@ -167,11 +170,15 @@ impl Ledger {
         self.get(id).is_some_and(|e| e.fate.is_none())
     }
 
-    /// May still be tagged: pending, or held back by a tripped circuit (a stamp destroys
-    /// nothing, and the date it writes is what a person checks before raising the cap).
+    /// May still be tagged: pending, or held back by a tripped circuit or the action window (a
+    /// stamp destroys nothing, and the date it writes is what a person checks).
     pub fn may_stamp(&self, id: &str) -> bool {
-        self.get(id)
-            .is_some_and(|e| matches!(e.fate, None | Some(Fate::CircuitOpen)))
+        self.get(id).is_some_and(|e| {
+            matches!(
+                e.fate,
+                None | Some(Fate::CircuitOpen) | Some(Fate::Deferred(Deferral::OutsideWindow(_)))
+            )
+        })
     }
 
     /// Records `fate`, keeping the precedence: a deferral never replaces a failure, an unknown

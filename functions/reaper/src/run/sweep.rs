@@ -5,7 +5,7 @@ use super::request::RunRequest;
 use crate::config::Config;
 use crate::policy::plan::{Batch, Plan};
 use crate::policy::tags::TERMINATION_DATE;
-use crate::policy::{judge, plan_with, Instance, InstanceState, VerdictKind};
+use crate::policy::{judge, plan_with, Acting, Instance, InstanceState, VerdictKind};
 use crate::ports::{ApiError, Fleet, IdOutcome, Mutation};
 use crate::report::build::{build, Header};
 use crate::report::{CircuitReport, RunReport};
@@ -95,6 +95,8 @@ pub async fn sweep<F: Fleet>(
         ledger.set(&id, Fate::Deferred(Deferral::NotInScope(why)));
     }
 
+    // Outside ACTION_WINDOW nobody may be around to react: terminations and stops wait.
+    let outside = cfg.action_window.as_ref().and_then(|w| w.deferral(req.now));
     let the_plan = plan_with(
         ledger
             .entries()
@@ -103,8 +105,21 @@ pub async fn sweep<F: Fleet>(
             .map(|e| (e.instance.id.as_str(), &e.verdict)),
         &cfg.caps,
         req.now,
-        req.scope.stops_instead(VerdictKind::Terminate),
+        Acting {
+            stop_expired: req.scope.stops_instead(VerdictKind::Terminate),
+            destructive: outside.is_none(),
+        },
     );
+    if let Some(why) = &outside {
+        let waiting: Vec<String> = ledger
+            .entries()
+            .iter()
+            .filter(|e| e.fate.is_none())
+            .filter(|e| matches!(e.verdict.kind(), VerdictKind::Terminate | VerdictKind::Stop))
+            .map(|e| e.instance.id.clone())
+            .collect();
+        ledger.defer_all(&waiting, &Deferral::OutsideWindow(why.clone()));
+    }
     for circuit in &the_plan.circuits {
         tracing::warn!(action = ?circuit.action, planned = circuit.planned, cap = %circuit.cap, "{}", circuit.message());
     }
@@ -121,7 +136,7 @@ pub async fn sweep<F: Fleet>(
         .entries()
         .iter()
         .filter(|e| req.scope.stops_instead(e.verdict.kind()))
-        .filter(|e| matches!(e.fate, None | Some(Fate::Done)))
+        .filter(|e| matches!(e.fate, None | Some(Fate::Done)) && outside.is_none())
         .filter_map(|e| {
             Some((
                 e.instance.id.clone(),
@@ -149,6 +164,7 @@ pub async fn sweep<F: Fleet>(
         warnings,
         api_calls,
         &cfg.owner_tag,
+        &cfg.rules,
     )
 }
 
@@ -656,6 +672,40 @@ mod tests {
             "{}",
             line.reason
         );
+    }
+
+    #[tokio::test]
+    async fn outside_the_action_window_only_stamps_happen() {
+        let f = fleet();
+        let mut cfg = Config::default();
+        // 2030-01-01 is a Tuesday; at 12:00Z it is 13:00 in Berlin, outside 14:00-17:00.
+        cfg.action_window =
+            Some(crate::policy::ActionWindow::parse("Mon-Fri 14:00-17:00 Europe/Berlin").unwrap());
+        let r = run(&f, &cfg, req(true)).await;
+        assert_eq!(f.calls("TerminateInstances") + f.calls("StopInstances"), 0);
+        assert_eq!(get(&f, "i-untagged").state, InstanceState::Running);
+        assert_eq!(get(&f, "i-expired").state, InstanceState::Running);
+        // Stamps happen at any time, also the one a due lifetime writes before its termination.
+        assert_eq!(
+            get(&f, "i-due").tags["termination_date"],
+            "2030-01-01T11:51:00Z"
+        );
+        assert!(get(&f, "i-lifetime").tags.contains_key("termination_date"));
+        let line = r.instances.iter().find(|i| i.id == "i-expired").unwrap();
+        assert_eq!(line.outcome, Some(Outcome::Deferred));
+        assert!(
+            line.reason.contains("outside ACTION_WINDOW Mon-Fri 14:00-17:00 Europe/Berlin; next opens 2030-01-01T13:00:00Z"),
+            "{}",
+            line.reason
+        );
+        assert!(r.circuits.is_empty());
+
+        // Inside it, the same fleet is acted on.
+        cfg.action_window =
+            Some(crate::policy::ActionWindow::parse("Mon-Fri 09:00-17:00 Europe/Berlin").unwrap());
+        let f = fleet();
+        run(&f, &cfg, req(true)).await;
+        assert_eq!(get(&f, "i-expired").state, InstanceState::ShuttingDown);
     }
 
     #[tokio::test]

@@ -162,6 +162,17 @@ pub fn render(report: &RunReport) -> Option<Value> {
         };
         head.push(section(what));
     }
+    let owners = crate::notice::from_report(report);
+    if !owners.is_empty() {
+        let title = if dry {
+            "Owners who would be told"
+        } else {
+            "Owners told in this run"
+        };
+        let mut lines = vec![format!("*{title}* ({})", owners.len())];
+        lines.extend(crate::notice::slack_owner_lines(&owners));
+        head.extend(pack(lines).into_iter().map(section));
+    }
     if !report.errors.is_empty() {
         let mut lines = vec![format!("*Errors* ({})", report.errors.len())];
         lines.extend(
@@ -431,6 +442,7 @@ mod tests {
             termination_date: date.map(str::to_string),
             outcome,
             error: None,
+            notice: None,
         }
     }
 
@@ -603,6 +615,17 @@ mod tests {
             });
         }
         r.instances_judged = 42;
+        // Owner notices: the bastion's owner is a Slack member told before the date, the
+        // terminated runner's owner an e-mail address told after the fact.
+        for i in &mut r.instances {
+            if i.verdict == Expiring {
+                i.owner = Some("U024BE7LH".into());
+                i.notice = Some(crate::report::NoticeKind::WillTerminate);
+            }
+            if i.owner.as_deref() == Some("alice@example.com") && mode == Mode::Live {
+                i.notice = Some(crate::report::NoticeKind::Terminated);
+            }
+        }
         r
     }
 
