@@ -8,6 +8,7 @@ pub mod fixtures;
 pub mod function;
 pub mod moto;
 pub mod net;
+pub mod proxy;
 pub mod runtime_api;
 pub mod webhook;
 
