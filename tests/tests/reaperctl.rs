@@ -223,3 +223,147 @@ async fn exit_codes_say_whether_anything_failed() {
         3
     );
 }
+
+/// Runs reaperctl on a pseudo-terminal (util-linux `script`), typing `answer` at its prompt.
+fn reaperctl_on_a_terminal(moto: &Moto, args: &[&str], answer: &str) -> (Option<i32>, String) {
+    use std::io::Write as _;
+    let command = std::iter::once(reaperctl_binary().display().to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in moto.env("us-east-1") {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .expect("util-linux script (for a pseudo-terminal)");
+    // Give the prompt a moment, then type the answer.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn why_extend_and_the_live_prompt() {
+    use chrono::{TimeDelta, Utc};
+    use reaper::policy::format_date;
+    let moto = Moto::start();
+    let region = ["--region", "eu-west-1"];
+    let soon = format_date(Utc::now() + TimeDelta::hours(5));
+    let id = launch(
+        &moto,
+        "eu-west-1",
+        &[("termination_date", &soon), ("Name", "web")],
+    )
+    .await;
+
+    // why: the verdict, the reason and when, in one paragraph.
+    let out = reaperctl(&moto, &[&["why", id.as_str()], &region[..]].concat(), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let why = text(&out.stdout);
+    assert!(
+        why.contains(&format!("{id} (web, running): expiring: expires {soon}")),
+        "{why}"
+    );
+    assert!(
+        why.contains(&format!("reaperctl extend {id} --by 3d")),
+        "{why}"
+    );
+
+    // extend: later by 3 days, old and new printed, the tag written.
+    let out = reaperctl(
+        &moto,
+        &[&["extend", id.as_str(), "--by", "3d"], &region[..]].concat(),
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let later = format_date(
+        chrono::DateTime::parse_from_rfc3339(&soon)
+            .unwrap()
+            .to_utc()
+            + TimeDelta::days(3),
+    );
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("{id}: termination_date {soon} -> {later}")
+    );
+    let tags = moto
+        .ec2("eu-west-1")
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    let tag = tags.reservations()[0].instances()[0]
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("termination_date"))
+        .and_then(|t| t.value())
+        .unwrap()
+        .to_string();
+    assert_eq!(tag, later);
+    // Beyond MAX_LIFETIME: refused, naming the bound; nothing written.
+    let out = reaperctl(
+        &moto,
+        &[&["extend", id.as_str(), "--by", "30d"], &region[..]].concat(),
+        &[("MAX_LIFETIME", "7d")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is beyond MAX_LIFETIME: first launch"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // sweep --live without a terminal and without --yes refuses.
+    let out = reaperctl(&moto, &[&["sweep", "--live"], &region[..]].concat(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--live needs a terminal to confirm, or --yes"));
+    // --expect-account refuses another account.
+    let out = reaperctl(
+        &moto,
+        &[
+            &[
+                "sweep",
+                "--live",
+                "--yes",
+                "--expect-account",
+                "111122223333",
+            ],
+            &region[..],
+        ]
+        .concat(),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not 111122223333"));
+
+    // On a terminal it shows what it is about to do and needs the account id typed.
+    let untagged = launch(&moto, "eu-west-1", &[("Name", "mystery")]).await;
+    let args = [&["sweep", "--live"], &region[..]].concat();
+    let (code, screen) = reaperctl_on_a_terminal(&moto, &args, "wrong");
+    assert_eq!(code, Some(2), "{screen}");
+    assert!(
+        screen.contains("Type the account id to go ahead"),
+        "{screen}"
+    );
+    assert!(screen.contains("in account 123456789012"), "{screen}");
+    assert!(screen.contains("nothing was changed"), "{screen}");
+    let (code, screen) = reaperctl_on_a_terminal(&moto, &args, "123456789012");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains(&untagged), "{screen}");
+}

@@ -7,8 +7,10 @@ use reaper::adapters::ec2::{Ec2Fleet, Progress};
 use reaper::adapters::{account_id, enabled_regions, load_sdk_config};
 use reaper::config::Config;
 use reaper::event::valid_instance_id;
+use reaper::policy::extend::{extended, Extension};
+use reaper::policy::format_date;
 use reaper::ports::Deadline;
-use reaper::ports::Fleet;
+use reaper::ports::{Fleet, IdOutcome, Mutation};
 use reaper::report::explain::explain;
 use reaper::report::{table, RunReport};
 use reaper::run::{sweep, RunContext, RunRequest};
@@ -53,6 +55,21 @@ enum Command {
         /// Refuse to run in any other account (a guard for scripts and wrong profiles).
         #[arg(long, value_name = "ACCOUNT_ID", value_parser = parse_account)]
         expect_account: Option<String>,
+    },
+    /// Write a later termination_date on instances, with your own credentials; refuses beyond
+    /// MAX_LIFETIME (naming the bound). Prints the old and the new date.
+    Extend {
+        /// Instance ids.
+        #[arg(required = true, value_name = "ID", value_parser = parse_instance_id)]
+        ids: Vec<String>,
+        /// How much later: from the current date, or from now when that has passed (e.g. 3d).
+        #[arg(long, value_parser = parse_by, conflicts_with = "until", required_unless_present = "until")]
+        by: Option<chrono::TimeDelta>,
+        /// The new date (RFC 3339), later than the current one.
+        #[arg(long, value_parser = parse_at)]
+        until: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Why the reaper would (or would not) act on instances: verdict, reason and when, in one
     /// paragraph each. Reads only.
@@ -132,6 +149,11 @@ fn parse_instance_id(s: &str) -> Result<String, String> {
             "{s:?} is not an EC2 instance id (i- and 8 or 17 hex digits)"
         ))
     }
+}
+
+fn parse_by(s: &str) -> Result<chrono::TimeDelta, String> {
+    reaper::policy::tags::parse_duration(s)
+        .map_err(|e| format!("{s:?}: {}; e.g. 3d, 12h, 2w", e.reason))
 }
 
 fn parse_account(s: &str) -> Result<String, String> {
@@ -250,6 +272,61 @@ fn rules_config() -> Result<Config, String> {
     Config::from_vars(laptop).map_err(|err| format!("configuration error: {err}"))
 }
 
+async fn extend(ids: Vec<String>, how: Extension, target: Target) -> ExitCode {
+    let config = match rules_config() {
+        Ok(c) => c,
+        Err(err) => return fail(err),
+    };
+    let sdk = load_sdk_config(target.region, target.profile).await;
+    if sdk.region().is_none() {
+        return fail("no region: pass --region REGION or set AWS_REGION");
+    }
+    let fleet = Ec2Fleet::from_sdk(&sdk);
+    let deadline = Deadline::after(Duration::from_secs(120));
+    let listed = match fleet.list(Some(&ids), deadline).await {
+        Ok(listed) => listed,
+        Err(err) => return fail(format!("describing the instances failed: {err}")),
+    };
+    let now = Utc::now();
+    let mut ok = true;
+    for id in &ids {
+        let Some(instance) = listed.iter().find(|i| &i.id == id) else {
+            ok = false;
+            eprintln!("{id}: not found in a judged state; nothing written");
+            continue;
+        };
+        let old = instance
+            .tag("termination_date")
+            .unwrap_or("(none)")
+            .to_string();
+        let new = match extended(instance, how, now, &config.rules) {
+            Ok(new) => format_date(new),
+            Err(why) => {
+                ok = false;
+                eprintln!("{id}: {why}; nothing written");
+                continue;
+            }
+        };
+        let tags = vec![("termination_date".to_string(), new.clone())];
+        match fleet
+            .apply(Mutation::Tag(&tags), std::slice::from_ref(id), deadline)
+            .await
+            .pop()
+        {
+            Some((_, IdOutcome::Done)) => println!("{id}: termination_date {old} -> {new}"),
+            other => {
+                ok = false;
+                eprintln!("{id}: writing termination_date={new} failed: {other:?}");
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 async fn why(ids: Vec<String>, target: Target, at: Option<DateTime<Utc>>) -> ExitCode {
     let config = match rules_config() {
         Ok(c) => c,
@@ -297,6 +374,19 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let (common, live, yes, expect_account) = match cli.command {
         Command::Why { ids, target, at } => return why(ids, target, at).await,
+        Command::Extend {
+            ids,
+            by,
+            until,
+            target,
+        } => {
+            let how = match (by, until) {
+                (Some(by), _) => Extension::By(by),
+                (None, Some(until)) => Extension::Until(until),
+                (None, None) => return fail("--by or --until is needed"),
+            };
+            return extend(ids, how, target).await;
+        }
         Command::Plan(common) => (common, false, false, None),
         Command::Sweep {
             common,

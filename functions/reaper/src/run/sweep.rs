@@ -677,10 +677,13 @@ mod tests {
     #[tokio::test]
     async fn outside_the_action_window_only_stamps_happen() {
         let f = fleet();
-        let mut cfg = Config::default();
         // 2030-01-01 is a Tuesday; at 12:00Z it is 13:00 in Berlin, outside 14:00-17:00.
-        cfg.action_window =
-            Some(crate::policy::ActionWindow::parse("Mon-Fri 14:00-17:00 Europe/Berlin").unwrap());
+        let mut cfg = Config {
+            action_window: Some(
+                crate::policy::ActionWindow::parse("Mon-Fri 14:00-17:00 Europe/Berlin").unwrap(),
+            ),
+            ..Config::default()
+        };
         let r = run(&f, &cfg, req(true)).await;
         assert_eq!(f.calls("TerminateInstances") + f.calls("StopInstances"), 0);
         assert_eq!(get(&f, "i-untagged").state, InstanceState::Running);
