@@ -119,6 +119,59 @@ async fn main() -> ExitCode {
     }
 }
 
+const NOTICE_FROM: &str = "reaper@example.com";
+
+/// The e-mail the expiring instance's owner got: SES's record read back from the emulator, and
+/// the text part as the reaper rendered it.
+fn show_owner_email(moto: &Moto, report: &RunReport, problems: &mut Vec<String>) {
+    let url = format!("{}/moto-api/data.json", moto.endpoint());
+    let sent: Vec<serde_json::Value> = reaper_e2e::net::agent(Duration::from_secs(10))
+        .get(&url)
+        .call()
+        .ok()
+        // The whole emulator state, EC2's image catalogue included: past ureq's 10 MB default.
+        .and_then(|mut r| {
+            r.body_mut()
+                .with_config()
+                .limit(512 * 1024 * 1024)
+                .read_to_string()
+                .ok()
+        })
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|d| d["ses"]["Message"].as_array().cloned())
+        .unwrap_or_default();
+    let to_kim = sent
+        .iter()
+        .filter(|m| m["destinations"]["ToAddresses"][0] == "kim@example.com")
+        .count();
+    if to_kim != 1 {
+        problems.push(format!(
+            "expected 1 e-mail to kim@example.com, SES recorded {to_kim} of {}: {}",
+            sent.len(),
+            sent.first().map(|m| m.to_string()).unwrap_or_default()
+        ));
+    }
+    let ctx = reaper::notice::EmailContext {
+        account: report.account.clone(),
+        run_id: report.run_id.clone(),
+        now: report.evaluated_at,
+        owner_tag: "owner".into(),
+    };
+    let Some(notice) = reaper::notice::from_report(report)
+        .into_iter()
+        .find(|n| n.owner == "kim@example.com")
+    else {
+        problems.push("no owner notice for kim@example.com in the live report".into());
+        return;
+    };
+    let email = reaper::notice::render_email(&notice, &ctx);
+    banner(&format!(
+        "…and the e-mail its owner got (SES v2 from {NOTICE_FROM}; the emulator recorded {} message(s) to kim@example.com)",
+        to_kim
+    ));
+    println!("Subject: {}\n\n{}", email.subject, email.text);
+}
+
 async fn run() -> Result<(), Vec<String>> {
     let started = Instant::now();
     let one = |e: String| vec![e];
@@ -136,6 +189,18 @@ async fn run() -> Result<(), Vec<String>> {
     let ec2 = moto.ec2(REGION);
     let bucket = "ec2-reaper-reports-demo";
     moto.create_bucket(REGION, bucket).await;
+    // The sender of owner e-mails, verified as an operator would (SES v2).
+    if let Err(e) = aws_sdk_sesv2::Client::new(&moto.sdk_config(REGION))
+        .create_email_identity()
+        .email_identity(NOTICE_FROM)
+        .send()
+        .await
+    {
+        return Err(one(format!(
+            "CreateEmailIdentity {NOTICE_FROM}: {}",
+            aws_sdk_sesv2::error::DisplayErrorContext(e)
+        )));
+    }
 
     use VerdictKind::*;
     let now = Utc::now();
@@ -189,7 +254,7 @@ async fn run() -> Result<(), Vec<String>> {
         seed("scratch-2", "jo", &[("lifetime", "0m")], Terminate),
         seed(
             "review-app",
-            "kim",
+            "kim@example.com",
             &[("termination_date", &in_3h)],
             Expiring,
         ),
@@ -275,6 +340,7 @@ async fn run() -> Result<(), Vec<String>> {
         ("GRACE_PERIOD", "1m"),
         ("SLACKWEBHOOK", sink.url().as_str()),
         ("REPORT_BUCKET", bucket),
+        ("NOTICE_FROM", NOTICE_FROM),
     ] {
         env.push((k.to_string(), v.to_string()));
     }
@@ -313,6 +379,9 @@ async fn run() -> Result<(), Vec<String>> {
             path.display(),
             report.delivery.s3.as_deref().unwrap_or("not archived")
         );
+        if report.mode == reaper::report::Mode::Live {
+            show_owner_email(&moto, &report, &mut problems);
+        }
         reports.push(report);
     }
 
