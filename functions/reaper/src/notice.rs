@@ -635,7 +635,6 @@ fn slack_clean(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use std::path::PathBuf;
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
@@ -887,26 +886,7 @@ mod tests {
     // -- the e-mail -----------------------------------------------------------------------------
 
     fn golden(name: &str, actual: &str) {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/golden")
-            .join(name);
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, actual).unwrap();
-            return;
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; run `UPDATE_GOLDEN=1 cargo test -p reaper --lib notice` to create it",
-                path.display()
-            )
-        });
-        assert!(
-            actual == expected,
-            "{} differs from the rendering; if the change is intended, run \
-             `UPDATE_GOLDEN=1 cargo test -p reaper --lib notice` and review the diff.\n--- got:\n{actual}",
-            path.display()
-        );
+        crate::text::golden(name, actual, "notice");
     }
 
     #[test]

@@ -30,6 +30,32 @@ pub fn oneline(s: &str) -> String {
         .to_string()
 }
 
+/// Golden files under `functions/reaper/tests/golden/`: `actual` must equal the file;
+/// `UPDATE_GOLDEN=1` rewrites it (review the diff). `filter` is the `cargo test` filter to name.
+#[cfg(test)]
+pub(crate) fn golden(name: &str, actual: &str, filter: &str) {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run `UPDATE_GOLDEN=1 cargo test -p reaper --lib {filter}` to create it",
+            path.display()
+        )
+    });
+    assert!(
+        actual == expected,
+        "{} differs from the rendering; if the change is intended, run \
+         `UPDATE_GOLDEN=1 cargo test -p reaper --lib {filter}` and review the diff.\n--- got:\n{actual}",
+        path.display()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

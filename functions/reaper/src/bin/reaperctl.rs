@@ -272,20 +272,47 @@ fn rules_config() -> Result<Config, String> {
     Config::from_vars(laptop).map_err(|err| format!("configuration error: {err}"))
 }
 
-async fn extend(ids: Vec<String>, how: Extension, target: Target) -> ExitCode {
-    let config = match rules_config() {
-        Ok(c) => c,
-        Err(err) => return fail(err),
-    };
+/// The rules, the fleet of one region, and the named instances as listed now: what `why` and
+/// `extend` work on.
+struct Named {
+    config: Config,
+    fleet: Ec2Fleet,
+    region: String,
+    listed: Vec<reaper::policy::Instance>,
+    deadline: Deadline,
+}
+
+async fn named(ids: &[String], target: Target) -> Result<Named, ExitCode> {
+    let config = rules_config().map_err(fail)?;
     let sdk = load_sdk_config(target.region, target.profile).await;
-    if sdk.region().is_none() {
-        return fail("no region: pass --region REGION or set AWS_REGION");
-    }
+    let Some(region) = sdk.region().map(|r| r.to_string()) else {
+        return Err(fail("no region: pass --region REGION or set AWS_REGION"));
+    };
     let fleet = Ec2Fleet::from_sdk(&sdk);
     let deadline = Deadline::after(Duration::from_secs(120));
-    let listed = match fleet.list(Some(&ids), deadline).await {
-        Ok(listed) => listed,
-        Err(err) => return fail(format!("describing the instances failed: {err}")),
+    let listed = fleet
+        .list(Some(ids), deadline)
+        .await
+        .map_err(|err| fail(format!("describing the instances failed: {err}")))?;
+    Ok(Named {
+        config,
+        fleet,
+        region,
+        listed,
+        deadline,
+    })
+}
+
+async fn extend(ids: Vec<String>, how: Extension, target: Target) -> ExitCode {
+    let Named {
+        config,
+        fleet,
+        listed,
+        deadline,
+        ..
+    } = match named(&ids, target).await {
+        Ok(named) => named,
+        Err(code) => return code,
     };
     let now = Utc::now();
     let mut ok = true;
@@ -328,21 +355,14 @@ async fn extend(ids: Vec<String>, how: Extension, target: Target) -> ExitCode {
 }
 
 async fn why(ids: Vec<String>, target: Target, at: Option<DateTime<Utc>>) -> ExitCode {
-    let config = match rules_config() {
-        Ok(c) => c,
-        Err(err) => return fail(err),
-    };
-    let sdk = load_sdk_config(target.region, target.profile).await;
-    if sdk.region().is_none() {
-        return fail("no region: pass --region REGION or set AWS_REGION");
-    }
-    let fleet = Ec2Fleet::from_sdk(&sdk);
-    let listed = match fleet
-        .list(Some(&ids), Deadline::after(Duration::from_secs(120)))
-        .await
-    {
-        Ok(listed) => listed,
-        Err(err) => return fail(format!("describing the instances failed: {err}")),
+    let Named {
+        config,
+        region,
+        listed,
+        ..
+    } = match named(&ids, target).await {
+        Ok(named) => named,
+        Err(code) => return code,
     };
     let now = at.unwrap_or_else(Utc::now);
     let mut all_found = true;
@@ -357,7 +377,7 @@ async fn why(ids: Vec<String>, target: Target, at: Option<DateTime<Utc>>) -> Exi
                 println!(
                     "{id}: not found in a judged state (pending, running, stopping, stopped) in {}; \
                      terminated, or in another region?\n",
-                    sdk.region().map(|r| r.to_string()).unwrap_or_default()
+                    region
                 );
             }
         }

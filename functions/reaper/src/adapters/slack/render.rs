@@ -401,7 +401,6 @@ mod tests {
     use crate::policy::{Action, Cap};
     use crate::report::{CircuitReport, TriggerKind};
     use chrono::{TimeDelta, TimeZone, Utc};
-    use std::path::PathBuf;
 
     // -- fixtures -----------------------------------------------------------------------------
 
@@ -912,26 +911,7 @@ mod tests {
     // -- golden files ---------------------------------------------------------------------------
 
     fn golden(name: &str, actual: &str) {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/golden")
-            .join(name);
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, actual).unwrap();
-            return;
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; run `UPDATE_GOLDEN=1 cargo test -p reaper --lib slack` to create it",
-                path.display()
-            )
-        });
-        assert!(
-            actual == expected,
-            "{} differs from the rendering; if the change is intended, run \
-             `UPDATE_GOLDEN=1 cargo test -p reaper --lib slack` and review the diff.\n--- got:\n{actual}",
-            path.display()
-        );
+        crate::text::golden(name, actual, "slack");
     }
 
     #[test]
@@ -952,7 +932,7 @@ mod tests {
 
     #[test]
     fn the_documented_message_is_the_golden_one() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let doc = std::fs::read_to_string(dir.join("../../README.md"))
             .expect("README.md (moved? update this test)");
         let golden = std::fs::read_to_string(dir.join("tests/golden/slack_live.txt")).unwrap();
