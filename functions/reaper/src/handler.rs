@@ -524,6 +524,57 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// SPEC §7: terminations happen only in sweeps. Whatever the instance's tags, state and
+        /// age, and whatever state the event reports, a launch event never terminates.
+        #[test]
+        fn no_state_change_event_can_terminate(
+            date in proptest::sample::select(vec![
+                None, Some("2020-01-01T00:00:00Z"), Some("indefinite"), Some("2999-01-01T00:00:00Z"),
+                Some("2030-01-01"), Some(""),
+            ]),
+            lifetime in proptest::sample::select(vec![None, Some("0m"), Some("1m"), Some("7d"), Some("x")]),
+            age_minutes in 0i64..100_000,
+            state in proptest::sample::select(InstanceState::JUDGED.to_vec()),
+            reported in proptest::sample::select(vec!["pending", "running", "stopping", "stopped"]),
+            managed in proptest::bool::ANY,
+        ) {
+            let id = "i-0123456789abcdef0";
+            let mut tags = std::collections::BTreeMap::new();
+            if let Some(d) = date { tags.insert("termination_date".to_string(), d.to_string()); }
+            if let Some(l) = lifetime { tags.insert("lifetime".to_string(), l.to_string()); }
+            if managed { tags.insert("aws:autoscaling:groupName".to_string(), "web".to_string()); }
+            let mut app = app(false, false, &Calls::default());
+            app.config.livemode = true;
+            app.config.rules.grace_period = TimeDelta::minutes(15);
+            app.fleet = MemoryFleet::new([Instance {
+                id: id.into(),
+                state,
+                launch_time: Utc::now() - TimeDelta::minutes(age_minutes),
+                root_attach_time: None,
+                tags,
+            }]);
+            let event = serde_json::json!({
+                "version": "0", "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+                "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
+                "account": "123456789012", "time": "2030-01-01T00:00:00Z", "region": "eu-west-1",
+                "resources": [format!("arn:aws:ec2:eu-west-1:123456789012:instance/{id}")],
+                "detail": {"instance-id": id, "state": reported},
+            });
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let report = runtime
+                .block_on(handle(&app, &EventPayload(Ok(event)), invocation()))
+                .unwrap();
+            proptest::prop_assert_eq!(app.fleet.calls("TerminateInstances"), 0);
+            proptest::prop_assert!(app.fleet.get(id).unwrap().state != InstanceState::ShuttingDown);
+            proptest::prop_assert_eq!(report.outcome_count(crate::report::Outcome::Done)
+                + report.outcome_count(crate::report::Outcome::Deferred)
+                + report.outcome_count(crate::report::Outcome::Would)
+                + report.outcome_count(crate::report::Outcome::CircuitOpen),
+                report.counts.outcomes.values().sum::<u64>());
+        }
+    }
+
     #[tokio::test]
     async fn a_refused_event_has_a_name_to_alarm_on() {
         let app = app(false, false, &Calls::default());

@@ -6,6 +6,9 @@ use crate::ports::{ApiError, ErrorKind, IdOutcome};
 use std::collections::HashMap;
 use std::fmt;
 
+/// EC2 allows at most this many tags on an instance.
+pub const MAX_TAGS: usize = 50;
+
 /// The step of the run an outcome belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -38,6 +41,9 @@ pub enum Deferral {
     NotInScope(&'static str),
     /// Outside ACTION_WINDOW: terminations and stops wait for it to open; stamps do not.
     OutsideWindow(String),
+    /// The instance carries EC2's maximum of 50 tags: a stamp cannot be written, and a due
+    /// lifetime is not acted on without it.
+    TagLimit,
 }
 
 impl fmt::Display for Deferral {
@@ -54,6 +60,10 @@ impl fmt::Display for Deferral {
             Deferral::RecheckFailed => f.write_str("re-check failed; the next run picks it up"),
             Deferral::NotInScope(why) => f.write_str(why),
             Deferral::OutsideWindow(why) => f.write_str(why),
+            Deferral::TagLimit => write!(
+                f,
+                "has {MAX_TAGS} tags, EC2's limit; remove one so the reaper can stamp termination_date"
+            ),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! list -> judge -> plan -> re-check -> act -> ledger (SPEC §3-§6). Reporting is `report::build`.
 
-use super::ledger::{Deferral, Fate, Ledger, Step};
+use super::ledger::{Deferral, Fate, Ledger, Step, MAX_TAGS};
 use super::request::RunRequest;
 use crate::config::Config;
 use crate::policy::plan::{Batch, Plan};
@@ -80,6 +80,14 @@ pub async fn sweep<F: Fleet>(
     }));
     // What the scope does not act on as judged is deferred; what it stops instead (an expired
     // instance at launch) is planned as a stop and deferred once acted on, below.
+    // A stamp onto an instance at EC2's tag limit would fail every hour: say why instead.
+    let full: Vec<String> = ledger
+        .entries()
+        .iter()
+        .filter(|e| e.verdict.stamp().is_some() && e.instance.tags.len() >= MAX_TAGS)
+        .map(|e| e.instance.id.clone())
+        .collect();
+    ledger.defer_all(&full, &Deferral::TagLimit);
     let held: Vec<(String, &'static str)> = ledger
         .entries()
         .iter()
@@ -709,6 +717,31 @@ mod tests {
         let f = fleet();
         run(&f, &cfg, req(true)).await;
         assert_eq!(get(&f, "i-expired").state, InstanceState::ShuttingDown);
+    }
+
+    #[tokio::test]
+    async fn an_instance_at_the_tag_limit_is_told_why_not_failed_every_hour() {
+        let mut tags: Vec<(String, String)> = (0..49)
+            .map(|n| (format!("team:{n}"), "x".to_string()))
+            .collect();
+        tags.push(("lifetime".into(), "1d".into()));
+        let full = Instance {
+            tags: tags.into_iter().collect(),
+            ..inst("i-full", InstanceState::Running, &[])
+        };
+        let f = MemoryFleet::new([full]);
+        let r = run(&f, &Config::default(), req(true)).await;
+        assert_eq!(f.calls("CreateTags"), 0);
+        let line = &r.instances[0];
+        assert_eq!(line.outcome, Some(Outcome::Deferred));
+        assert!(
+            line.reason.contains(
+                "has 50 tags, EC2's limit; remove one so the reaper can stamp termination_date"
+            ),
+            "{}",
+            line.reason
+        );
+        assert!(!r.has_failures());
     }
 
     #[tokio::test]
