@@ -358,3 +358,81 @@ async fn a_failing_or_silent_slack_never_fails_the_run() {
         assert!(!serde_json::to_string(&r).unwrap().contains(&url));
     }
 }
+
+/// Messages SES recorded, by recipient: moto's `/moto-api/data.json` (large: EC2's image
+/// catalogue is in it too).
+fn ses_sent_to(moto: &Moto, to: &str) -> usize {
+    let url = format!("{}/moto-api/data.json", moto.endpoint());
+    let text = reaper_e2e::net::agent(Duration::from_secs(30))
+        .get(&url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .body_mut()
+        .with_config()
+        .limit(512 * 1024 * 1024)
+        .read_to_string()
+        .unwrap();
+    let data: Value = serde_json::from_str(&text).unwrap();
+    data["ses"]["Message"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter(|m| m["destinations"]["ToAddresses"][0] == to)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_owner_hears_once_per_date_and_again_when_the_date_changes() {
+    let from = "reaper@example.com";
+    let rig = rig(&[("LIVEMODE", "true"), ("NOTICE_FROM", from)]);
+    aws_sdk_sesv2::Client::new(&rig.moto.sdk_config(REGION))
+        .create_email_identity()
+        .email_identity(from)
+        .send()
+        .await
+        .expect("CreateEmailIdentity");
+    let soon = reaper::policy::format_date(chrono::Utc::now() + chrono::TimeDelta::hours(5));
+    let id = rig
+        .launch(&[("termination_date", &soon), ("owner", "kim@example.com")])
+        .await;
+
+    let r = rig.report(fixture("schedule.json"));
+    assert_eq!(ses_sent_to(&rig.moto, "kim@example.com"), 1);
+    assert_eq!(r.notices.len(), 1, "{:?}", r.notices);
+    assert_eq!(
+        (r.notices[0].via.as_str(), r.notices[0].status.as_str()),
+        ("email", "sent")
+    );
+    let notified = |tags: &[(String, String)]| {
+        tags.iter()
+            .find(|(k, _)| k == "reaper:notified")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(notified(&rig.state(&id).await.1), Some(soon.clone()));
+
+    // An hourly sweep does not repeat itself.
+    let r = rig.report(fixture("schedule.json"));
+    assert!(r.notices.is_empty(), "{:?}", r.notices);
+    assert_eq!(ses_sent_to(&rig.moto, "kim@example.com"), 1);
+
+    // A changed date re-arms the notice.
+    let later = reaper::policy::format_date(chrono::Utc::now() + chrono::TimeDelta::hours(8));
+    rig.moto
+        .ec2(REGION)
+        .create_tags()
+        .resources(&id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("termination_date")
+                .value(&later)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    rig.report(fixture("schedule.json"));
+    assert_eq!(ses_sent_to(&rig.moto, "kim@example.com"), 2);
+    assert_eq!(notified(&rig.state(&id).await.1), Some(later));
+}
