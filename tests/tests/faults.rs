@@ -278,6 +278,12 @@ fn normalise(value: &str, now: DateTime<Utc>, launch: DateTime<Utc>) -> String {
     if value == format_date(launch + TimeDelta::days(1)) {
         return "launch+1d".into();
     }
+    // SPEC §2: outside the grace period a stamp is never less than WARN_WINDOW (1d) away.
+    for drift in -5..=5 {
+        if value == format_date(now + TimeDelta::days(1) + TimeDelta::seconds(drift)) {
+            return "now+1d".into();
+        }
+    }
     value.to_string()
 }
 
@@ -427,7 +433,8 @@ async fn outcomes_under_10_30_50_percent_faults_equal_the_fault_free_run() {
     assert_eq!(clean.ec2["keep-life-0"].1["termination_date"], "indefinite");
     assert_eq!(clean.ec2["expired-0"].0, InstanceStateName::Terminated);
     assert_eq!(clean.ec2["zero-0"].1["termination_date"], "launch");
-    assert_eq!(clean.ec2["stamp-0"].1["termination_date"], "launch+1d");
+    // Launched before the grace period ended: stamped now + WARN_WINDOW, so the owner hears first.
+    assert_eq!(clean.ec2["stamp-0"].1["termination_date"], "now+1d");
     assert_eq!(clean.ec2["stop-0"].1["reaper:stopped_at"], "now");
     assert!(clean.errors.is_empty(), "{:?}", clean.errors);
 
@@ -955,8 +962,16 @@ async fn answers_lost_after_the_action_are_confirmed_done_by_the_re_describe() {
         // The reason tag was written too (its answer was lost); the report says it is unknown.
         assert!(after[id].tags.contains_key("reaper:stopped_at"), "{id}");
     }
+    // SPEC §2: no grace period here, so the stamp is the later of first launch + 1d and
+    // now + WARN_WINDOW (1d), rounded up to a whole second.
+    let notice = r.evaluated_at + TimeDelta::days(1);
+    let notice = DateTime::from_timestamp(
+        notice.timestamp() + i64::from(notice.timestamp_subsec_nanos() > 0),
+        0,
+    )
+    .unwrap();
     assert_eq!(
         after[&stamp].tags["termination_date"],
-        format_date(after[&stamp].launch + TimeDelta::days(1))
+        format_date((after[&stamp].launch + TimeDelta::days(1)).max(notice))
     );
 }
