@@ -34,10 +34,6 @@ impl Deadline {
         Deadline(Instant::now().checked_add(d))
     }
 
-    pub fn instant(self) -> Option<Instant> {
-        self.0
-    }
-
     fn left(self) -> Option<Duration> {
         self.0.map(|d| d.saturating_duration_since(Instant::now()))
     }

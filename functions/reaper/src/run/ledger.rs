@@ -216,23 +216,23 @@ impl Ledger {
     }
 
     /// Records what a mutating call answered, for a `step` whose success is recorded later (or
-    /// not at all: `Done` leaves the entry pending for the next step). Returns the ids whose
-    /// answer was lost, to be confirmed by a re-describe.
+    /// not at all: `Done` leaves the entry pending for the next step). Returns the ids done and
+    /// the ids whose answer was lost, to be confirmed by a re-describe.
     pub fn record(
         &mut self,
         step: Step,
         results: Vec<(String, IdOutcome)>,
-    ) -> Vec<(String, ApiError)> {
-        let mut lost = Vec::new();
+    ) -> (Vec<String>, Vec<(String, ApiError)>) {
+        let (mut done, mut lost) = (Vec::new(), Vec::new());
         for (id, outcome) in results {
             match outcome {
-                IdOutcome::Done => {}
+                IdOutcome::Done => done.push(id),
                 IdOutcome::Failed(error) => self.set(&id, Fate::Failed { step, error }),
                 IdOutcome::NotAttempted => self.set(&id, Fate::Deferred(Deferral::OutOfTime)),
                 IdOutcome::Lost(error) => lost.push((id, error)),
             }
         }
-        lost
+        (done, lost)
     }
 }
 

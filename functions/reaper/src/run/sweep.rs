@@ -249,7 +249,7 @@ async fn act<F: Fleet>(
         let results = fleet
             .apply(Mutation::Tag(&batch.tags), &ids, req.deadline)
             .await;
-        let (_, lost) = ledger_record(ledger, Step::Stamp, results);
+        let (_, lost) = ledger.record(Step::Stamp, results);
         let stamp = batch
             .tags
             .iter()
@@ -269,7 +269,7 @@ async fn act<F: Fleet>(
             continue;
         }
         let results = fleet.apply(Mutation::Terminate, &ids, req.deadline).await;
-        let (done, lost) = ledger_record(ledger, Step::Terminate, results);
+        let (done, lost) = ledger.record(Step::Terminate, results);
         for id in done {
             ledger.set(&id, Fate::Done);
         }
@@ -301,7 +301,7 @@ async fn act<F: Fleet>(
             continue;
         }
         let results = fleet.apply(Mutation::Stop, &ids, req.deadline).await;
-        let (done, lost) = ledger_record(ledger, Step::Stop, results);
+        let (done, lost) = ledger.record(Step::Stop, results);
         stopped.extend(done);
         stopped.extend(
             confirm(fleet, req, ledger, Step::Stop, lost, |seen| {
@@ -343,21 +343,6 @@ async fn act<F: Fleet>(
             ledger.note_afterwards(&id, problem);
         }
     }
-}
-
-/// Records a step's answers; returns the ids done and the ids whose answer was lost.
-fn ledger_record(
-    ledger: &mut Ledger,
-    step: Step,
-    results: Vec<(String, IdOutcome)>,
-) -> (Vec<String>, Vec<(String, ApiError)>) {
-    let done = results
-        .iter()
-        .filter(|(_, o)| *o == IdOutcome::Done)
-        .map(|(id, _)| id.clone())
-        .collect();
-    let lost = ledger.record(step, results);
-    (done, lost)
 }
 
 /// A lost answer is checked, not guessed (SPEC §5): the ids are described again; those where
