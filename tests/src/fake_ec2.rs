@@ -4,8 +4,10 @@
 //! so every client parses pages as heavy as moto's; it pages by **instances** (at most 1 000 per
 //! page, as EC2 does), and applies CreateTags, StopInstances and TerminateInstances to its state.
 //!
-//! It is not an EC2 model: only the `instance-state-name` filter is understood, any other filter
-//! or action is refused with an error that names it, so a client that needs more fails loudly.
+//! It is not an EC2 model: only the `instance-state-name` and `instance-id` filters are
+//! understood (an unknown id in the `instance-id` filter is simply absent, as on EC2), any other
+//! filter or action is refused with an error that names it, so a client that needs more fails
+//! loudly.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -268,18 +270,21 @@ fn resolve(ids: &[String], fleet: &Fleet) -> Result<Vec<usize>, (u16, String)> {
 
 fn describe(params: &Params, fleet: &Fleet) -> (u16, String) {
     let mut states: Option<Vec<String>> = None;
+    let mut by_id: Option<std::collections::HashSet<String>> = None;
     for n in 1.. {
         let Some(name) = params.get(&format!("Filter.{n}.Name")) else {
             break;
         };
-        if name != "instance-state-name" {
-            return error(
+        let values = params.list(&format!("Filter.{n}.Value"));
+        match name {
+            "instance-state-name" => states = Some(values),
+            "instance-id" => by_id = Some(values.into_iter().collect()),
+            _ => return error(
                 400,
                 "InvalidParameterValue",
-                &format!("The filter '{name}' is not supported by the bench's fake EC2 (only instance-state-name)"),
-            );
+                &format!("The filter '{name}' is not supported by the bench's fake EC2 (only instance-state-name and instance-id)"),
+            ),
         }
-        states = Some(params.list(&format!("Filter.{n}.Value")));
     }
     let ids = params.list("InstanceId");
     let max_results = params.get("MaxResults");
@@ -294,8 +299,21 @@ fn describe(params: &Params, fleet: &Fleet) -> (u16, String) {
         states
             .as_ref()
             .is_none_or(|s| s.iter().any(|s| s == i.state.name()))
+            && by_id.as_ref().is_none_or(|ids| ids.contains(&i.id))
     };
-    let selected: Vec<&FakeInstance> = if ids.is_empty() {
+    let selected: Vec<&FakeInstance> = if let (true, Some(wanted)) = (ids.is_empty(), &by_id) {
+        // By index, not a scan of the whole fleet, in the fleet's order as EC2 keeps it.
+        let mut found: Vec<usize> = wanted
+            .iter()
+            .filter_map(|id| fleet.index.get(id).copied())
+            .collect();
+        found.sort_unstable();
+        found
+            .into_iter()
+            .map(|i| &fleet.instances[i])
+            .filter(keep)
+            .collect()
+    } else if ids.is_empty() {
         fleet.instances.iter().filter(keep).collect()
     } else {
         match resolve(&ids, fleet) {
@@ -584,6 +602,32 @@ mod tests {
         }
         assert_eq!(count, 2500 - 834);
         assert_eq!(sizes, [1000, 666]);
+    }
+
+    /// The reaper's own re-check lists by an `instance-id` filter: unknown ids are absent, known
+    /// ones come back in pages, whatever their state filter says.
+    #[tokio::test]
+    async fn the_reaper_lists_by_id_through_the_instance_id_filter() {
+        use reaper::ports::{Deadline, Fleet};
+        let fake = FakeEc2::start(fleet(2500));
+        let creds = aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "t");
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url(fake.endpoint())
+            .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(creds))
+            .build();
+        let ec2 = reaper::adapters::ec2::Ec2Fleet::from_sdk(&sdk);
+        let mut wanted: Vec<String> = (0..1500).map(|i| format!("i-{i:017x}")).collect();
+        wanted.push("i-0000000000000dead".into());
+        let listed = ec2.list(Some(&wanted), Deadline::NONE).await.unwrap();
+        assert_eq!(listed.len(), 1500);
+        assert!(listed.iter().all(|i| i.id != "i-0000000000000dead"));
+        assert_eq!(
+            ec2.api_calls()["DescribeInstances"],
+            2,
+            "one call per 1 000 ids"
+        );
     }
 
     #[tokio::test]

@@ -291,6 +291,24 @@ async fn the_slack_message_links_to_the_s3_copy() {
         "{}",
         sink.requests()[0]
     );
+    // Written before Slack (so the link never dangles), then again with Slack's outcome: the
+    // archived copy is the response.
+    let obj = rig
+        .moto
+        .s3(REGION)
+        .get_object()
+        .bucket(bucket)
+        .key(reaper::adapters::s3::report_key(&r))
+        .send()
+        .await
+        .unwrap();
+    let stored: RunReport =
+        serde_json::from_slice(&obj.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(
+        stored.delivery.slack,
+        Some(reaper::report::SlackStatus::Sent)
+    );
+    assert_eq!(stored, r);
 }
 
 #[tokio::test(flavor = "multi_thread")]

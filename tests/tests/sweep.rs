@@ -227,17 +227,20 @@ async fn every_row_of_the_spec_live_then_dry() {
     assert_eq!(entry(&r, &expiring).outcome, None);
     assert_eq!(after[&expiring].state, InstanceStateName::Running);
     assert_eq!(after[&later].state, InstanceStateName::Running);
-    assert_eq!(after[&forever].tags["termination_date"], "indefinite");
+    assert_eq!(
+        after[&forever].tags[&"termination_date".to_owned()],
+        "indefinite"
+    );
     assert_eq!(verdict(&day), VerdictKind::Stamp);
     assert_eq!(
-        after[&day].tags["termination_date"],
+        after[&day].tags[&"termination_date".to_owned()],
         format_date(before[&day].launch + TimeDelta::days(1))
     );
     assert_eq!(after[&day].state, InstanceStateName::Running);
     assert_eq!(verdict(&zero), VerdictKind::Terminate);
     assert_eq!(after[&zero].state, InstanceStateName::Terminated);
     assert_eq!(
-        after[&zero].tags["termination_date"],
+        after[&zero].tags[&"termination_date".to_owned()],
         format_date(before[&zero].launch)
     );
     for id in [&untagged, &typo, &untagged_stopped] {
@@ -270,15 +273,15 @@ async fn every_row_of_the_spec_live_then_dry() {
             "{id}"
         );
         assert_eq!(
-            after2[id].tags["reaper:stopped_at"],
+            after2[id].tags[&"reaper:stopped_at".to_owned()],
             format_date(now + TimeDelta::hours(1))
         );
     }
     assert_eq!(
-        after2[&untagged].tags["reaper:stop_reason"],
+        after2[&untagged].tags[&"reaper:stop_reason".to_owned()],
         "no termination_date or lifetime tag"
     );
-    assert!(after2[&typo].tags["reaper:stop_reason"]
+    assert!(after2[&typo].tags[&"reaper:stop_reason".to_owned()]
         .contains("has no time or time zone; write 2030-01-01T00:00:00Z"));
     assert_eq!(
         entry(&r2, &untagged_stopped).verdict,
@@ -292,8 +295,8 @@ async fn every_row_of_the_spec_live_then_dry() {
     // never stamped twice; the protected machine still fails, unharmed.
     assert_eq!(entry(&r2, &day).verdict, VerdictKind::Expiring);
     assert_eq!(
-        after2[&day].tags["termination_date"],
-        after[&day].tags["termination_date"]
+        after2[&day].tags[&"termination_date".to_owned()],
+        after[&day].tags[&"termination_date".to_owned()]
     );
     assert_eq!(entry(&r2, &protected).outcome, Some(Outcome::Failed));
     assert_eq!(after2[&protected].state, InstanceStateName::Running);
@@ -316,7 +319,10 @@ async fn a_plan_over_the_cap_terminates_nothing_and_says_how_to_proceed() {
     for id in &ids {
         assert_eq!(after[id].state, InstanceStateName::Running);
         assert_eq!(entry(&r, id).outcome, Some(Outcome::CircuitOpen));
-        assert_eq!(after[id].tags["termination_date"], "2020-01-01T00:00:00Z");
+        assert_eq!(
+            after[id].tags[&"termination_date".to_owned()],
+            "2020-01-01T00:00:00Z"
+        );
     }
     assert!(!r.api_calls.contains_key("TerminateInstances"));
     assert_eq!(r.circuits.len(), 1);

@@ -191,10 +191,15 @@ impl std::io::Write for Stdout {
     }
 }
 
-/// The report's log line and metrics line first (nothing slow can lose them), then Slack (linking
-/// to the S3 copy about to be written), then S3 (so the archived copy records Slack's outcome),
-/// then one line saying where the report went. A sink's failure is recorded, never fatal; a
-/// failed S3 write clears the address Slack was given and says so in `errors`.
+/// The longest the first S3 write may take, so Slack and the owners are still told when S3 hangs.
+const FIRST_COPY_MOST: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The report's log line and metrics line first (nothing slow can lose them); then the S3 copy,
+/// with a bounded share of the time, so Slack links only a copy that exists; then Slack and the
+/// owner notices; then the S3 copy again, now recording their outcome; then one line saying
+/// where the report went. A sink's failure is recorded, never fatal. A first S3 write that fails
+/// leaves `delivery.s3` empty (nothing links to it) and is not retried; a failed rewrite keeps
+/// the address of the first copy and says in `errors` that the copy lacks the delivery outcome.
 pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
     app: &App<F, A, C, M>,
     report: &mut RunReport,
@@ -205,16 +210,37 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
     let _ = writeln!(out, "{}", report.trimmed(MAX_LOG_LINE_BYTES).log_line());
     let _ = writeln!(out, "{}", report.emf_line());
 
+    // What Slack will get is known now, except whether its post works.
+    let to_post = match &app.chat {
+        None => {
+            report.delivery.slack = Some(SlackStatus::NotConfigured);
+            None
+        }
+        Some(chat) if render(report).is_some() => Some(chat),
+        Some(_) => {
+            tracing::info!("slack: nothing to report, no message");
+            report.delivery.slack = Some(SlackStatus::NothingToReport);
+            None
+        }
+    };
+    let mut archived = false;
     if let Some(archive) = &app.archive {
         report.delivery.s3 = Some(archive.address(report));
-    }
-    report.delivery.slack = Some(match (&app.chat, render(report)) {
-        (None, _) => SlackStatus::NotConfigured,
-        (Some(_), None) => {
-            tracing::info!("slack: nothing to report, no message");
-            SlackStatus::NothingToReport
+        let share = deadline
+            .for_sink()
+            .map_or(FIRST_COPY_MOST, |left| (left / 3).min(FIRST_COPY_MOST));
+        match archive.put(report, deadline.capped(share)).await {
+            Ok(()) => archived = true,
+            Err(why) => {
+                tracing::error!(error = %why, "report not archived");
+                report.delivery.s3 = None;
+                report.errors.push(format!("s3: {why}"));
+            }
         }
-        (Some(chat), Some(message)) => match chat.post(&message, deadline).await {
+    }
+    let errors_written = report.errors.len();
+    if let (Some(chat), Some(message)) = (to_post, render(report)) {
+        report.delivery.slack = Some(match chat.post(&message, deadline).await {
             Ok(attempts) => {
                 tracing::info!(attempts, "slack message sent");
                 SlackStatus::Sent
@@ -224,16 +250,21 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
                 report.errors.push(format!("slack: {why}"));
                 SlackStatus::Failed(why)
             }
-        },
-    });
+        });
+    }
     if report.mode == Mode::Live {
         notify_owners(app, report, deadline).await;
     }
-    if let Some(archive) = &app.archive {
+    // The copy already written says "slack: null"; write it again with what happened since.
+    let changed =
+        to_post.is_some() || !report.notices.is_empty() || report.errors.len() != errors_written;
+    if let (Some(archive), true, true) = (&app.archive, archived, changed) {
         if let Err(why) = archive.put(report, deadline).await {
-            tracing::error!(error = %why, "report not archived");
-            report.delivery.s3 = None;
-            report.errors.push(format!("s3: {why}"));
+            tracing::error!(error = %why, "report copy not updated");
+            report.errors.push(format!(
+                "s3: the copy at {} was written before Slack and the owner notices, but rewriting it with their outcome failed: {why}",
+                report.delivery.s3.as_deref().unwrap_or_default()
+            ));
         }
     }
     let _ = writeln!(
@@ -263,7 +294,9 @@ mod tests {
 
     struct FakeArchive {
         calls: Calls,
-        fail: bool,
+        /// Whether the n-th put fails (the last entry for every later put).
+        fail: Vec<bool>,
+        puts: std::sync::atomic::AtomicUsize,
     }
 
     impl Archive for FakeArchive {
@@ -275,7 +308,8 @@ mod tests {
                 "s3 put (slack: {:?}, address: {:?})",
                 report.delivery.slack, report.delivery.s3
             ));
-            if self.fail {
+            let n = self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.fail.get(n).or(self.fail.last()) == Some(&true) {
                 Err("AccessDenied: no".into())
             } else {
                 Ok(())
@@ -325,6 +359,10 @@ mod tests {
     type TestApp = App<MemoryFleet, FakeArchive, FakeChat, FakeMail>;
 
     fn app(slack_fails: bool, s3_fails: bool, calls: &Calls) -> TestApp {
+        app_with(slack_fails, vec![s3_fails], calls)
+    }
+
+    fn app_with(slack_fails: bool, s3_fails: Vec<bool>, calls: &Calls) -> TestApp {
         let untagged = Instance {
             id: "i-0123456789abcdef0".into(),
             state: InstanceState::Running,
@@ -337,6 +375,7 @@ mod tests {
             archive: Some(FakeArchive {
                 calls: calls.clone(),
                 fail: s3_fails,
+                puts: Default::default(),
             }),
             chat: Some(FakeChat {
                 calls: calls.clone(),
@@ -383,13 +422,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn log_and_metrics_first_then_slack_linking_s3_then_s3_recording_slack() {
+    async fn log_and_metrics_first_then_s3_then_slack_linking_it_then_s3_recording_slack() {
         let calls = Calls::default();
         let (report, lines) = run(&app(false, false, &calls)).await;
         let calls = calls.lock().unwrap().clone();
         assert_eq!(
-            calls[..2],
+            calls[..3],
             [
+                "s3 put (slack: None, address: Some(\"s3://bucket/run-1.json\"))".to_string(),
                 "slack post (links s3: true)".to_string(),
                 "s3 put (slack: Some(Sent), address: Some(\"s3://bucket/run-1.json\"))".to_string(),
             ]
@@ -418,16 +458,45 @@ mod tests {
             Some(SlackStatus::Failed("HTTP 500: DRY ".into()))
         );
         assert_eq!(report.errors, ["slack: HTTP 500: DRY "]);
-        assert!(calls.lock().unwrap()[1].starts_with("s3 put (slack: Some(Failed("));
+        assert!(calls.lock().unwrap()[2].starts_with("s3 put (slack: Some(Failed("));
     }
 
+    /// Issue 10 finding 5: Slack linked the S3 copy, then the S3 write failed and the link
+    /// pointed at nothing. Now Slack links only a copy that was written.
     #[tokio::test]
-    async fn a_failed_archive_clears_the_address_and_says_why() {
+    async fn a_failed_archive_is_never_linked_and_says_why() {
         let calls = Calls::default();
         let (report, _) = run(&app(false, true, &calls)).await;
         assert_eq!(report.delivery.s3, None);
         assert_eq!(report.errors, ["s3: AccessDenied: no"]);
         assert_eq!(report.delivery.slack, Some(SlackStatus::Sent));
+        let calls = calls.lock().unwrap().clone();
+        assert_eq!(
+            calls[..2],
+            [
+                "s3 put (slack: None, address: Some(\"s3://bucket/run-1.json\"))".to_string(),
+                "slack post (links s3: false)".to_string(),
+            ],
+            "a failed first copy is not linked nor written again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_rewrite_keeps_the_link_to_the_first_copy_and_says_so() {
+        let calls = Calls::default();
+        let (report, _) = run(&app_with(false, vec![false, true], &calls)).await;
+        assert_eq!(
+            report.delivery.s3.as_deref(),
+            Some("s3://bucket/run-1.json")
+        );
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        assert!(
+            report.errors[0]
+                .starts_with("s3: the copy at s3://bucket/run-1.json was written before Slack"),
+            "{:?}",
+            report.errors
+        );
+        assert_eq!(calls.lock().unwrap()[1], "slack post (links s3: true)");
     }
 
     #[tokio::test]
@@ -444,11 +513,11 @@ mod tests {
         empty.fleet = MemoryFleet::new([]);
         let (report, _) = run(&empty).await;
         assert_eq!(report.delivery.slack, Some(SlackStatus::NothingToReport));
-        assert!(calls
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|c| c.starts_with("s3 put")));
+        // Nothing happened after the first copy: it is not written again (one put per
+        // `deliver`; `run` delivers twice).
+        let put =
+            "s3 put (slack: Some(NothingToReport), address: Some(\"s3://bucket/run-1.json\"))";
+        assert_eq!(calls.lock().unwrap()[..], [put, put]);
     }
 
     #[tokio::test]
@@ -464,7 +533,8 @@ mod tests {
                 ("termination_date".to_string(), soon.clone()),
                 ("owner".to_string(), owner.to_string()),
             ]
-            .into(),
+            .into_iter()
+            .collect(),
         };
         let sent: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
         let mut app = app(false, false, &Calls::default());
@@ -492,7 +562,7 @@ mod tests {
         assert_eq!(vias, [("slack-mention", "sent"), ("email", "sent")]);
         for id in ["i-0000000000000000a", "i-0000000000000000c"] {
             assert_eq!(
-                app.fleet.get(id).unwrap().tags["reaper:notified"],
+                app.fleet.get(id).unwrap().tags[&"reaper:notified".to_owned()],
                 soon,
                 "{id}"
             );
@@ -511,7 +581,8 @@ mod tests {
                 ("owner".to_string(), "ana@example.com".to_string()),
                 ("reaper:notified".to_string(), soon.clone()),
             ]
-            .into(),
+            .into_iter()
+            .collect(),
             ..expiring("i-0000000000000000a", "ana@example.com")
         }]);
         handle(&app, &EventPayload(Ok(serde_json::json!({}))), invocation())
@@ -519,7 +590,7 @@ mod tests {
             .unwrap();
         assert_eq!(sent.lock().unwrap().len(), 2);
         assert_eq!(
-            app.fleet.get("i-0000000000000000a").unwrap().tags["reaper:notified"],
+            app.fleet.get("i-0000000000000000a").unwrap().tags[&"reaper:notified".to_owned()],
             later
         );
     }
@@ -540,7 +611,7 @@ mod tests {
             managed in proptest::bool::ANY,
         ) {
             let id = "i-0123456789abcdef0";
-            let mut tags = std::collections::BTreeMap::new();
+            let mut tags = crate::policy::Tags::new();
             if let Some(d) = date { tags.insert("termination_date".to_string(), d.to_string()); }
             if let Some(l) = lifetime { tags.insert("lifetime".to_string(), l.to_string()); }
             if managed { tags.insert("aws:autoscaling:groupName".to_string(), "web".to_string()); }

@@ -13,7 +13,9 @@ use reaper::ports::Deadline;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
-#[tokio::main]
+// One thread: a run is a sequence of awaited calls; worker threads would only add malloc arenas
+// (peak memory) and start-up time.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     reaper::logging::init();
     // A bad setting stops the function before it touches anything: one line, then exit.

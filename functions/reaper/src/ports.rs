@@ -50,6 +50,16 @@ impl Deadline {
             .map(|left| left.saturating_sub(DEADLINE_MARGIN / 2))
     }
 
+    /// This deadline, or `now + most` if that is sooner: a bounded share for one piece of work
+    /// that must leave time to the ones after it.
+    pub fn capped(self, most: Duration) -> Deadline {
+        let cap = Deadline::after(most);
+        match (self.0, cap.0) {
+            (Some(a), Some(b)) => Deadline(Some(a.min(b))),
+            (a, b) => Deadline(a.or(b)),
+        }
+    }
+
     /// The longest a sink (Slack, S3, e-mail) may take so the return value still goes out.
     pub fn for_sink(self) -> Option<Duration> {
         self.left().map(|left| left.saturating_sub(SINK_RESERVE))
@@ -158,7 +168,7 @@ pub trait Fleet: Send + Sync {
 
 /// Where the whole report is kept (S3).
 pub trait Archive: Send + Sync {
-    /// Where `put` writes this report; known before the write so Slack can link to it.
+    /// Where `put` writes this report (the same address for every write of one run).
     fn address(&self, report: &RunReport) -> String;
     fn put(
         &self,
@@ -202,5 +212,19 @@ mod tests {
         let far = Deadline::after(Duration::from_secs(600));
         assert!(far.has_time());
         assert!(far.for_work().unwrap() > Duration::from_secs(580));
+        let capped = far.capped(Duration::from_secs(10));
+        assert!(capped.for_sink().unwrap() <= Duration::from_secs(8));
+        assert_eq!(
+            near.capped(Duration::from_secs(600)),
+            near,
+            "the sooner one wins"
+        );
+        assert!(
+            Deadline::NONE
+                .capped(Duration::from_secs(5))
+                .for_sink()
+                .unwrap()
+                <= Duration::from_secs(3)
+        );
     }
 }

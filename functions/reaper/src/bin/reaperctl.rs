@@ -389,7 +389,9 @@ async fn why(ids: Vec<String>, target: Target, at: Option<DateTime<Utc>>) -> Exi
     }
 }
 
-#[tokio::main]
+// One thread: regions run concurrently as futures (`buffer_unordered`); worker threads would only
+// add malloc arenas (peak memory).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let (common, live, yes, expect_account) = match cli.command {
@@ -486,10 +488,21 @@ async fn main() -> ExitCode {
     let reports = sweep_regions(&base, &regions, &account, &config, &req, common.concurrency).await;
     match common.output {
         Output::Table => print!("{}", table::render(&reports)),
-        Output::Json => match serde_json::to_string_pretty(&reports) {
-            Ok(json) => println!("{json}"),
-            Err(err) => return fail(format!("could not serialise the reports: {err}")),
-        },
+        // Streamed: a 100 000-instance report is never held as one string.
+        Output::Json => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let written = serde_json::to_writer_pretty(&mut out, &reports)
+                .map_err(|err| err.to_string())
+                .and_then(|()| {
+                    use std::io::Write as _;
+                    writeln!(out)
+                        .and_then(|()| out.flush())
+                        .map_err(|err| err.to_string())
+                });
+            if let Err(err) = written {
+                return fail(format!("could not write the reports: {err}"));
+            }
+        }
     }
     if reports.iter().any(RunReport::has_failures) {
         ExitCode::from(1)

@@ -73,7 +73,11 @@ mod tests {
             launch_time: now() - TimeDelta::days(10),
             root_attach_time: None,
             tags: date
-                .map(|d| [(TERMINATION_DATE.to_string(), d.to_string())].into())
+                .map(|d| {
+                    [(TERMINATION_DATE.to_string(), d.to_string())]
+                        .into_iter()
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }

@@ -14,7 +14,7 @@ pub use tags::{
     TerminationDate,
 };
 pub use verdict::{
-    judge, Asked, Bound, Instance, InstanceState, Problem, Rules, Stamp, StampRule, Verdict,
+    judge, Asked, Bound, Instance, InstanceState, Problem, Rules, Stamp, StampRule, Tags, Verdict,
     VerdictKind, MANAGED_TAG_KEYS,
 };
 pub use window::{ActionWindow, WindowError};

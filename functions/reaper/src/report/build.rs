@@ -89,9 +89,19 @@ pub fn build(
             .cmp(&rank(b))
             .then_with(|| a.instance.id.cmp(&b.instance.id))
     });
-    for e in &entries {
+    // Sized once: grown by doubling, 80 000 lines would hold 131 072 slots and, while growing,
+    // both the old and the new list.
+    report.instances = Vec::with_capacity(
+        entries
+            .iter()
+            .filter(|e| e.verdict.kind() != VerdictKind::Keep)
+            .count(),
+    );
+    // Each entry is consumed as its line is written: a 100 000-instance run never holds the
+    // ledger and the report whole at once.
+    for e in entries {
         let kind = e.verdict.kind();
-        let outcome = outcome(e, header.mode);
+        let outcome = outcome(&e, header.mode);
         *report.counts.verdicts.entry(kind).or_default() += 1;
         if let Some(outcome) = outcome {
             *report.counts.outcomes.entry(outcome).or_default() += 1;
@@ -104,7 +114,7 @@ pub fn build(
             reason = format!("{reason} ({why})");
         }
         report.instances.push(InstanceReport {
-            id: e.instance.id.clone(),
+            notice: notice(&e, &header, rules),
             name: e.instance.tag("Name").map(str::to_string),
             owner: e.instance.tag(owner_tag).map(str::to_string),
             state: e.instance.state.to_string(),
@@ -113,12 +123,8 @@ pub fn build(
             // The date the reaper acts on: the tag's, or MAX_LIFETIME's bound (the reason says).
             termination_date: e.verdict.enforced_date().map(format_date),
             outcome,
-            error: e
-                .fate
-                .as_ref()
-                .and_then(Fate::error_text)
-                .or_else(|| e.afterwards.clone()),
-            notice: notice(e, &header, rules),
+            error: e.fate.as_ref().and_then(Fate::error_text).or(e.afterwards),
+            id: e.instance.id,
         });
     }
     report.finished_at = Utc::now();

@@ -91,7 +91,8 @@ mod tests {
                 ),
                 ("Name".to_string(), "web".to_string()),
             ]
-            .into(),
+            .into_iter()
+            .collect(),
         };
         let rules = Rules::default();
         let text = explain(&instance, &judge(&instance, now, &rules), &rules, now);

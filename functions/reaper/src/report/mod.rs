@@ -289,7 +289,33 @@ impl RunReport {
     /// warnings are kept to `MAX_NOTES` each, instances dropped from the end, most important
     /// verdicts first being kept; counts stay exact and `*_omitted` say what was left out.
     pub fn trimmed(&self, max_bytes: usize) -> RunReport {
-        let mut copy = self.clone();
+        // Everything but the instances is cloned; the instances are measured one by one (no copy
+        // of a 100 000-entry list, no serialisation of the whole report) and only the kept ones
+        // are cloned.
+        let mut copy = RunReport {
+            schema_version: self.schema_version,
+            run_id: self.run_id.clone(),
+            account: self.account.clone(),
+            region: self.region.clone(),
+            mode: self.mode,
+            trigger: self.trigger,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            evaluated_at: self.evaluated_at,
+            forecast: self.forecast,
+            instances_judged: self.instances_judged,
+            counts: self.counts.clone(),
+            instances: Vec::new(),
+            instances_omitted: self.instances_omitted,
+            circuits: self.circuits.clone(),
+            errors: self.errors.clone(),
+            errors_omitted: self.errors_omitted,
+            warnings: self.warnings.clone(),
+            warnings_omitted: self.warnings_omitted,
+            api_calls: self.api_calls.clone(),
+            delivery: self.delivery.clone(),
+            notices: self.notices.clone(),
+        };
         for (list, omitted) in [
             (&mut copy.errors, &mut copy.errors_omitted),
             (&mut copy.warnings, &mut copy.warnings_omitted),
@@ -302,23 +328,40 @@ impl RunReport {
                 *line = crate::text::clip(line, MAX_NOTE_CHARS);
             }
         }
-        let size = |r: &RunReport| serde_json::to_vec(r).map_or(usize::MAX, |v| v.len());
-        if size(&copy) <= max_bytes {
+        // The rest of the report, with room for the digits of `instances_omitted`.
+        let frame = json_len(&copy).saturating_add(20);
+        // Each entry's JSON plus its comma.
+        let sizes: Vec<usize> = self
+            .instances
+            .iter()
+            .map(|i| json_len(i).saturating_add(1))
+            .collect();
+        if frame.saturating_add(sizes.iter().sum()) <= max_bytes {
+            copy.instances = self.instances.clone();
             return copy;
         }
         // Keep the instances a person acts on: terminate, stop, failed first.
-        copy.instances.sort_by_key(|i| {
+        let mut order: Vec<usize> = (0..self.instances.len()).collect();
+        order.sort_by_key(|&n| {
+            let i = &self.instances[n];
             (
                 i.outcome != Some(Outcome::Failed),
                 VerdictKind::ALL.iter().position(|k| *k == i.verdict),
             )
         });
-        let mut keep = copy.instances.len();
-        while keep > 0 && size(&copy) > max_bytes {
-            keep = keep.saturating_sub((keep / 4).max(1));
-            copy.instances.truncate(keep);
-            copy.instances_omitted = (self.instances.len() - keep) as u64;
-        }
+        let mut room = max_bytes.saturating_sub(frame);
+        let kept: Vec<usize> = order
+            .into_iter()
+            .take_while(|&n| match room.checked_sub(sizes[n]) {
+                Some(left) => {
+                    room = left;
+                    true
+                }
+                None => false,
+            })
+            .collect();
+        copy.instances = kept.iter().map(|&n| self.instances[n].clone()).collect();
+        copy.instances_omitted += (self.instances.len() - kept.len()) as u64;
         copy
     }
 
@@ -333,6 +376,22 @@ impl RunReport {
         })
         .to_string()
     }
+}
+
+/// The length of `value`'s JSON, counted without building it.
+fn json_len<T: Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(usize::MAX, |()| count.0)
 }
 
 #[cfg(test)]
@@ -402,7 +461,12 @@ mod tests {
     fn trimming_keeps_counts_and_says_what_was_left_out() {
         let r = report_with(2000);
         let t = r.trimmed(50_000);
-        assert!(serde_json::to_vec(&t).unwrap().len() <= 50_000);
+        let len = serde_json::to_vec(&t).unwrap().len();
+        assert!(len <= 50_000, "{len}");
+        assert!(
+            len > 49_000,
+            "the copy is filled to its limit, not cut by quarters: {len}"
+        );
         assert_eq!(t.counts, r.counts);
         assert_eq!(t.instances.len() as u64 + t.instances_omitted, 2000);
         assert!(t.instances_omitted > 0);

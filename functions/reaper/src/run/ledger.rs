@@ -140,7 +140,13 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(judged: impl IntoIterator<Item = (Instance, Verdict)>) -> Self {
-        let mut ledger = Ledger::default();
+        let judged = judged.into_iter();
+        // Sized once: a 100 000-instance list grown by doubling would hold 131 072 slots.
+        let (n, _) = judged.size_hint();
+        let mut ledger = Ledger {
+            entries: Vec::with_capacity(n),
+            index: HashMap::with_capacity(n),
+        };
         for (instance, verdict) in judged {
             // Listings are de-duplicated by the fleet; a repeat here would double-count caps.
             if ledger.index.contains_key(&instance.id) {

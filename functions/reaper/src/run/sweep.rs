@@ -494,21 +494,21 @@ mod tests {
         assert_eq!(get(&f, "i-expired").state, InstanceState::ShuttingDown);
         assert_eq!(get(&f, "i-due").state, InstanceState::ShuttingDown);
         assert_eq!(
-            get(&f, "i-due").tags["termination_date"],
+            get(&f, "i-due").tags[&"termination_date".to_owned()],
             "2030-01-01T11:51:00Z"
         );
         // 1d from a launch 2h ago ends inside WARN_WINDOW: stamped now + WARN_WINDOW instead.
         assert_eq!(
-            get(&f, "i-lifetime").tags["termination_date"],
+            get(&f, "i-lifetime").tags[&"termination_date".to_owned()],
             "2030-01-02T12:00:00Z"
         );
         assert_eq!(get(&f, "i-untagged").state, InstanceState::Stopping);
         assert_eq!(
-            get(&f, "i-untagged").tags["reaper:stop_reason"],
+            get(&f, "i-untagged").tags[&"reaper:stop_reason".to_owned()],
             "no termination_date or lifetime tag"
         );
         assert_eq!(
-            get(&f, "i-untagged").tags["reaper:stopped_at"],
+            get(&f, "i-untagged").tags[&"reaper:stopped_at".to_owned()],
             "2030-01-01T12:00:00Z"
         );
         assert_eq!(get(&f, "i-stopped-untagged").state, InstanceState::Stopped);
@@ -595,7 +595,7 @@ mod tests {
         assert_eq!(get(&f, "i-expired").state, InstanceState::Running);
         assert_eq!(get(&f, "i-due").state, InstanceState::Stopped);
         assert_eq!(
-            get(&f, "i-due").tags["termination_date"],
+            get(&f, "i-due").tags[&"termination_date".to_owned()],
             "2030-01-01T11:51:00Z",
             "a stamp destroys nothing and still happens with the circuit open"
         );
@@ -650,12 +650,12 @@ mod tests {
         assert_eq!(get(&f, "i-expired").state, InstanceState::Stopping);
         let tags = get(&f, "i-expired").tags;
         assert!(
-            tags["reaper:stop_reason"].contains("stopped at launch"),
+            tags[&"reaper:stop_reason".to_owned()].contains("stopped at launch"),
             "{tags:?}"
         );
         // A lifetime due at once is still stamped, then stopped.
         assert_eq!(
-            get(&f, "i-due").tags["termination_date"],
+            get(&f, "i-due").tags[&"termination_date".to_owned()],
             "2030-01-01T11:51:00Z"
         );
         assert_eq!(outcome(&r, "i-expired"), Some(Outcome::Deferred));
@@ -683,7 +683,7 @@ mod tests {
         assert_eq!(get(&f, "i-expired").state, InstanceState::Running);
         // Stamps happen at any time, also the one a due lifetime writes before its termination.
         assert_eq!(
-            get(&f, "i-due").tags["termination_date"],
+            get(&f, "i-due").tags[&"termination_date".to_owned()],
             "2030-01-01T11:51:00Z"
         );
         assert!(get(&f, "i-lifetime").tags.contains_key("termination_date"));
@@ -740,7 +740,7 @@ mod tests {
         assert_eq!(outcome(&r, "i-expired"), Some(Outcome::Done));
         assert_eq!(outcome(&r, "i-untagged"), Some(Outcome::Done));
         assert_eq!(
-            get(&f, "i-untagged").tags["reaper:stop_reason"],
+            get(&f, "i-untagged").tags[&"reaper:stop_reason".to_owned()],
             "no termination_date or lifetime tag",
             "a confirmed stop still gets its reason"
         );
