@@ -5,7 +5,8 @@ SHELL := bash
 
 # Build cache outside the clone: re-runs are incremental, a new machine builds from nothing.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/ec2-reaper/target
-# Python tools (moto, cfn-lint, awscli, cargo-lambda, zig) live in a venv keyed by the lock file.
+# Python tools (moto, cfn-lint, awscli, cargo-lambda, zig) live in a venv keyed by the lock file's
+# hash (the stamp's name; the lock is order-only, so a fresh clone's newer mtime rebuilds nothing).
 VENV ?= $(HOME)/.cache/ec2-reaper/venv
 PYTHON ?= python3
 LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
@@ -33,7 +34,7 @@ help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
 venv: $(VENV_STAMP) ## install the pinned Python tools into the project venv (no-op when present)
-$(VENV_STAMP): requirements.lock
+$(VENV_STAMP): | requirements.lock
 	@echo "==> installing tools into $(VENV)"
 	rm -rf "$(VENV)"
 	$(PYTHON) -m venv "$(VENV)"
@@ -41,7 +42,7 @@ $(VENV_STAMP): requirements.lock
 	touch "$@"
 
 lint-venv: $(LINT_VENV_STAMP) ## install checkov and parliament (hash-checked) into their own venv
-$(LINT_VENV_STAMP): requirements-lint.lock
+$(LINT_VENV_STAMP): | requirements-lint.lock
 	@echo "==> installing lint tools into $(LINT_VENV)"
 	rm -rf "$(LINT_VENV)"
 	$(PYTHON) -m venv "$(LINT_VENV)"
@@ -109,7 +110,7 @@ build: venv ## build the arm64 Lambda zip with cargo-lambda; prints path, size, 
 demo: venv ## the whole job against a local AWS emulator: seed, dry run, live run, report
 	cargo run --quiet --locked -p reaper-e2e --bin demo
 
-$(BENCH_STAMP): bench/requirements.txt
+$(BENCH_STAMP): | bench/requirements.txt
 	@echo "==> installing Cloud Custodian into $(BENCH_VENV)"
 	rm -rf "$(BENCH_VENV)"
 	$(PYTHON) -m venv "$(BENCH_VENV)"
