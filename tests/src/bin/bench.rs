@@ -651,7 +651,7 @@ fn run_tool(tool: Tool, bins: &Bins, endpoint: &str) -> Option<Measured> {
     let scratch = env::temp_dir().join(format!("reaper-bench-c7n-{}", std::process::id()));
     let _ = fs::remove_dir_all(&scratch);
     let cmd = command(tool, bins, endpoint, &scratch)?;
-    let m = measure::run(cmd, TOOL_LIMIT);
+    let m = measure_whole(cmd);
     let _ = fs::remove_dir_all(&scratch);
     let reaper_reported_failures = tool == Tool::Reaper && m.code == Some(1);
     if !(m.ok() || reaper_reported_failures) {
@@ -1025,6 +1025,50 @@ fn lambda_sweep(reaper: &Path, n: usize) -> (u64, Duration, Result<String, Strin
     (rss, cpu, result)
 }
 
+/// GNU time, when installed: its `wait4` of a child it forked itself gives that child's own peak
+/// RSS. The bench's own `wait4` would not: Linux starts a spawned child's `ru_maxrss` at the
+/// spawner's RSS (the bench holds fake fleets of up to 100 000 instances).
+const GNU_TIME: &str = "/usr/bin/time";
+
+/// Runs a tool's command (its environment set explicitly, see `tool_env`) to its end, measured;
+/// peak RSS through GNU time when it is installed.
+fn measure_whole(cmd: Command) -> measure::Measured {
+    if !Path::new(GNU_TIME).is_file() {
+        return measure::run(cmd, TOOL_LIMIT);
+    }
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let rss_file = env::temp_dir().join(format!(
+        "reaper-bench-rss-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut wrapped = Command::new(GNU_TIME);
+    wrapped.env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            wrapped.env(k, v);
+        }
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+        .args(["-f", "%M", "-o"])
+        .arg(&rss_file)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    let mut m = measure::run(wrapped, TOOL_LIMIT);
+    let kb = fs::read_to_string(&rss_file)
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse::<u64>().ok()));
+    let _ = fs::remove_file(&rss_file);
+    match kb {
+        Some(kb) => m.max_rss = kb * 1024,
+        None => eprintln!("bench: {GNU_TIME} wrote no peak RSS; the figure is wait4's"),
+    }
+    m
+}
+
 /// Process start → first `GET /runtime/invocation/next`, for `program` (median of `runs`).
 fn init_time(runs: usize, start: &dyn Fn(&RuntimeApi) -> Box<dyn FnOnce()>) -> Option<f64> {
     let mut times = Vec::new();
@@ -1245,8 +1289,8 @@ fn main() -> ExitCode {
             .join("; ")
     );
     println!(
-        "each tool is one whole process behind the same counting proxy; reaper rules are the SPEC defaults (GRACE_PERIOD 15m, WARN_WINDOW 1d) with caps unlimited; wall, CPU and RSS are medians of {reps} runs on fresh fleets"
-    );
+        "each tool is one whole process behind the same counting proxy; reaper rules are the SPEC defaults (GRACE_PERIOD 15m, WARN_WINDOW 1d) with caps unlimited; wall, CPU and RSS are medians of {reps} runs on fresh fleets; peak RSS {}"
+    , if Path::new(GNU_TIME).is_file() { "from GNU time (its wait4 of the tool alone)" } else { "from wait4 (no /usr/bin/time: on Linux it includes the bench's own RSS at spawn, an overestimate)" });
     println!();
 
     let mut results: BTreeMap<usize, Vec<(Tool, Option<Row>)>> = BTreeMap::new();
