@@ -216,7 +216,8 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
             report.delivery.slack = Some(SlackStatus::NotConfigured);
             None
         }
-        Some(chat) if render(report).is_some() => Some(chat),
+        // `render` says nothing exactly when the report is not noteworthy; it renders once, below.
+        Some(chat) if report.is_noteworthy() => Some(chat),
         Some(_) => {
             tracing::info!("slack: nothing to report, no message");
             report.delivery.slack = Some(SlackStatus::NothingToReport);
