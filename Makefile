@@ -3,8 +3,13 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-# Build cache outside the clone: re-runs are incremental, a new machine builds from nothing.
-export CARGO_TARGET_DIR ?= $(HOME)/.cache/ec2-reaper/target
+# Dependencies (the AWS SDK above all: minutes and GBs) are compiled once per machine into a
+# shared cargo build-dir; every checkout keeps its own target dir, so the binaries a checkout tests,
+# demos and zips are the ones built from its own sources. .cargo/config.toml gives each checkout a
+# distinct REAPER_CHECKOUT, which the workspace crates read (env!), so cargo rebuilds them (and
+# only them) when another checkout used the shared build-dir last.
+export CARGO_BUILD_BUILD_DIR ?= $(HOME)/.cache/ec2-reaper/build
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
 # Python tools (moto, cfn-lint, awscli, cargo-lambda, zig) live in a venv keyed by the lock file's
 # hash (the stamp's name; the lock is order-only, so a fresh clone's newer mtime rebuilds nothing).
 VENV ?= $(HOME)/.cache/ec2-reaper/venv

@@ -206,19 +206,14 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The cargo target directory: env `CARGO_TARGET_DIR`, else `~/.cache/ec2-reaper/target`
-/// (the Makefile's default).
+/// The cargo target directory: env `CARGO_TARGET_DIR`, else the checkout's own `target/` (the
+/// Makefile's default; dependencies come from the shared build-dir, binaries never do).
 pub fn target_dir() -> PathBuf {
-    if let Some(dir) = env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-        let dir = PathBuf::from(dir);
-        return if dir.is_relative() {
-            workspace_root().join(dir)
-        } else {
-            dir
-        };
+    match env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) if Path::new(&dir).is_relative() => workspace_root().join(dir),
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("target"),
     }
-    let home = env::var_os("HOME").expect("HOME is set");
-    PathBuf::from(home).join(".cache/ec2-reaper/target")
 }
 
 /// The debug `reaper` binary, built first when it is missing or older than its sources

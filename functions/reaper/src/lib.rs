@@ -15,3 +15,11 @@ pub mod ports;
 pub mod report;
 pub mod run;
 mod text;
+
+/// The checkout these crates were built from (`.cargo/config.toml`). Reading it makes cargo
+/// rebuild the workspace crates when another checkout shared the dependency build last; `reaperctl
+/// --version` prints it, so a test can tell whose binary ran.
+pub const BUILT_FROM: &str = match option_env!("REAPER_CHECKOUT") {
+    Some(dir) => dir,
+    None => "(unknown: built outside the repository's cargo configuration)",
+};

@@ -30,8 +30,17 @@ MAX_TERMINATIONS, MAX_STOPS, SKIP_MANAGED, OWNER_TAG). LIVEMODE is ignored: only
 `reaperctl sweep --live` changes anything. Credentials and region come from the usual AWS chain
 (--profile, AWS_PROFILE, environment, SSO).";
 
+/// `--version` also names the checkout the binary was built from (`-V` stays short).
+static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{}\nbuilt from: {}",
+        env!("CARGO_PKG_VERSION"),
+        reaper::BUILT_FROM
+    )
+});
+
 #[derive(Parser)]
-#[command(name = "reaperctl", version, about = "See (and, if you say so, do) what ec2-reaper does to your EC2 instances", after_help = EXIT_CODES)]
+#[command(name = "reaperctl", version, long_version = LONG_VERSION.as_str(), about = "See (and, if you say so, do) what ec2-reaper does to your EC2 instances", after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
