@@ -16,6 +16,8 @@ pub const MANAGED_TAG_KEYS: &[&str] = &[
     "aws:ec2:fleet-id",
     "eks:nodegroup-name",
     "karpenter.sh/nodepool",
+    // Karpenter before v1 (v1alpha5 Provisioners) names the provisioner instead.
+    "karpenter.sh/provisioner-name",
     "aws:elasticmapreduce:job-flow-id",
 ];
 
@@ -716,6 +718,20 @@ mod tests {
                 inst(Running, old, &[("karpenter.sh/nodepool", "default")]),
                 Verdict::SkipManaged {
                     tag_key: "karpenter.sh/nodepool",
+                },
+            ),
+            (
+                "1 managed (karpenter before v1), even if expired",
+                inst(
+                    Running,
+                    old,
+                    &[
+                        ("karpenter.sh/provisioner-name", "default"),
+                        (TERMINATION_DATE, "2020-01-01T00:00:00Z"),
+                    ],
+                ),
+                Verdict::SkipManaged {
+                    tag_key: "karpenter.sh/provisioner-name",
                 },
             ),
             (
