@@ -32,7 +32,7 @@ BENCH_VENV ?= $(HOME)/.cache/ec2-reaper/venv-bench
 BENCH_HASH := $(shell sha256sum bench/requirements.txt | cut -c1-16)
 BENCH_STAMP := $(BENCH_VENV)/.installed-$(BENCH_HASH)
 
-.PHONY: help venv lint-venv fmt fmt-check clippy cfn-lint checkov parliament lint test test-rust test-deploy build smoke-arm64 ci demo bench fuzz \
+.PHONY: help venv lint-venv fmt fmt-check clippy cfn-lint checkov parliament iam-table lint test test-rust test-deploy build smoke-arm64 ci demo bench fuzz \
         publish deploy golive invoke lock clean
 
 help: ## list the verbs
@@ -86,7 +86,18 @@ checkov: lint-venv ## checkov over cloudformation/ (zero failed checks; skips on
 parliament: lint-venv ## parliament over every IAM policy the templates render (findings justified in cloudformation/parliament.yaml)
 	scripts/lint-iam
 
-lint: fmt-check clippy cfn-lint checkov parliament ## fmt --check, clippy -D warnings, cfn-lint, checkov, parliament
+# The IAM evaluator is a test-only npm package (never in the zip), installed from its lock into
+# tests/iam/node_modules, keyed by the lock's hash like the venvs.
+IAM_LOCK_HASH := $(shell sha256sum tests/iam/package-lock.json | cut -c1-16)
+IAM_STAMP := tests/iam/node_modules/.installed-$(IAM_LOCK_HASH)
+$(IAM_STAMP): | tests/iam/package-lock.json
+	cd tests/iam && npm ci --ignore-scripts --no-audit --no-fund
+	touch "$@"
+
+iam-table: venv $(IAM_STAMP) ## the role's policy, every switch combination, through a real IAM evaluator against the decision table (docs/IAM.md)
+	REAPER_PYTHON="$(VENV)/bin/python" node --test tests/iam/
+
+lint: fmt-check clippy cfn-lint checkov parliament iam-table ## fmt --check, clippy -D warnings, cfn-lint, checkov, parliament, the IAM decision table
 
 test: venv test-rust test-deploy ## unit, adapter, end-to-end (moto) and deployment tests
 

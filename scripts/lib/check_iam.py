@@ -1,8 +1,11 @@
-"""scripts/check-iam: the reaper role's policy against the recorded expectation table
-(iam_cases.json beside this file), in three parameter variants (default, SkipManaged=false,
-AllowIndefinite=false).
+"""The reaper role's IAM decision table (iam_cases.json beside this file): the role's policy
+rendered from deploy_reaper.yaml for every combination of the table's switches, and the decision
+each case must get under each.
 
-  check_iam.py list                      the cases and the decision each variant must get (no AWS)
+  check_iam.py list                      the cases and their decisions (no AWS; scripts/check-iam --dry-run)
+  check_iam.py plan                      every combination's policy and every case's request and
+                                         expected decision as JSON, for the evaluator in tests/iam
+  check_iam.py doc                       the table as Markdown (docs/IAM.md; tests/iam checks it)
   check_iam.py simulate --account ID --region R
                                          each case through `aws iam simulate-custom-policy`
                                          (real IAM: conditions evaluated); exit 1 on any mismatch
@@ -12,6 +15,7 @@ stdlib + PyYAML only.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -23,46 +27,190 @@ import cfn_render  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = os.path.join(HERE, "..", "..", "cloudformation", "deploy_reaper.yaml")
-VARIANTS = {"default": {}, "SkipManaged=false": {"SkipManaged": "false"},
-            "AllowIndefinite=false": {"AllowIndefinite": "false"}}
 BASE = {"ArtifactBucketPrefix": "acme-reaper", "ArtifactKey": "reaper/v1/bootstrap.zip"}
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+DECISIONS = ("allowed", "denied")
+# Resource kinds a case may name instead of an ARN.
+KINDS = {
+    "instance": "arn:{partition}:ec2:{region}:{account}:instance/i-0123456789abcdef0",
+    "volume": "arn:{partition}:ec2:{region}:{account}:volume/vol-0123456789abcdef0",
+    "image": "arn:{partition}:ec2:{region}::image/ami-0123456789abcdef0",
+    "snapshot": "arn:{partition}:ec2:{region}::snapshot/snap-0123456789abcdef0",
+}
+
+
+class TableError(Exception):
+    pass
+
+
+def table() -> dict:
+    with open(os.path.join(HERE, "iam_cases.json"), encoding="utf-8") as f:
+        t = json.load(f)
+    _validate(t)
+    return t
+
+
+def _validate(t: dict) -> None:
+    switches = t["switches"]
+    seen = set()
+    for c in t["cases"]:
+        name = c.get("name", "?")
+        if name in seen:
+            raise TableError(f"case {name}: the name is used twice")
+        seen.add(name)
+        for field in ("name", "action", "expect"):
+            if field not in c:
+                raise TableError(f"case {name}: '{field}' is missing")
+        for w in c.get("when", []):
+            if w.get("expect") not in DECISIONS:
+                raise TableError(f"case {name}: when {w}: expect must be one of {', '.join(DECISIONS)}")
+            for k, v in w.items():
+                if k != "expect" and (k not in switches or v not in switches[k]):
+                    raise TableError(f"case {name}: when {k}={v!r}: the switches are "
+                                     + "; ".join(f"{s} in {vs}" for s, vs in switches.items()))
+        if c["expect"] not in DECISIONS:
+            raise TableError(f"case {name}: expect {c['expect']!r}: must be one of {', '.join(DECISIONS)}")
 
 
 def cases() -> list[dict]:
-    with open(os.path.join(HERE, "iam_cases.json"), encoding="utf-8") as f:
-        return json.load(f)["cases"]
+    return table()["cases"]
 
 
-def expected(case: dict, variant: str) -> str:
-    return case.get("when", {}).get(variant, case["expect"])
+def combinations() -> list[dict[str, str]]:
+    """Every combination of the switches, first value first (the template's defaults lead)."""
+    switches = table()["switches"]
+    return [dict(zip(switches, values)) for values in itertools.product(*switches.values())]
 
 
-def policy(variant: str, account: str, region: str) -> dict:
-    return cfn_render.merged(cfn_render.render_role(TEMPLATE, {**BASE, **VARIANTS[variant]}, "Role", account, region))
+def label(combo: dict[str, str]) -> str:
+    return " ".join(f"{k}={v or '-'}" for k, v in combo.items())
 
 
-def context_entries(case: dict) -> list[dict]:
-    out = [{"ContextKeyName": f"ec2:ResourceTag/{k}", "ContextKeyValues": [v], "ContextKeyType": "string"}
-           for k, v in case.get("tags", {}).items()]
-    if "tag_keys" in case:
-        out.append({"ContextKeyName": "aws:TagKeys", "ContextKeyValues": case["tag_keys"], "ContextKeyType": "stringList"})
+def expected(case: dict, combo: dict[str, str]) -> str:
+    for w in case.get("when", []):
+        if all(combo.get(k) == v for k, v in w.items() if k != "expect"):
+            return w["expect"]
+    return case["expect"]
+
+
+def policy(combo: dict[str, str], account: str = ACCOUNT, region: str = REGION) -> dict:
+    params = {k: v for k, v in combo.items() if v != ""}
+    return cfn_render.merged(cfn_render.render_role(TEMPLATE, {**BASE, **params}, "Role", account, region))
+
+
+def resource(case: dict, account: str = ACCOUNT, region: str = REGION, partition: str = "aws") -> str:
+    r = case.get("resource", "instance")
+    return KINDS.get(r, r).format(partition=partition, region=region, account=account)
+
+
+def context(case: dict) -> dict[str, str | list[str]]:
+    """The request context AWS builds: a resource's tags under both ec2: and aws:ResourceTag, the
+    written tags as aws:RequestTag and their keys as aws:TagKeys."""
+    out: dict[str, str | list[str]] = {}
+    for k, v in case.get("tags", {}).items():
+        out[f"ec2:ResourceTag/{k}"] = v
+        out[f"aws:ResourceTag/{k}"] = v
+    if "request_tags" in case:
+        for k, v in case["request_tags"].items():
+            out[f"aws:RequestTag/{k}"] = v
+        out["aws:TagKeys"] = list(case["request_tags"])
+    out.update(case.get("context", {}))
     return out
 
 
-def resource(case: dict, account: str, region: str) -> str:
-    return case.get("resource") or f"arn:aws:ec2:{region}:{account}:instance/i-0123456789abcdef0"
+def context_entries(case: dict) -> list[dict]:
+    return [{"ContextKeyName": k, "ContextKeyValues": v if isinstance(v, list) else [v],
+             "ContextKeyType": "stringList" if isinstance(v, list) else "string"}
+            for k, v in context(case).items()]
+
+
+def _when_text(case: dict) -> str:
+    return "; ".join(f"{w['expect']} when " + ", ".join(f"{k}={v or '-'}" for k, v in w.items() if k != "expect")
+                     for w in case.get("when", []))
 
 
 def cmd_list(_a) -> int:
-    print("check-iam: DRY LISTING of the recorded expectation table; nothing is evaluated here.")
-    print("check-iam: run `scripts/check-iam` with credentials for a sandbox account to evaluate each case in real IAM.")
-    width = max(len(c["name"]) for c in cases())
-    print(f"{'case':<{width}}  {'action':<24} " + " ".join(f"{v:<22}" for v in VARIANTS) + " tags / tag keys")
-    for c in cases():
-        row = " ".join(f"{expected(c, v):<22}" for v in VARIANTS)
-        extra = json.dumps(c.get("tags", {})) + (f" keys={c['tag_keys']}" if "tag_keys" in c else "")
-        print(f"{c['name']:<{width}}  {c['action']:<24} {row} {extra}")
-    print(f"check-iam: {len(cases())} cases x {len(VARIANTS)} variants listed")
+    print("check-iam: DRY LISTING of the decision table; nothing is evaluated here.")
+    print("check-iam: `make iam-table` evaluates it with a policy evaluator; run `scripts/check-iam` with "
+          "credentials for a sandbox account to evaluate each case in real IAM.")
+    cs = cases()
+    width = max(len(c["name"]) for c in cs)
+    print(f"{'case':<{width}}  {'action':<30} {'decision':<8} tags / request tags")
+    for c in cs:
+        extra = json.dumps(c.get("tags", {})) + (f" writes {json.dumps(c['request_tags'])}" if "request_tags" in c else "")
+        when = _when_text(c)
+        print(f"{c['name']:<{width}}  {c['action']:<30} {c['expect']:<8} {extra}" + (f"  ({when})" if when else ""))
+    print(f"check-iam: {len(cs)} cases x {len(combinations())} switch combinations listed")
+    return 0
+
+
+def cmd_plan(_a) -> int:
+    combos = combinations()
+    plan = {
+        "account": ACCOUNT,
+        "combinations": [{"label": label(c), "policy": policy(c)} for c in combos],
+        "cases": [{"name": c["name"], "action": c["action"], "resource": resource(c), "context": context(c),
+                   "why": c.get("why", ""), "expected": [expected(c, combo) for combo in combos]}
+                  for c in cases()],
+    }
+    json.dump(plan, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def doc() -> str:
+    t = table()
+    lines = [
+        "# The reaper role's IAM decision table",
+        "",
+        "<!-- Generated from scripts/lib/iam_cases.json by `python3 scripts/lib/check_iam.py doc`;",
+        "     `make iam-table` fails when this file differs. Edit the table, then regenerate. -->",
+        "",
+        "SPEC §10: IAM itself enforces the reaper's safety rules, so a bad release or a stolen role",
+        "cannot break them. `make iam-table` (part of `make lint`) renders the function role's policy",
+        "from `cloudformation/deploy_reaper.yaml` for every combination of the switches",
+        f"({', '.join(f'`{k}` ∈ {{' + ', '.join(f'`{v}`' if v else 'empty' for v in vs) + '}' for k, vs in t['switches'].items())};",
+        f"{len(combinations())} combinations) and evaluates each row below with a real IAM policy evaluator",
+        "([`@cloud-copilot/iam-simulate`](https://github.com/cloud-copilot/iam-simulate), pinned in",
+        "`tests/iam/package-lock.json`). `scripts/check-iam` asks real IAM the same questions in an account.",
+        "",
+        "The request context is what AWS builds: the resource's tags as `ec2:ResourceTag/*` and",
+        "`aws:ResourceTag/*`, the written tags as `aws:RequestTag/*` and their keys as `aws:TagKeys`.",
+        "Resource: the instance `i-0123456789abcdef0` unless the row names another.",
+        "",
+        "IAM cannot parse a date or trim a value: a `termination_date` may be terminated only when it is",
+        "shaped like the grammar's date-time (`YYYY-MM-DD`, `T`, `t` or a space, `HH:MM`, then anything),",
+        "which refuses `indefinite` in every case and the empty value; the code's own checks (SPEC §2, §5)",
+        "decide the rest. A value with white space around it, which the code trims, is refused by IAM:",
+        "the reaper's call then fails with AccessDenied and is reported `failed`, never done silently.",
+        "IAM compares tag *keys* case-insensitively, so `Termination_Date` counts as `termination_date`",
+        "for IAM (row `terminate-key-in-other-case`); the code, which is case-sensitive, stops such an instance.",
+        "Beyond these rows, `make iam-table` evaluates all 1024 case variants of `indefinite`, as",
+        "`termination_date` (terminate) and as `lifetime` (stamp a date), with AllowIndefinite on and off.",
+        "",
+        "| # | case | action | resource | resource tags | writes | decision | why |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, c in enumerate(t["cases"], 1):
+        tags = ", ".join(f"`{k}={v}`" for k, v in c.get("tags", {}).items()) or "none"
+        if c.get("context"):
+            tags += "; " + ", ".join(f"`{k}={v}`" for k, v in c["context"].items())
+        writes = ", ".join(f"`{k}={v}`" for k, v in c.get("request_tags", {}).items())
+        res = c.get("resource", "instance")
+        res = res if res in KINDS or res == "*" else f"`{res}`"
+        decision = f"**{c['expect']}**" + (f"; {_when_text(c)}" if c.get("when") else "")
+        lines.append(f"| {i} | {c['name']} | `{c['action']}` | {_md(res)} | {_md(tags)} | {_md(writes)} | "
+                     f"{_md(decision)} | {_md(c.get('why', ''))} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def cmd_doc(_a) -> int:
+    sys.stdout.write(doc())
     return 0
 
 
@@ -70,10 +218,10 @@ def cmd_simulate(a) -> int:
     bad = 0
     total = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for variant in VARIANTS:
+        for combo in combinations():
             pol = os.path.join(tmp, "policy.json")
             with open(pol, "w", encoding="utf-8") as f:
-                json.dump(policy(variant, a.account, a.region), f)
+                json.dump(policy(combo, a.account, a.region), f)
             for c in cases():
                 ctx = os.path.join(tmp, "ctx.json")
                 with open(ctx, "w", encoding="utf-8") as f:
@@ -85,15 +233,15 @@ def cmd_simulate(a) -> int:
                     cmd += ["--context-entries", f"file://{ctx}"]
                 p = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if p.returncode != 0:
-                    print(f"check-iam: simulate-custom-policy failed for {c['name']} ({variant}):\n{p.stderr.strip()}",
+                    print(f"check-iam: simulate-custom-policy failed for {c['name']} ({label(combo)}):\n{p.stderr.strip()}",
                           file=sys.stderr)
                     return 1
                 got = "allowed" if p.stdout.strip() == "allowed" else "denied"
-                want = expected(c, variant)
+                want = expected(c, combo)
                 total += 1
                 mark = "ok  " if got == want else "FAIL"
                 bad += got != want
-                print(f"{mark} {variant:<22} {c['name']:<28} {c['action']:<24} IAM: {p.stdout.strip():<13} expected: {want}")
+                print(f"{mark} {label(combo):<72} {c['name']:<36} IAM: {p.stdout.strip():<13} expected: {want}")
     print(f"check-iam: {total - bad} of {total} cases as expected in real IAM", file=sys.stderr)
     return 1 if bad else 0
 
@@ -102,11 +250,17 @@ def main() -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list")
+    sub.add_parser("plan")
+    sub.add_parser("doc")
     s = sub.add_parser("simulate")
     s.add_argument("--account", required=True)
     s.add_argument("--region", required=True)
     a = p.parse_args()
-    sys.exit({"list": cmd_list, "simulate": cmd_simulate}[a.cmd](a))
+    try:
+        sys.exit({"list": cmd_list, "plan": cmd_plan, "doc": cmd_doc, "simulate": cmd_simulate}[a.cmd](a))
+    except (TableError, cfn_render.RenderError) as e:
+        print(f"check-iam: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

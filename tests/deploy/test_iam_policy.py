@@ -1,17 +1,17 @@
-"""The reaper role's IAM policy, rendered from deploy_reaper.yaml for each parameter variant
-(scripts/lib/cfn_render.py), checked condition by condition, and against the recorded
-expectation table scripts/lib/iam_cases.json that scripts/check-iam runs through real IAM.
+"""The reaper role's IAM policy, rendered from deploy_reaper.yaml (scripts/lib/cfn_render.py):
+its structure, and that it says what the code says (managed-by tags, the reaper's tag keys).
 
-moto does not evaluate IAM conditions, so the table is evaluated here by a small evaluator of
-exactly the condition operators the policy uses; it refuses any other operator, so a policy
-change it cannot follow fails instead of passing. Real IAM is the sandbox step in
-docs/DEPLOY.md (scripts/check-iam without --dry-run).
+The decision table scripts/lib/iam_cases.json is evaluated by a real IAM policy evaluator in
+`make iam-table` (tests/iam) and by real IAM in scripts/check-iam. The small evaluator here only
+checks the few StringEquals grants of the SES and copier policies; it refuses any other operator,
+so a policy change it cannot follow fails instead of passing.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import sys
 
 import pytest
@@ -23,9 +23,6 @@ import cfn_render  # noqa: E402
 import check_iam  # noqa: E402
 
 TEMPLATE = str(ROOT / "cloudformation/deploy_reaper.yaml")
-# SPEC §5: instances managed by something that replaces them.
-MANAGED_TAGS = ["aws:autoscaling:groupName", "aws:ec2spot:fleet-request-id", "aws:ec2:fleet-id",
-                "eks:nodegroup-name", "karpenter.sh/nodepool", "aws:elasticmapreduce:job-flow-id"]
 BASE = {"ArtifactBucketPrefix": "acme-reaper", "ArtifactKey": "reaper/v1/bootstrap.zip"}
 INSTANCE = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0"
 
@@ -72,45 +69,66 @@ def render(**params) -> dict:
     return cfn_render.merged(cfn_render.render_role(TEMPLATE, {**BASE, **params}))
 
 
-def context(case: dict) -> dict[str, list[str]]:
-    return {e["ContextKeyName"]: e["ContextKeyValues"] for e in check_iam.context_entries(case)}
+def _rust_str_consts(path: str, pattern: str) -> list[str]:
+    return re.findall(pattern, (ROOT / path).read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("variant", list(check_iam.VARIANTS))
-@pytest.mark.parametrize("case", check_iam.cases(), ids=lambda c: c["name"])
-def test_policy_decides_each_case_as_the_table_says(variant, case):
-    pol = render(**check_iam.VARIANTS[variant])
-    res = case.get("resource") or INSTANCE
-    assert decide(pol, case["action"], res, context(case)) == check_iam.expected(case, variant), case.get("why", "")
+def managed_tag_keys() -> list[str]:
+    """MANAGED_TAG_KEYS of the code (SPEC §5), read from its source: the one list."""
+    src = (ROOT / "functions/reaper/src/policy/verdict.rs").read_text(encoding="utf-8")
+    body = re.search(r"pub const MANAGED_TAG_KEYS: &\[&str\] = &\[(.*?)\];", src, re.S)
+    assert body, "MANAGED_TAG_KEYS not found in verdict.rs"
+    return re.findall(r'"([^"]+)"', re.sub(r"//[^\n]*", "", body.group(1)))
 
 
-def test_both_switches_off_terminate_indefinite_managed():
-    pol = render(SkipManaged="false", AllowIndefinite="false")
-    ctx = {"ec2:ResourceTag/termination_date": ["indefinite"], "ec2:ResourceTag/aws:autoscaling:groupName": ["asg"]}
-    assert decide(pol, "ec2:TerminateInstances", INSTANCE, ctx) == "allowed"
-    assert decide(pol, "ec2:TerminateInstances", INSTANCE, {}) == "denied", "a date is still required"
+MANAGED_TAGS = managed_tag_keys()
 
 
 @pytest.mark.parametrize("skip_managed", ["true", "false"])
 @pytest.mark.parametrize("allow_indefinite", ["true", "false"])
-def test_terminate_and_stop_conditions_in_every_variant(skip_managed, allow_indefinite):
+def test_terminate_and_stop_spare_exactly_the_codes_managed_tags(skip_managed, allow_indefinite):
     sts = {s["Sid"]: s for s in render(SkipManaged=skip_managed, AllowIndefinite=allow_indefinite)["Statement"]}
-    term = sts["TerminateOnlyDatedUnmanaged"]
-    assert term["Action"] == "ec2:TerminateInstances"
-    managed = {f"ec2:ResourceTag/{t}": "true" for t in MANAGED_TAGS} if skip_managed == "true" else {}
-    assert term["Condition"]["Null"] == {"ec2:ResourceTag/termination_date": "false", **managed}
-    if allow_indefinite == "true":
-        assert term["Condition"]["StringNotLike"] == {"ec2:ResourceTag/termination_date": "*indefinite*"}
-    else:
-        assert "StringNotLike" not in term["Condition"]
-    stop = sts["StopOnlyUnmanaged"]
-    assert stop["Action"] == "ec2:StopInstances"
-    assert stop.get("Condition") == ({"Null": managed} if managed else None)
+    keys = managed_tag_keys()
+    assert "karpenter.sh/provisioner-name" in keys and len(keys) == 7
+    managed = {f"ec2:ResourceTag/{t}": "true" for t in keys} if skip_managed == "true" else None
+    assert sts["TerminateOnlyDatedUnmanaged"]["Condition"].get("Null") == managed
+    assert sts["StopOnlyUnmanaged"].get("Condition") == ({"Null": managed} if managed else None)
     # Nothing else may stop or terminate.
     for sid, st in sts.items():
         acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         if sid not in ("TerminateOnlyDatedUnmanaged", "StopOnlyUnmanaged"):
             assert not {"ec2:TerminateInstances", "ec2:StopInstances", "ec2:*", "*"} & set(acts), sid
+
+
+def test_the_table_covers_every_managed_tag_for_terminate_and_stop():
+    for key in managed_tag_keys():
+        for action in ("ec2:TerminateInstances", "ec2:StopInstances"):
+            rows = [c for c in check_iam.cases() if c["action"] == action and key in c.get("tags", {})]
+            assert rows, f"no {action} row for the managed tag {key} in iam_cases.json"
+
+
+def test_only_the_codes_own_tag_keys_may_be_written():
+    keys = set(_rust_str_consts("functions/reaper/src/policy/plan.rs", r'pub const \w+_TAG: &str = "(reaper:[^"]+)";'))
+    assert keys == {"reaper:stopped_at", "reaper:stop_reason", "reaper:notified"}
+    sts = [s for s in render()["Statement"] if s["Action"] == "ec2:CreateTags"]
+    written = {k for s in sts for k in s["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]}
+    assert written == keys | {"termination_date"}
+    assert not any("DeleteTags" in json.dumps(s["Action"]) for s in render()["Statement"])
+
+
+def test_the_table_refuses_a_row_it_cannot_evaluate(tmp_path, monkeypatch):
+    bad = {"switches": {"SkipManaged": ["true", "false"]},
+           "cases": [{"name": "x", "action": "ec2:StopInstances", "expect": "denied",
+                      "when": [{"SkipManagd": "false", "expect": "allowed"}]}]}
+    (tmp_path / "iam_cases.json").write_text(json.dumps(bad))
+    monkeypatch.setattr(check_iam, "HERE", str(tmp_path))
+    with pytest.raises(check_iam.TableError, match="case x: when SkipManagd='false': the switches are SkipManaged in"):
+        check_iam.table()
+    bad["cases"][0]["when"] = []
+    bad["cases"][0]["expect"] = "deny"
+    (tmp_path / "iam_cases.json").write_text(json.dumps(bad))
+    with pytest.raises(check_iam.TableError, match="case x: expect 'deny': must be one of allowed, denied"):
+        check_iam.table()
 
 
 def test_no_optional_grant_without_its_parameter():
@@ -181,7 +199,7 @@ def test_check_iam_dry_run_lists_every_case_and_says_it_evaluates_nothing(run):
     assert "DRY LISTING" in r.out and "nothing is evaluated here" in r.out
     for c in check_iam.cases():
         assert c["name"] in r.out
-    assert f"{len(check_iam.cases())} cases x 3 variants listed" in r.out
+    assert f"{len(check_iam.cases())} cases x 16 switch combinations listed" in r.out
 
 
 def test_check_iam_without_dry_run_calls_real_iam_and_reports_the_error_class(run, tmp_path):
