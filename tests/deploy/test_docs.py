@@ -26,7 +26,7 @@ PREFIX_WORDS = {"!", "if", "then", "elif", "else", "do", "while", "until", "time
 
 
 def rel(path: Path) -> str:
-    return str(path.relative_to(ROOT))
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 # ---- markdown -------------------------------------------------------------------------------
@@ -99,6 +99,11 @@ LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 @pytest.mark.parametrize("doc", DOCS, ids=rel)
 def test_every_relative_link_and_anchor_resolves(doc: Path) -> None:
+    broken = link_problems(doc)
+    assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+def link_problems(doc: Path) -> list[str]:
     prose, _ = split_markdown(doc.read_text())
     broken = []
     for number, line in prose:
@@ -113,7 +118,7 @@ def test_every_relative_link_and_anchor_resolves(doc: Path) -> None:
                 broken.append(f"{rel(doc)}:{number}: {target}: no heading in {rel(dest)} has the anchor #{anchor}")
             elif anchor and dest.suffix != ".md":
                 broken.append(f"{rel(doc)}:{number}: {target}: an anchor into a file that is not markdown")
-    assert not broken, "broken links:\n" + "\n".join(broken)
+    return broken
 
 
 # ---- SPEC §N --------------------------------------------------------------------------------
@@ -186,7 +191,18 @@ def script_flags(name: str) -> frozenset[str] | None:
         return None
     out = subprocess.run([str(path), "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, f"scripts/{name} --help exited {out.returncode}: {out.stderr}"
-    return frozenset(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", out.stdout + out.stderr))
+    # A flag is one the usage line or an option line (indented, starting with --) offers, not any
+    # word in the prose (`git describe --always` is not a flag of publish).
+    offered = {"--help"}
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.startswith("Usage:"):
+            spec = line
+        elif re.match(r"^\s+--[a-z]", line):
+            spec = re.split(r"\s{2,}", line.strip())[0]
+        else:
+            continue
+        offered |= set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", spec))
+    return frozenset(offered)
 
 
 @functools.cache
@@ -428,6 +444,19 @@ def test_shell_block_names_only_real_scripts_targets_subcommands_and_flags(where
 # ---- the checker itself -----------------------------------------------------------------------
 
 
+def test_the_link_checker_catches_a_missing_file_and_anchor(tmp_path: Path) -> None:
+    doc = tmp_path / "a.md"
+    (tmp_path / "b.md").write_text("# B\n\n## 2. Tag grammar\n\n```bash\n# not a heading\n```\n")
+    doc.write_text(
+        "[ok](b.md#2-tag-grammar) [gone](c.md) [no anchor](b.md#not-a-heading) `[code](x.md)`\n"
+        "[web](https://example.com/x#y) [self](#top)\n\n# Top\n"
+    )
+    assert [p.split(": ", 1)[1] for p in link_problems(doc)] == [
+        "c.md: c.md does not exist",
+        f"b.md#not-a-heading: no heading in {tmp_path / 'b.md'} has the anchor #not-a-heading",
+    ]
+
+
 def test_the_checker_catches_what_it_is_for() -> None:
     """Each check on a block that breaks it, so a silently lenient checker fails here."""
     block = Block("bash", 'KEY=$(scripts/publish --bucket-prefix "$PREFIX")\nX=$(echo "$X")\necho \'$LITERAL\' "${SET:-ok}" "$HOME"\n', 1)
@@ -442,6 +471,13 @@ def test_the_checker_catches_what_it_is_for() -> None:
     assert invocation_problems(["scripts/nonexistent"]) == ["scripts/nonexistent: scripts/nonexistent is not an executable script"]
     assert invocation_problems(["make", "no-such-target"]) == ["make no-such-target: the Makefile has no target no-such-target"]
     assert invocation_problems(["make", "demo", "ARGS=--yes"]) == []
-    assert logical_lines("a \\\n  --b # c\necho x#y\n") == [(0, "a   --b"), (2, "echo x#y")]
+    assert invocation_problems(["reaperctl", "why", "i-0123456789abcdef0", "--region", "eu-west-1"]) == []
+    assert invocation_problems(["reaperctl", "plan", "--no-such-flag"]) == [
+        "reaperctl plan --no-such-flag: reaperctl plan has no flag --no-such-flag"
+    ]
+    assert invocation_problems(["reaperctl", "frobnicate"])[0].startswith(
+        "reaperctl frobnicate: reaperctl has no subcommand frobnicate"
+    )
+    assert [(n, " ".join(l.split())) for n, l in logical_lines("a \\\n  --b # c\necho x#y\n")] == [(0, "a --b"), (2, "echo x#y")]
     assert slug("`deploy_reaper.yaml` parameters (StackSet `ec2-reaper`)") == "deploy_reaperyaml-parameters-stackset-ec2-reaper"
     assert slug("2. Tag grammar") == "2-tag-grammar"
