@@ -129,6 +129,7 @@ SPEC_CHAIN = re.compile(r"SPEC\s*§\s*\d+(?:\s*(?:/|,|and|or|&)\s*§\s*\d+)*")
 
 
 def spec_sections() -> set[int]:
+    assert SPEC.is_file(), "docs/SPEC.md is missing, yet the code and tests cite SPEC §1-§11"
     return {int(n) for n in re.findall(r"^## (\d+)\. \S", SPEC.read_text(), re.M)}
 
 
@@ -148,6 +149,7 @@ def repository_files() -> list[Path]:
 
 
 def test_spec_sections_are_numbered_one_to_n() -> None:
+    spec_sections()
     numbers = [int(n) for n in re.findall(r"^## (\d+)\. \S", SPEC.read_text(), re.M)]
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 11, (
         f"docs/SPEC.md sections are {numbers}; the code cites §1-§11 as '## N. Title'"
@@ -481,3 +483,39 @@ def test_the_checker_catches_what_it_is_for() -> None:
     assert [(n, " ".join(l.split())) for n, l in logical_lines("a \\\n  --b # c\necho x#y\n")] == [(0, "a --b"), (2, "echo x#y")]
     assert slug("`deploy_reaper.yaml` parameters (StackSet `ec2-reaper`)") == "deploy_reaperyaml-parameters-stackset-ec2-reaper"
     assert slug("2. Tag grammar") == "2-tag-grammar"
+
+
+# ---- the first build says so (issue 20, item 3) ---------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["demo", "test-rust"])
+def test_the_first_build_says_it_takes_minutes_and_shows_cargos_progress(target: str) -> None:
+    """`make demo` was silent for 11 minutes on a fresh machine: cargo ran with --quiet and
+    nothing said that the first build compiles the AWS SDK."""
+    dry = subprocess.run(["make", "--no-print-directory", "-n", target], cwd=ROOT, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    cargo = [i for i, line in enumerate(lines) if re.match(r"^\s*cargo\b", line)]
+    assert cargo, f"make {target} runs no cargo command:\n{dry.stdout}"
+    said = [i for i, line in enumerate(lines) if "first build" in line and "minutes" in line]
+    assert said and said[0] < cargo[0], f"make {target} does not say before cargo starts that the first build takes minutes:\n{dry.stdout}"
+    assert "--quiet" not in lines[cargo[0]].split(), f"make {target} builds with cargo --quiet: {lines[cargo[0]]}"
+
+
+# ---- the layout names what is there -----------------------------------------------------------
+
+
+def test_the_layout_names_every_script_and_every_doc() -> None:
+    """The Layout section once left out docs/SECURITY.md and scripts/check-iam."""
+    sections = []
+    for doc in DOCS:
+        text = doc.read_text()
+        m = re.search(r"^## Layout\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
+        if m:
+            sections.append(m.group(1))
+    assert len(sections) == 1, f"expected one '## Layout' section in README.md or docs/, found {len(sections)}"
+    words = set(re.findall(r"[\w.-]+", sections[0]))
+    scripts = sorted(p.name for p in (ROOT / "scripts").iterdir() if p.is_file() and os.access(p, os.X_OK))
+    docs = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    missing = [f"scripts/{n}" for n in scripts if n not in words] + [f"docs/{n}" for n in docs if n not in words]
+    assert not missing, f"the Layout section does not mention: {', '.join(missing)}"
