@@ -101,7 +101,14 @@ lint: fmt-check clippy cfn-lint checkov parliament iam-table ## fmt --check, cli
 
 test: venv test-rust test-deploy ## unit, adapter, end-to-end (moto) and deployment tests
 
+# cargo's progress stays visible: the first build on a machine compiles the AWS SDK for minutes.
+BUILD_NOTE := first build on a machine: 5-10 minutes; later builds are incremental
+
 test-rust: venv
+	@echo "==> building the reaper, reaperctl and the test harness ($(BUILD_NOTE))"
+	cargo build --locked --workspace --bins
+	cargo test --workspace --locked --no-run
+	@echo "==> running the Rust tests (unit, property, adapter, end-to-end against moto)"
 	cargo test --workspace --locked
 
 # The deployment tests use the real arm64 zip when it has been built (make ci builds it first).
@@ -124,6 +131,9 @@ build: venv ## build the arm64 Lambda zip with cargo-lambda; prints path, size, 
 	scripts/build
 
 demo: venv ## the whole job against a local AWS emulator: seed, dry run, live run, report
+	@echo "==> building the reaper, reaperctl and the demo harness ($(BUILD_NOTE))"
+	cargo build --locked --workspace --bins
+	@echo "==> running the demo (about 70 s: it waits a minute for part of its fleet to outlive the grace period)"
 	cargo run --quiet --locked -p reaper-e2e --bin demo
 
 $(BENCH_STAMP): | bench/requirements.txt
