@@ -36,7 +36,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-$(BENCH_HASH)
         publish deploy golive invoke lock clean
 
 help: ## list the verbs
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
 venv: $(VENV_STAMP) ## install the pinned Python tools into the project venv (no-op when present)
 $(VENV_STAMP): | requirements.lock
