@@ -390,7 +390,8 @@ def test_invoke_exits_non_zero_on_function_error(run, tmp_path):
                    "echo '{\"StatusCode\": 200, \"FunctionError\": \"Unhandled\", \"ExecutedVersion\": \"$LATEST\"}'\n")
     aws.chmod(aws.stat().st_mode | stat.S_IEXEC)
     import os
-    r = run("invoke", "--region", "eu-west-1", env={"REAPER_VENV": str(tmp_path / "novenv"),
+    # Real Lambda's answer, so not the local emulator's endpoint.
+    r = run("invoke", "--region", "eu-west-1", env={"REAPER_VENV": str(tmp_path / "novenv"), "AWS_ENDPOINT_URL": "",
                                                    "PATH": f"{fake}:{os.environ['PATH']}"})
     assert r.code == 1
     assert json.loads(r.out)["errorType"] == "Config"
