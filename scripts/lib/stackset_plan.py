@@ -269,6 +269,9 @@ def check_function(template: dict, params: dict, values: dict, reaperctl: str, f
     except OSError as e:
         return errors + [f"cannot run {reaperctl} check-config: {e}"]
     if r.returncode == 0:
+        for line in r.stderr.splitlines():
+            if line.strip():
+                print(f"note: the function would start with a warning: {line}", file=sys.stderr)
         return errors
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     if r.returncode != 2:
