@@ -347,6 +347,7 @@ def test_bad_flag_is_rejected_by_name(run, args, named):
 def test_deploy_refuses_an_unpublished_key(moto, run, artifact):
     run("deploy", "--only", "artifacts", "--regions", "eu-west-1", "--accounts", ACCOUNT,
         "--bucket-prefix", "unpub-test", "--artifacts-stack-set", "unpub-artifacts", check=True)
+    versioned(moto, "unpub-test", ["eu-west-1"])  # as CloudFormation makes it on AWS
     r = run("deploy", "--only", "reaper", "--regions", "eu-west-1", "--accounts", ACCOUNT,
             "--bucket-prefix", "unpub-test", "--artifact-key", "reaper/nothere/bootstrap.zip", "--stack-set", "unpub-reaper",
             "--zip", str(artifact.path))
