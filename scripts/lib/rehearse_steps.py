@@ -38,11 +38,15 @@ def cmd_wait(a) -> None:
 
 def cmd_seeds(_a) -> None:
     """One line per instance to launch: NAME<TAB>TAGS (aws CLI shorthand for --tag-specifications)."""
-    today = dt.datetime.now(dt.timezone.utc).date()
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+    def at(days: int) -> str:
+        return (now + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     rows = [
-        ("expired-build-box", f"termination_date={(today - dt.timedelta(days=2)).isoformat()}"),
-        ("expiring-tomorrow", f"termination_date={(today + dt.timedelta(days=1)).isoformat()}"),
-        ("long-lived-db", f"termination_date={(today + dt.timedelta(days=90)).isoformat()}"),
+        ("expired-build-box", f"termination_date={at(-2)}"),
+        ("expiring-tomorrow", f"termination_date={at(1)}"),
+        ("long-lived-db", f"termination_date={at(90)}"),
         ("kept-forever", "termination_date=indefinite"),
         ("untagged-new", ""),
     ]
@@ -110,10 +114,13 @@ def cmd_report(a) -> None:
         print(f"  {i.get('name') or i['id']:<20} {i['verdict']:<12} {str(outcome):<12} {i.get('reason', '')}")
     for e in report.get("errors", []):
         print(f"  error: {e}")
-    named = {i.get("name") for i in instances}
-    missing = sorted(set(a.expect) - named)
-    if missing or report.get("errors"):
-        print(f"rehearse: the report lacks {missing} or has errors", file=sys.stderr)
+    verdicts = report.get("counts", {}).get("verdicts", {})
+    print("  verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())) +
+          " (kept instances are counted, not listed)")
+    judged = report.get("instances_judged", 0)
+    if judged < len(a.expect) or report.get("errors"):
+        print(f"rehearse: the report judged {judged} of the {len(a.expect)} seeded instances, errors: "
+              f"{report.get('errors')}", file=sys.stderr)
         sys.exit(1)
 
 
