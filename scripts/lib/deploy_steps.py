@@ -29,7 +29,7 @@ def _dump(value, path: str) -> None:
 def suggestion(word: str, candidates: list[str]) -> str | None:
     """The candidate word is most likely a misspelling of (case-insensitive), if any."""
     lowered = {c.lower(): c for c in candidates}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.7)
     return lowered[close[0]] if close else None
 
 

@@ -67,7 +67,7 @@ def load_template(template_path: str) -> dict:
 
 def did_you_mean(word: str, candidates) -> str:
     lowered = {c.lower(): c for c in candidates}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.7)
     return f"; did you mean {lowered[close[0]]}?" if close else ""
 
 
