@@ -33,7 +33,7 @@ BENCH_HASH := $(shell sha256sum bench/requirements.txt | cut -c1-16)
 BENCH_STAMP := $(BENCH_VENV)/.installed-$(BENCH_HASH)
 
 .PHONY: help venv lint-venv fmt fmt-check clippy cfn-lint checkov parliament iam-table lint test test-rust test-deploy build smoke-arm64 ci demo bench fuzz \
-        publish deploy golive invoke lock clean
+        publish deploy golive invoke rehearse lock clean
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -165,6 +165,9 @@ golive: venv ## switch LIVEMODE on across the reaper StackSet (scripts/golive --
 
 invoke: venv ## invoke the deployed function and print the report (scripts/invoke --help)
 	scripts/invoke $(ARGS)
+
+rehearse: venv build ## publish, both StackSets, golive and a run of the zip against a local emulator (scripts/rehearse --help)
+	scripts/rehearse --zip "$(ZIP)"
 
 clean: ## remove build outputs (keeps the venv)
 	cargo clean

@@ -74,6 +74,30 @@ usage_from_header() {
   sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p}' "$1"
 }
 
+# die_unknown_flag ARG SCRIPT: refuse an unknown argument, suggesting the closest flag the
+# script's --help names.
+die_unknown_flag() {
+  local arg=$1 hint=""
+  if [[ $arg == -* ]]; then
+    mapfile -t _flags < <(usage_from_header "$2" | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
+    hint=$(py deploy_steps.py suggest -- "${arg%%=*}" "${_flags[@]}" 2>/dev/null || true)
+  fi
+  die_usage "unknown argument '$arg'$hint"
+}
+
+# add_regions VALUE: --region R (repeatable, comma-separated) appends to $regions (CSV).
+add_regions() {
+  local v=$1
+  regions=${regions:+$regions,}$v
+}
+
+# deprecated_regions_flag: --regions still works, with one line on stderr saying so.
+REAPER_REGIONS_WARNED=""
+deprecated_regions_flag() {
+  [[ -n $REAPER_REGIONS_WARNED ]] || log "--regions is deprecated: use --region R (repeatable, or comma-separated)"
+  REAPER_REGIONS_WARNED=1
+}
+
 # need_value FLAG "$@": the flag must be followed by a non-empty value that is not another flag.
 need_value() {
   local flag=$1
@@ -112,6 +136,52 @@ check_prefix() {
 
 check_bucket() {
   [[ $2 =~ $BUCKET_RE ]] || die_usage "$1: '$2' is not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"
+}
+
+# require_versioned BUCKET REGION OWNER: the code is pinned to an S3 object version (SPEC §10),
+# so publish and deploy both refuse a bucket without versioning, with the same words.
+require_versioned() {
+  local bucket=$1 region=$2 owner=$3 status err
+  err=$(mktemp)
+  status=$(aws s3api get-bucket-versioning --bucket "$bucket" --region "$region" --expected-bucket-owner "$owner" \
+    --query Status --output text 2>"$err") || {
+    [[ $(aws_error_class "$err") == not-found ]] || aws_fail "get-bucket-versioning $bucket in $region" "$err"
+    rm -f "$err"
+    die "bucket $bucket is missing in $region (deploy the artifacts StackSet first: scripts/deploy --only artifacts ...)"
+  }
+  rm -f "$err"
+  [[ $status == Enabled ]] && return 0
+  [[ $status == None || -z $status ]] && status="never enabled" || status="Status $status"
+  die "bucket $bucket in $region is not versioned ($status): the function's code is pinned to an S3 object version, so an unversioned bucket cannot be used. The artifacts StackSet creates its buckets versioned; for this bucket run: aws s3api put-bucket-versioning --bucket $bucket --region $region --versioning-configuration Status=Enabled, then publish again"
+}
+
+# real_version VID: true when VID is an S3 version id that pins an object (not a missing one).
+real_version() { [[ -n $1 && $1 != None && $1 != null ]]; }
+
+# unpinnable_object BUCKET KEY: why an object without a version id cannot be deployed (publish
+# and deploy say the same).
+unpinnable_object() {
+  printf '%s' "s3://$1/$2 has no version id (it was written while $1 was not versioned), so the function cannot be pinned to it; with versioning on, publish the build again under a new key (scripts/publish --version NEW ...)"
+}
+
+# find_reaperctl: sets REAPERCTL to a reaperctl that has `check-config` (the function's own
+# validators), building the workspace's binaries when there is none; dies when it has not.
+find_reaperctl() {
+  local target=${CARGO_TARGET_DIR:-$REAPER_ROOT/target} candidate
+  if [[ -z ${REAPERCTL:-} ]]; then
+    for candidate in "$target/debug/reaperctl" "$REAPER_ROOT/target/debug/reaperctl"; do
+      if [[ -x $candidate ]]; then REAPERCTL=$candidate; break; fi
+    done
+  fi
+  if [[ -z ${REAPERCTL:-} ]]; then
+    require_cmd cargo "needed to build reaperctl, which checks the function's parameters"
+    log "building reaperctl (checks parameters with the function's own validators): cargo build --locked --workspace --bins"
+    (cd "$REAPER_ROOT" && cargo build --quiet --locked --workspace --bins >&2) || die "building reaperctl failed"
+    REAPERCTL="$target/debug/reaperctl"
+  fi
+  [[ -x $REAPERCTL ]] || die "REAPERCTL=$REAPERCTL is not an executable"
+  "$REAPERCTL" check-config --help >/dev/null 2>&1 ||
+    die "this reaperctl ($REAPERCTL) has no check-config; rebuild it (cargo build --locked --workspace --bins) or point REAPERCTL at a current one. The parameters are never deployed unchecked."
 }
 
 # The region the StackSets are administered from (and the default for single-region commands).
@@ -163,35 +233,42 @@ py() {
 }
 
 # wait_operation STACK_SET OPERATION_ID [TIMEOUT_SECONDS] [CALL_AS_ARGS...]
-# Polls until SUCCEEDED (0) or FAILED/STOPPED/timeout (1, with per-account/region results).
+# Polls until SUCCEEDED (0) or FAILED/STOPPED/timeout (1). Every poll prints one progress line
+# (accounts·regions done / failed / pending, elapsed), the end a summary with each failure's
+# account, region and reason. Sets OP_REACHED to the number of stack instances the operation
+# reached (0: it reached no account at all).
+OP_REACHED=0
 wait_operation() {
   local ss=$1 op=$2 timeout=${3:-3600}
   local extra=("${@:4}")
-  local start status
+  local start status elapsed err results
+  err=$(mktemp)
+  results=$(mktemp)
   start=$(date +%s)
   while :; do
     status=$(aws cloudformation describe-stack-set-operation --stack-set-name "$ss" \
       --operation-id "$op" "${extra[@]}" --query StackSetOperation.Status --output text \
-      --region "$(admin_region)" 2>"${TMPDIR:-/tmp}/reaper-op-err.$$") ||
-      aws_fail "describe-stack-set-operation $op on $ss" "${TMPDIR:-/tmp}/reaper-op-err.$$"
+      --region "$(admin_region)" 2>"$err") ||
+      aws_fail "describe-stack-set-operation $op on $ss" "$err"
+    aws cloudformation list-stack-set-operation-results --stack-set-name "$ss" --operation-id "$op" \
+      "${extra[@]}" --region "$(admin_region)" --output json >"$results" 2>"$err" || echo '{}' >"$results"
+    elapsed=$(($(date +%s) - start))
     case $status in
-      SUCCEEDED)
-        log "$ss: operation $op SUCCEEDED"
-        return 0
+      SUCCEEDED | FAILED | STOPPED)
+        while IFS= read -r line; do log "$ss: $line"; done < <(py deploy_steps.py progress "$op" "$results" \
+          --elapsed "$elapsed" --summary --status "$status" --count-file "$results.count")
+        OP_REACHED=$(cat "$results.count")
+        rm -f "$err" "$results" "$results.count"
+        [[ $status == SUCCEEDED ]]
+        return
         ;;
-      FAILED | STOPPED)
-        log "$ss: operation $op $status; results per account and region:"
-        aws cloudformation list-stack-set-operation-results --stack-set-name "$ss" \
-          --operation-id "$op" "${extra[@]}" --region "$(admin_region)" \
-          --query 'Summaries[].[Account,Region,Status,StatusReason]' --output table >&2 || true
-        return 1
-        ;;
-      RUNNING | QUEUED | STOPPING) ;;
+      RUNNING | QUEUED | STOPPING) log "$ss: $(py deploy_steps.py progress "$op" "$results" --elapsed "$elapsed")" ;;
       *) log "$ss: operation $op has unexpected status '$status'" ;;
     esac
-    if (($(date +%s) - start >= timeout)); then
+    if ((elapsed >= timeout)); then
       log "$ss: operation $op still $status after ${timeout}s; follow it with:"
       log "  aws cloudformation describe-stack-set-operation --stack-set-name $ss --operation-id $op"
+      rm -f "$err" "$results"
       return 1
     fi
     sleep "$REAPER_POLL_SECONDS"

@@ -1,5 +1,6 @@
 """Plans for scripts/deploy and scripts/golive: parameter checks against a template's own
-constraints, the parameter list for create or update, and which stack instances are missing.
+constraints and Rules and against the function's own validators (reaperctl check-config), the
+parameter list for create or update, and which stack instances are missing.
 
 stdlib + PyYAML only (awscli v1 depends on PyYAML, so it is wherever the CLI is).
 Exit status: 0 ok, 2 a parameter is wrong (the message names it).
@@ -8,9 +9,12 @@ Exit status: 0 ok, 2 a parameter is wrong (the message names it).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import re
+import subprocess
 import sys
+import urllib.parse
 
 import yaml
 
@@ -30,6 +34,23 @@ def _any_tag(loader, _suffix, node):
 
 _CfnLoader.add_multi_constructor("!", _any_tag)
 
+
+class _IntrinsicLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML keeping short-form intrinsics as their long form
+    ({"Fn::Equals": [...]}, {"Ref": ...}), which Rules and the function's Environment need."""
+
+
+def _intrinsic(loader, suffix, node):
+    value = _any_tag(loader, suffix, node)
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_IntrinsicLoader.add_multi_constructor("!", _intrinsic)
+
 MASKED = "****"  # what DescribeStackSet shows for a NoEcho parameter
 
 
@@ -37,6 +58,17 @@ def load_parameters(template_path: str) -> dict:
     with open(template_path, encoding="utf-8") as f:
         doc = yaml.load(f, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
     return doc.get("Parameters", {}) or {}
+
+
+def load_template(template_path: str) -> dict:
+    with open(template_path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=_IntrinsicLoader) or {}  # noqa: S506 - SafeLoader subclass
+
+
+def did_you_mean(word: str, candidates) -> str:
+    lowered = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.7)
+    return f"; did you mean {lowered[close[0]]}?" if close else ""
 
 
 def shown(spec: dict, item: str) -> str:
@@ -92,7 +124,8 @@ def parse_sets(pairs: list[str], params: dict, flag: str, hint: dict | None = No
             continue
         key, value = pair.split("=", 1)
         if key not in params:
-            errors.append(f"{flag} {key}: unknown parameter; the template takes {', '.join(sorted(params))}")
+            errors.append(f"{flag} {key}: unknown parameter{did_you_mean(key, params)} "
+                          f"(the template takes {', '.join(sorted(params))})")
             continue
         if params[key].get("NoEcho"):
             where = (hint or {}).get(key, "a file or an environment variable")
@@ -119,6 +152,137 @@ def parse_sets(pairs: list[str], params: dict, flag: str, hint: dict | None = No
     return out
 
 
+UNKNOWN = object()  # a NoEcho value DescribeStackSet masked: this deploy cannot know it
+
+
+def effective_values(params: dict, wanted: dict, current: dict | None) -> dict:
+    """What every parameter will be after this deploy: given > the StackSet's > the default."""
+    out = {}
+    for k, spec in params.items():
+        if k in wanted:
+            out[k] = wanted[k]
+        elif current is not None and k in current:
+            out[k] = UNKNOWN if spec.get("NoEcho") and current[k] == MASKED else current[k]
+        elif "Default" in spec:
+            out[k] = str(spec["Default"])
+        else:
+            out[k] = UNKNOWN
+    return out
+
+
+def _evaluate(node, values: dict):
+    """A Rules expression with three-valued logic: True, False, or UNKNOWN."""
+    if isinstance(node, dict) and len(node) == 1:
+        (fn, arg), = node.items()
+        if fn == "Ref":
+            return values.get(arg, UNKNOWN)
+        if fn == "Fn::Equals":
+            left, right = (_evaluate(x, values) for x in arg)
+            return UNKNOWN if UNKNOWN in (left, right) else str(left) == str(right)
+        if fn == "Fn::Not":
+            inner = _evaluate(arg[0], values)
+            return UNKNOWN if inner is UNKNOWN else not inner
+        if fn in ("Fn::Or", "Fn::And"):
+            results = [_evaluate(x, values) for x in arg]
+            decisive = fn == "Fn::Or"  # True decides an Or, False an And
+            if decisive in results:
+                return decisive
+            return UNKNOWN if UNKNOWN in results else not decisive
+        return UNKNOWN
+    return node
+
+
+def _refs(node) -> list[str]:
+    if isinstance(node, dict):
+        if set(node) == {"Ref"}:
+            return [node["Ref"]]
+        return [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def _shown_value(key: str, params: dict, values: dict) -> str:
+    value = values.get(key)
+    if value is UNKNOWN:
+        return f"{key}: unknown" + (" (NoEcho, masked by CloudFormation)" if params.get(key, {}).get("NoEcho") else "")
+    if params.get(key, {}).get("NoEcho") and value:
+        return f"{key}: set (secret, not shown)"
+    return f"{key}={value!r}"
+
+
+def check_rules(template: dict, params: dict, values: dict) -> tuple[list[str], list[str]]:
+    """The template's Rules, as CloudFormation evaluates them in every account: (errors, notes)."""
+    errors, notes = [], []
+    for name, rule in (template.get("Rules") or {}).items():
+        if "RuleCondition" in rule and _evaluate(rule["RuleCondition"], values) is not True:
+            continue
+        for assertion in rule.get("Assertions", []):
+            held = _evaluate(assertion["Assert"], values)
+            if held is True:
+                continue
+            refs = sorted(set(_refs(assertion["Assert"]) + _refs(rule.get("RuleCondition", {}))))
+            shown_values = "; ".join(_shown_value(k, params, values) for k in refs)
+            if held is UNKNOWN:
+                notes.append(f"template rule {name} not checked here ({shown_values}): "
+                             f"{assertion.get('AssertDescription', '')}")
+            else:
+                errors.append(f"template rule {name}: {assertion.get('AssertDescription', 'not met')} "
+                              f"({shown_values})")
+    return errors, notes
+
+
+def function_environment(template: dict) -> dict[str, str]:
+    """{ENV_VAR: Parameter} from the Lambda function's Environment (only plain !Ref values)."""
+    for res in (template.get("Resources") or {}).values():
+        if res.get("Type") == "AWS::Lambda::Function":
+            env = ((res.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+            return {k: v["Ref"] for k, v in env.items() if isinstance(v, dict) and set(v) == {"Ref"}}
+    return {}
+
+
+# Stands in for the webhook when the function's validators run: a secret never goes into argv.
+WEBHOOK_STAND_IN = "https://hooks.slack.com/services/stand-in-for-the-secret"
+
+
+def check_function(template: dict, params: dict, values: dict, reaperctl: str, flag: str) -> list[str]:
+    """Runs the function's own validators (reaperctl check-config) on the environment the template
+    gives the function: what it would refuse at start-up, in every account."""
+    mapping = function_environment(template)
+    pairs, errors = [], []
+    for var, param in mapping.items():
+        value = values.get(param, "")
+        if params.get(param, {}).get("NoEcho"):
+            if value is UNKNOWN or value == "":
+                value = ""
+            else:
+                url = urllib.parse.urlsplit(value)
+                if url.scheme != "https" or not url.hostname:
+                    errors.append(f"{param}: the value given (secret, not shown) is not accepted by the function: "
+                                  "an https:// URL with a host (a Slack incoming webhook)")
+                value = WEBHOOK_STAND_IN
+        elif value is UNKNOWN:
+            continue
+        pairs.append(f"{var}={value}")
+    try:
+        r = subprocess.run([reaperctl, "check-config", *pairs], capture_output=True, text=True, timeout=60)
+    except OSError as e:
+        return errors + [f"cannot run {reaperctl} check-config: {e}"]
+    if r.returncode == 0:
+        for line in r.stderr.splitlines():
+            if line.strip():
+                print(f"note: the function would start with a warning: {line}", file=sys.stderr)
+        return errors
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    if r.returncode != 2:
+        return errors + [f"{reaperctl} check-config failed (exit {r.returncode}): " + " / ".join(lines)]
+    for line in lines:
+        named = [f"{flag} {mapping[v]}" for v in mapping if re.search(rf"\b{v}\b", line)]
+        where = f" [{', '.join(dict.fromkeys(named))}]" if named else ""
+        errors.append(f"the function would refuse to start, in every account: {line}{where}")
+    return errors
+
+
 def cmd_params(a) -> None:
     """Decide create/update/no-op and print the --parameters JSON for it."""
     params = load_parameters(a.template)
@@ -128,12 +292,25 @@ def cmd_params(a) -> None:
             secrets = json.load(f)
     wanted = parse_sets(a.set, params, a.flag, a.hint, secrets)
     secret_keys = set(secrets) | {k for k, s in params.items() if s.get("NoEcho")}
-    if a.check_only:
-        return
     current_ss = None
     if a.current:
         with open(a.current, encoding="utf-8") as f:
             current_ss = json.load(f)["StackSet"]
+    current_values = None if current_ss is None else {
+        p["ParameterKey"]: p.get("ParameterValue", "") for p in current_ss.get("Parameters", [])}
+    template = load_template(a.template)
+    values = effective_values(params, wanted, current_values)
+    errors, notes = check_rules(template, params, values)
+    if a.reaperctl and not errors:
+        errors += check_function(template, params, values, a.reaperctl, a.flag)
+    for n in notes:
+        print(f"note: {n}", file=sys.stderr)
+    if errors:
+        for e in errors:
+            print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if a.check_only:
+        return
     if current_ss is None:
         missing = [k for k, s in params.items() if "Default" not in s and k not in wanted]
         if missing:
@@ -204,6 +381,7 @@ def main() -> None:
     pp.add_argument("--hint", default="{}", type=json.loads)
     pp.add_argument("--check-only", action="store_true", help="only check the values given")
     pp.add_argument("--secrets-file", default="", help="JSON {Key: Value} of NoEcho values (never argv)")
+    pp.add_argument("--reaperctl", default="", help="check the function's environment with REAPERCTL check-config")
     pp.add_argument("set", nargs="*")
     pm = sub.add_parser("missing")
     pm.add_argument("--existing", required=True)

@@ -128,6 +128,21 @@ def artifact(tmp_path_factory) -> Artifact:
     return Artifact(p, buf.getvalue())
 
 
+def find_reaperctl() -> str:
+    """The reaperctl scripts/deploy checks parameters with (reaperctl check-config): REAPERCTL,
+    else this checkout's debug build, built once here when missing (the Makefile's test target
+    has built it already)."""
+    explicit = os.environ.get("REAPERCTL")
+    if explicit:
+        return explicit
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    binary = target / "debug/reaperctl"
+    if not os.access(binary, os.X_OK):
+        print(f"\n[deploy tests] building {binary} (cargo build --locked --workspace --bins)", file=sys.stderr)
+        subprocess.run(["cargo", "build", "--quiet", "--locked", "--workspace", "--bins"], cwd=ROOT, check=True)
+    return str(binary)
+
+
 @dataclass
 class Result:
     code: int
@@ -141,12 +156,13 @@ RUNS: list[tuple[str, tuple, Result]] = []
 @pytest.fixture(scope="session")
 def run(moto):
     """run(script, *args, env=None) -> Result: a real scripts/<script> against moto."""
+    reaperctl = find_reaperctl()
 
     def _run(script: str, *args: str, env: dict | None = None, check: bool | None = None) -> Result:
         e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         e.update(CREDS)
         e.update({"AWS_ENDPOINT_URL": moto.url, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-                  "REAPER_POLL_SECONDS": "0.2", "REAPER_VENV": str(VENV),
+                  "REAPER_POLL_SECONDS": "0.2", "REAPER_VENV": str(VENV), "REAPERCTL": reaperctl,
                   "PATH": f"{VENV}/bin:{os.environ.get('PATH', '')}"})
         e.update(env or {})
         p = subprocess.run([str(ROOT / "scripts" / script), *args], capture_output=True, text=True,

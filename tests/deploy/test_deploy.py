@@ -340,6 +340,7 @@ def test_bad_flag_is_rejected_by_name(run, args, named):
 def test_deploy_refuses_an_unpublished_key(moto, run, artifact):
     run("deploy", "--only", "artifacts", "--regions", "eu-west-1", "--accounts", ACCOUNT,
         "--bucket-prefix", "unpub-test", "--artifacts-stack-set", "unpub-artifacts", check=True)
+    versioned(moto, "unpub-test", ["eu-west-1"])  # as CloudFormation makes it on AWS
     r = run("deploy", "--only", "reaper", "--regions", "eu-west-1", "--accounts", ACCOUNT,
             "--bucket-prefix", "unpub-test", "--artifact-key", "reaper/nothere/bootstrap.zip", "--stack-set", "unpub-reaper",
             "--zip", str(artifact.path))
@@ -383,7 +384,8 @@ def test_invoke_exits_non_zero_on_function_error(run, tmp_path):
                    "echo '{\"StatusCode\": 200, \"FunctionError\": \"Unhandled\", \"ExecutedVersion\": \"$LATEST\"}'\n")
     aws.chmod(aws.stat().st_mode | stat.S_IEXEC)
     import os
-    r = run("invoke", "--region", "eu-west-1", env={"REAPER_VENV": str(tmp_path / "novenv"),
+    # Real Lambda's answer, so not the local emulator's endpoint.
+    r = run("invoke", "--region", "eu-west-1", env={"REAPER_VENV": str(tmp_path / "novenv"), "AWS_ENDPOINT_URL": "",
                                                    "PATH": f"{fake}:{os.environ['PATH']}"})
     assert r.code == 1
     assert json.loads(r.out)["errorType"] == "Config"
