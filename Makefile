@@ -152,7 +152,7 @@ bench: venv $(BENCH_STAMP) ## ec2-reaper vs Cloud Custodian vs the bare listing:
 smoke-arm64: ## run the Lambda e2e tests against the arm64 bootstrap in the zip, under qemu
 	scripts/smoke-arm64
 
-ci: lint build test smoke-arm64 demo ## what .ci/run runs: lint, arm64 build, all tests, arm64 smoke, the demo
+ci: lint build test smoke-arm64 demo rehearse ## what .ci/run runs: lint, arm64 build, all tests, arm64 smoke, the demo, the deploy rehearsal
 
 publish: venv ## upload the zip (scripts/publish --help)
 	scripts/publish $(ARGS)
