@@ -104,9 +104,11 @@ enum Command {
         #[arg(long, value_name = "ACCOUNT_ID", value_parser = parse_account)]
         expect_account: Option<String>,
     },
-    /// Write a later termination_date on instances, with your own credentials; refuses beyond
-    /// MAX_LIFETIME (the deployed function's when it can be read; naming the bound) and beyond
-    /// 100 years. Prints the old and the new date.
+    /// Write a later termination_date on instances, within MAX_LIFETIME.
+    ///
+    /// With your own credentials. Refuses beyond MAX_LIFETIME (the deployed function's when it
+    /// can be read, else this shell's; the bound is named) and beyond 100 years. Prints the old
+    /// and the new date.
     Extend {
         /// Instance ids.
         #[arg(required = true, value_name = "ID", value_parser = parse_instance_id)]
@@ -124,8 +126,9 @@ enum Command {
         #[arg(long, value_name = "NAME", default_value = DEFAULT_FUNCTION)]
         function: String,
     },
-    /// Why the reaper would (or would not) act on instances: verdict, reason and when, in one
-    /// paragraph each. Reads only.
+    /// Why the reaper would (or would not) act on instances. Reads only.
+    ///
+    /// Verdict, reason and when, in one paragraph per instance.
     Why {
         /// Instance ids.
         #[arg(required = true, value_name = "ID", value_parser = parse_instance_id)]
@@ -136,9 +139,11 @@ enum Command {
         #[arg(long, value_parser = parse_at)]
         at: Option<DateTime<Utc>>,
     },
-    /// Validate configuration variables with the function's own rules, from the arguments only
-    /// (nothing from this shell's environment). Exit 0 and `configuration ok`, or exit 2 with the
-    /// function's own error on stderr. Values are never echoed.
+    /// Check NAME=VALUE configuration with the function's own rules.
+    ///
+    /// Only the arguments are read, nothing from this shell's environment. Exit 0 and
+    /// `configuration ok`, or exit 2 with the function's own error (one line each) on stderr.
+    /// Values are never echoed.
     CheckConfig {
         /// Variables as NAME=VALUE.
         #[arg(value_name = "NAME=VALUE")]
