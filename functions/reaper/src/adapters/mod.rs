@@ -2,6 +2,7 @@
 
 pub mod bisect;
 pub mod ec2;
+pub mod lambda;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod s3;
@@ -9,7 +10,7 @@ pub mod ses;
 pub mod slack;
 
 use crate::ports::{ApiError, ErrorKind};
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
@@ -114,6 +115,137 @@ pub async fn load_sdk_config(
     loader.load().await
 }
 
+/// Every region of every partition, as the SDK's endpoint partitions list them (aws-sdk-ec2
+/// 1.274, `endpoint_lib.rs`; refresh with the SDK). The SDK itself resolves any name that fits a
+/// partition's pattern, so without this list a typo reached AWS as a host that does not exist.
+pub const PARTITION_REGIONS: &[(&str, &[&str])] = &[
+    (
+        "aws",
+        &[
+            "af-south-1",
+            "ap-east-1",
+            "ap-east-2",
+            "ap-northeast-1",
+            "ap-northeast-2",
+            "ap-northeast-3",
+            "ap-south-1",
+            "ap-south-2",
+            "ap-southeast-1",
+            "ap-southeast-2",
+            "ap-southeast-3",
+            "ap-southeast-4",
+            "ap-southeast-5",
+            "ap-southeast-6",
+            "ap-southeast-7",
+            "ca-central-1",
+            "ca-west-1",
+            "eu-central-1",
+            "eu-central-2",
+            "eu-north-1",
+            "eu-south-1",
+            "eu-south-2",
+            "eu-west-1",
+            "eu-west-2",
+            "eu-west-3",
+            "il-central-1",
+            "me-central-1",
+            "me-south-1",
+            "mx-central-1",
+            "sa-east-1",
+            "us-east-1",
+            "us-east-2",
+            "us-west-1",
+            "us-west-2",
+        ],
+    ),
+    ("aws-cn", &["cn-north-1", "cn-northwest-1"]),
+    ("aws-eusc", &["eusc-de-east-1"]),
+    ("aws-iso", &["us-iso-east-1", "us-iso-west-1"]),
+    ("aws-iso-b", &["us-isob-east-1", "us-isob-west-1"]),
+    ("aws-iso-e", &["eu-isoe-west-1"]),
+    ("aws-iso-f", &["us-isof-east-1", "us-isof-south-1"]),
+    ("aws-us-gov", &["us-gov-east-1", "us-gov-west-1"]),
+];
+
+/// `Ok` for a region some partition lists; otherwise one sentence naming the closest one.
+pub fn check_region(region: &str) -> Result<(), String> {
+    let all = PARTITION_REGIONS
+        .iter()
+        .flat_map(|(_, regions)| regions.iter());
+    if all.clone().any(|r| *r == region) {
+        return Ok(());
+    }
+    let lower = region.to_ascii_lowercase();
+    let closest = all
+        .map(|r| (strsim::damerau_levenshtein(&lower, r), *r))
+        .filter(|(d, _)| *d <= 3)
+        .min();
+    Err(match closest {
+        Some((_, r)) => format!("unknown region '{region}'; did you mean {r}?"),
+        None => format!(
+            "unknown region '{region}'; a region is named like eu-west-1 (`aws ec2 describe-regions` lists your account's)"
+        ),
+    })
+}
+
+/// `Err` in one sentence when the profile that will be used (`--profile`, else `AWS_PROFILE`)
+/// is in neither AWS file: the SDK would otherwise fall through to the instance metadata service
+/// and fail with a page of connector errors.
+pub async fn check_profile(flag: Option<&str>) -> Result<(), String> {
+    let from_env = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty());
+    let (name, via) = match (flag, from_env) {
+        (Some(p), _) => (p.to_string(), ""),
+        (None, Some(p)) => (p, " (AWS_PROFILE)"),
+        (None, None) => return Ok(()),
+    };
+    let set = aws_config::profile::load(
+        &aws_types::os_shim_internal::Fs::real(),
+        &aws_types::os_shim_internal::Env::real(),
+        &aws_runtime::env_config::file::EnvConfigFiles::default(),
+        None,
+    )
+    .await
+    .map_err(|err| {
+        format!(
+            "the AWS config files could not be read: {}",
+            crate::text::oneline(&err.to_string())
+        )
+    })?;
+    if set.get_profile(&name).is_some() {
+        Ok(())
+    } else {
+        Err(format!(
+            "profile '{name}'{via} is not in ~/.aws/config or ~/.aws/credentials"
+        ))
+    }
+}
+
+/// Resolves the credentials once before any call, so that a missing or expired one is one
+/// sentence instead of the error chain of every provider the default chain tried.
+pub async fn check_credentials(sdk: &aws_config::SdkConfig) -> Result<(), String> {
+    use aws_credential_types::provider::{error::CredentialsError, ProvideCredentials};
+    let Some(provider) = sdk.credentials_provider() else {
+        return Err("no AWS credentials are configured; run `aws configure` or `aws sso login`, or pass --profile NAME".into());
+    };
+    let cause = |err: &CredentialsError| {
+        std::error::Error::source(err)
+            .map(|s| crate::text::clip(&crate::text::oneline(&s.to_string()), 200))
+            .unwrap_or_else(|| err.to_string())
+    };
+    match provider.provide_credentials().await {
+        Ok(_) => Ok(()),
+        Err(CredentialsError::CredentialsNotLoaded(_)) => Err("no AWS credentials found (environment, profile, SSO or instance role); run `aws configure` or `aws sso login`, or pass --profile NAME".into()),
+        Err(CredentialsError::ProviderTimedOut(_)) => Err(
+            "loading AWS credentials timed out; check the profile's SSO or credential_process settings".into(),
+        ),
+        Err(err @ CredentialsError::InvalidConfiguration(_)) => Err(format!(
+            "the AWS profile's credential settings are invalid: {}",
+            cause(&err)
+        )),
+        Err(err) => Err(format!("could not load AWS credentials: {}", cause(&err))),
+    }
+}
+
 /// Error codes that say "this caller may not", never "this instance may not": splitting a batch
 /// cannot help.
 const ACCOUNT_WIDE_CODES: &[&str] = &[
@@ -133,6 +265,21 @@ const ACCOUNT_WIDE_CODES: &[&str] = &[
 /// The instance refuses: termination or stop protection (EC2's code for both).
 const PROTECTED_CODE: &str = "OperationNotPermitted";
 
+/// An error and its causes, each by its `Display`, on one line: what a person reads. (The SDK's
+/// `DisplayErrorContext` appends the `Debug` structure, which no person should have to read.)
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    crate::text::clip(&crate::text::oneline(&parts.join(": ")), 400)
+}
+
 /// Turns any SDK error into the report's `ApiError`, with the full context as the message. The
 /// only place that reads AWS error codes to decide what kind of failure it is.
 pub fn api_error<E>(err: SdkError<E, HttpResponse>) -> ApiError
@@ -147,7 +294,7 @@ where
             let message = inner
                 .message()
                 .map(str::to_string)
-                .unwrap_or_else(|| DisplayErrorContext(&err).to_string());
+                .unwrap_or_else(|| error_chain(&err));
             let kind =
                 if TRANSIENT_CODES.contains(&code.as_str()) || status.is_some_and(|s| s >= 500) {
                     ErrorKind::Transient
@@ -161,34 +308,18 @@ where
             ApiError::new(code, message, kind)
         }
         // The request may have reached AWS: what happened is not known from here.
-        SdkError::TimeoutError(_) => ApiError::new(
-            "Timeout",
-            DisplayErrorContext(&err).to_string(),
-            ErrorKind::Lost,
-        ),
+        SdkError::TimeoutError(_) => ApiError::new("Timeout", error_chain(&err), ErrorKind::Lost),
         SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() || d.is_other() => {
-            ApiError::new(
-                "Transport",
-                DisplayErrorContext(&err).to_string(),
-                ErrorKind::Lost,
-            )
+            ApiError::new("Transport", error_chain(&err), ErrorKind::Lost)
         }
-        SdkError::ResponseError(_) => ApiError::new(
-            "Transport",
-            DisplayErrorContext(&err).to_string(),
-            ErrorKind::Lost,
-        ),
+        SdkError::ResponseError(_) => {
+            ApiError::new("Transport", error_chain(&err), ErrorKind::Lost)
+        }
         // A dispatch failure of another sort (the user's configuration) never left the client.
-        SdkError::DispatchFailure(_) => ApiError::new(
-            "Transport",
-            DisplayErrorContext(&err).to_string(),
-            ErrorKind::Transient,
-        ),
-        _ => ApiError::new(
-            "Client",
-            DisplayErrorContext(&err).to_string(),
-            ErrorKind::AccountWide,
-        ),
+        SdkError::DispatchFailure(_) => {
+            ApiError::new("Transport", error_chain(&err), ErrorKind::Transient)
+        }
+        _ => ApiError::new("Client", error_chain(&err), ErrorKind::AccountWide),
     }
 }
 

@@ -4,31 +4,70 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::stream::{self, StreamExt};
 use reaper::adapters::ec2::{Ec2Fleet, Progress};
-use reaper::adapters::{account_id, enabled_regions, load_sdk_config};
-use reaper::config::Config;
+use reaper::adapters::lambda::{function_environment, DEFAULT_FUNCTION};
+use reaper::adapters::{
+    account_id, check_credentials, check_profile, check_region, enabled_regions, load_sdk_config,
+};
+use reaper::config::{near_miss, Config, KNOWN_VARS};
 use reaper::event::valid_instance_id;
 use reaper::policy::extend::{extended, Extension};
 use reaper::policy::format_date;
+use reaper::policy::tags::format_duration;
 use reaper::ports::Deadline;
 use reaper::ports::{Fleet, IdOutcome, Mutation};
 use reaper::report::explain::explain;
-use reaper::report::{table, RunReport};
+use reaper::report::{table, Outcome, RunReport};
 use reaper::run::{sweep, RunContext, RunRequest};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-const EXIT_CODES: &str = "\
+/// One line on each variable the function reads (`config::KNOWN_VARS`); a variable added there
+/// without a line here fails `every_configuration_variable_is_described`.
+fn describe(var: &str) -> Option<&'static str> {
+    Some(match var {
+        "LIVEMODE" => "`true`: the Lambda acts, else a dry run (reaperctl: only sweep --live)",
+        "SLACKWEBHOOK" => "Slack incoming-webhook URL for run summaries (a secret)",
+        "SLACKWEBHOOK_SECRET_ARN" => "Secrets Manager secret that holds that URL instead",
+        "GRACE_PERIOD" => "how long a new instance may lack a valid tag before a stop (15m)",
+        "WARN_WINDOW" => "how long before its date an instance is expiring, owner told (1d)",
+        "MAX_TERMINATIONS" => "most terminations per region and run, or unlimited (100)",
+        "MAX_STOPS" => "most stops per region and run, or unlimited (200)",
+        "SKIP_MANAGED" => "leave Auto Scaling, EKS, EMR and similar instances alone (true)",
+        "OWNER_TAG" => "the tag key that names an instance's owner (owner)",
+        "REPORT_BUCKET" => "S3 bucket for each run's JSON report (none)",
+        "MAX_LIFETIME" => "longest life from first launch, whatever the tags (unlimited)",
+        "ALLOW_INDEFINITE" => "whether `indefinite` in a tag is honoured (true)",
+        "ACTION_WINDOW" => "when to act, e.g. Mon-Fri 09:00-17:00 Europe/Berlin (always)",
+        "NOTICE_FROM" => "SES address owner e-mails come from; empty sends none (none)",
+        _ => return None,
+    })
+}
+
+/// `--help`'s epilogue: exit codes, then every configuration variable with its meaning.
+static AFTER_HELP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let width = KNOWN_VARS.iter().map(|v| v.len()).max().unwrap_or(0);
+    let vars: String = KNOWN_VARS
+        .iter()
+        .map(|v| format!("  {v:<width$}  {}\n", describe(v).unwrap_or("")))
+        .collect();
+    format!(
+        "\
 Exit codes:
   0  every region swept; nothing failed and no circuit opened
   1  an instance action failed, a circuit opened, or a region reported an error
   2  bad arguments or configuration, or a live sweep not confirmed (nothing was changed)
 
-Rules come from the same environment variables as the Lambda (GRACE_PERIOD, WARN_WINDOW,
-MAX_TERMINATIONS, MAX_STOPS, SKIP_MANAGED, OWNER_TAG). LIVEMODE is ignored: only
-`reaperctl sweep --live` changes anything. Credentials and region come from the usual AWS chain
-(--profile, AWS_PROFILE, environment, SSO).";
+Configuration: the environment variables the Lambda reads (defaults in parentheses). reaperctl
+reads the rules from the same variables in its own environment; `extend` takes MAX_LIFETIME and
+ALLOW_INDEFINITE from the deployed function when it can read them. `check-config NAME=VALUE...`
+validates a set before a deploy.
+{vars}
+Credentials and region come from the usual AWS chain (--profile, AWS_PROFILE, environment, SSO);
+--region is used for every call, STS included. Colour only on a terminal; NO_COLOR turns it off."
+    )
+});
 
 /// `--version` also names the checkout the binary was built from (`-V` stays short).
 static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -40,7 +79,7 @@ static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 #[derive(Parser)]
-#[command(name = "reaperctl", version, long_version = LONG_VERSION.as_str(), about = "See (and, if you say so, do) what ec2-reaper does to your EC2 instances", after_help = EXIT_CODES)]
+#[command(name = "reaperctl", version, long_version = LONG_VERSION.as_str(), about = "See (and, if you say so, do) what ec2-reaper does to your EC2 instances", after_help = AFTER_HELP.as_str())]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,8 +93,8 @@ enum Command {
     Sweep {
         #[command(flatten)]
         common: Common,
-        /// Really terminate, stop and tag instances. Shows what it is about to do and asks you to
-        /// type the account id first.
+        /// Really terminate, stop and tag instances. Lists what it is about to change and asks you
+        /// to type the account id first.
         #[arg(long)]
         live: bool,
         /// With --live: do not ask (scripts). Without a terminal, --live needs --yes.
@@ -65,8 +104,11 @@ enum Command {
         #[arg(long, value_name = "ACCOUNT_ID", value_parser = parse_account)]
         expect_account: Option<String>,
     },
-    /// Write a later termination_date on instances, with your own credentials; refuses beyond
-    /// MAX_LIFETIME (naming the bound). Prints the old and the new date.
+    /// Write a later termination_date on instances, within MAX_LIFETIME.
+    ///
+    /// With your own credentials. Refuses beyond MAX_LIFETIME (the deployed function's when it
+    /// can be read, else this shell's; the bound is named) and beyond 100 years. Prints the old
+    /// and the new date.
     Extend {
         /// Instance ids.
         #[arg(required = true, value_name = "ID", value_parser = parse_instance_id)]
@@ -79,9 +121,14 @@ enum Command {
         until: Option<DateTime<Utc>>,
         #[command(flatten)]
         target: Target,
+        /// The deployed reaper function whose MAX_LIFETIME and ALLOW_INDEFINITE apply
+        /// (lambda:GetFunctionConfiguration in the instances' region).
+        #[arg(long, value_name = "NAME", default_value = DEFAULT_FUNCTION)]
+        function: String,
     },
-    /// Why the reaper would (or would not) act on instances: verdict, reason and when, in one
-    /// paragraph each. Reads only.
+    /// Why the reaper would (or would not) act on instances. Reads only.
+    ///
+    /// Verdict, reason and when, in one paragraph per instance.
     Why {
         /// Instance ids.
         #[arg(required = true, value_name = "ID", value_parser = parse_instance_id)]
@@ -92,13 +139,23 @@ enum Command {
         #[arg(long, value_parser = parse_at)]
         at: Option<DateTime<Utc>>,
     },
+    /// Check NAME=VALUE configuration with the function's own rules.
+    ///
+    /// Only the arguments are read, nothing from this shell's environment. Exit 0 and
+    /// `configuration ok`, or exit 2 with the function's own error (one line each) on stderr.
+    /// Values are never echoed.
+    CheckConfig {
+        /// Variables as NAME=VALUE.
+        #[arg(value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+    },
 }
 
 /// One account and region, for the commands that work on named instances.
 #[derive(Args)]
 struct Target {
-    /// Region of the instances. Default: the profile's region.
-    #[arg(long)]
+    /// Region of the instances (one). Default: the profile's region.
+    #[arg(long, value_name = "REGION", value_parser = parse_region)]
     region: Option<String>,
     /// AWS profile to use.
     #[arg(long)]
@@ -107,8 +164,9 @@ struct Target {
 
 #[derive(Args)]
 struct Common {
-    /// Region to sweep (repeatable). Default: the profile's region.
-    #[arg(long = "region", value_name = "REGION")]
+    /// Region(s) to sweep: repeatable or comma-separated (--region eu-west-1,us-east-1).
+    /// Default: the profile's region.
+    #[arg(long = "region", value_name = "REGION", value_delimiter = ',', value_parser = parse_region)]
     regions: Vec<String>,
     /// Sweep every region enabled for the account (DescribeRegions).
     #[arg(long, conflicts_with = "regions")]
@@ -125,6 +183,10 @@ struct Common {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
+    /// Table: every cell in full. Otherwise rows fit the terminal (or COLUMNS), Name, Owner and
+    /// Reason cut with `…`.
+    #[arg(long)]
+    wide: bool,
     /// Regions swept at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
     concurrency: u16,
@@ -134,10 +196,14 @@ struct Common {
     timeout: u64,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
     Table,
     Json,
+}
+
+fn parse_region(s: &str) -> Result<String, String> {
+    check_region(s).map(|()| s.to_string())
 }
 
 fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
@@ -174,11 +240,25 @@ fn parse_account(s: &str) -> Result<String, String> {
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("reaperctl: {msg}");
+    anstream::eprintln!("reaperctl: {msg}");
     ExitCode::from(2)
 }
 
-/// Sweeps every region with one request; reports sorted by region.
+/// The SDK configuration for `region` (every client, STS included, is built from it), after the
+/// profile and the credentials are known to be usable: a person reads one sentence, not the
+/// error chain of every credential provider the SDK tried.
+async fn sdk_for(
+    region: Option<String>,
+    profile: Option<String>,
+) -> Result<aws_config::SdkConfig, ExitCode> {
+    check_profile(profile.as_deref()).await.map_err(fail)?;
+    let sdk = load_sdk_config(region, profile).await;
+    check_credentials(&sdk).await.map_err(fail)?;
+    Ok(sdk)
+}
+
+/// Sweeps every region with one request; reports sorted by region. With JSON on stdout, each
+/// region's summary line goes to stderr as it finishes (the table prints its own, once).
 async fn sweep_regions(
     base: &aws_config::SdkConfig,
     regions: &[String],
@@ -186,6 +266,7 @@ async fn sweep_regions(
     config: &Config,
     req: &RunRequest,
     concurrency: u16,
+    summaries: bool,
 ) -> Vec<RunReport> {
     let tty = std::io::stderr().is_terminal();
     let mut reports: Vec<RunReport> = stream::iter(regions.iter().cloned())
@@ -210,10 +291,12 @@ async fn sweep_regions(
             if tty {
                 eprint!("\r\x1b[K");
             }
-            eprintln!(
-                "{}",
-                table::summary(&report).lines().next().unwrap_or_default()
-            );
+            if summaries {
+                eprintln!(
+                    "{}",
+                    table::summary(&report).lines().next().unwrap_or_default()
+                );
+            }
             report
         })
         .buffer_unordered(usize::from(concurrency))
@@ -223,29 +306,59 @@ async fn sweep_regions(
     reports
 }
 
-/// What a live sweep is about to do, from a dry run a moment before.
+/// How many instances the confirmation prompt lists by name before it only counts.
+const PROMPT_LIST: usize = 20;
+
+/// What a live sweep is about to change, from a dry run a moment before: the first instances by
+/// id, Name and action, then counts.
 fn about_to(reports: &[RunReport]) -> String {
     use reaper::policy::VerdictKind::{Stamp, Stop, Terminate};
+    let acting: Vec<(&str, &reaper::report::InstanceReport)> = reports
+        .iter()
+        .flat_map(|r| r.instances.iter().map(move |i| (r.region.as_str(), i)))
+        .filter(|(_, i)| {
+            matches!(i.verdict, Terminate | Stop | Stamp) && i.outcome == Some(Outcome::Would)
+        })
+        .collect();
+    let bold = anstyle::Style::new().bold();
+    let mut out = String::new();
+    for (region, i) in acting.iter().take(PROMPT_LIST) {
+        let name = i.name.as_deref().unwrap_or("-");
+        let name = if name.chars().count() > 32 {
+            format!("{}…", name.chars().take(31).collect::<String>())
+        } else {
+            name.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "  {bold}{:<9}{bold:#}  {}  {:<32}  {region}",
+            i.verdict.to_string(),
+            i.id,
+            name
+        );
+    }
     let count = |k| reports.iter().map(|r| r.verdict_count(k)).sum::<u64>();
-    format!(
-        "terminate {}, stop {}, stamp {} instance(s) in {} region(s)",
+    if acting.len() > PROMPT_LIST {
+        let _ = writeln!(out, "  … and {} more", acting.len() - PROMPT_LIST);
+    }
+    let _ = write!(
+        out,
+        "  in all: terminate {}, stop {}, stamp {} in {} region{}",
         count(Terminate),
         count(Stop),
         count(Stamp),
-        reports.len()
-    )
+        reports.len(),
+        if reports.len() == 1 { "" } else { "s" }
+    );
+    out
 }
+
+use std::fmt::Write as _;
 
 /// aws-nuke's guard: a live sweep goes ahead only when the person types the account id.
 fn confirmed(account: &str, plan: &[RunReport]) -> Result<(), String> {
-    if !std::io::stdin().is_terminal() {
-        return Err(
-            "--live needs a terminal to confirm, or --yes (and, in scripts, --expect-account ID)"
-                .into(),
-        );
-    }
-    eprint!(
-        "reaperctl: about to {} in account {account}.\nType the account id to go ahead: ",
+    anstream::eprint!(
+        "reaperctl: a live sweep in account {account} is about to change:\n{}\nType the account id to go ahead: ",
         about_to(plan)
     );
     let _ = std::io::stderr().flush();
@@ -285,6 +398,7 @@ fn rules_config() -> Result<Config, String> {
 /// `extend` work on.
 struct Named {
     config: Config,
+    sdk: aws_config::SdkConfig,
     fleet: Ec2Fleet,
     region: String,
     listed: Vec<reaper::policy::Instance>,
@@ -293,10 +407,11 @@ struct Named {
 
 async fn named(ids: &[String], target: Target) -> Result<Named, ExitCode> {
     let config = rules_config().map_err(fail)?;
-    let sdk = load_sdk_config(target.region, target.profile).await;
+    let sdk = sdk_for(target.region, target.profile).await?;
     let Some(region) = sdk.region().map(|r| r.to_string()) else {
         return Err(fail("no region: pass --region REGION or set AWS_REGION"));
     };
+    check_region(&region).map_err(fail)?;
     let fleet = Ec2Fleet::from_sdk(&sdk);
     let deadline = Deadline::after(Duration::from_secs(120));
     let listed = fleet
@@ -305,6 +420,7 @@ async fn named(ids: &[String], target: Target) -> Result<Named, ExitCode> {
         .map_err(|err| fail(format!("describing the instances failed: {err}")))?;
     Ok(Named {
         config,
+        sdk,
         fleet,
         region,
         listed,
@@ -312,47 +428,106 @@ async fn named(ids: &[String], target: Target) -> Result<Named, ExitCode> {
     })
 }
 
-async fn extend(ids: Vec<String>, how: Extension, target: Target) -> ExitCode {
+/// MAX_LIFETIME and ALLOW_INDEFINITE as the deployed function has them, else as this shell has
+/// them; one line on stderr says which and from where.
+async fn extend_rules(
+    local: &Config,
+    sdk: &aws_config::SdkConfig,
+    function: &str,
+    region: &str,
+) -> reaper::policy::Rules {
+    let mut rules = local.rules.clone();
+    let source = match function_environment(sdk, function).await {
+        Ok(vars) => match Config::from_lookup(|name| vars.get(name).cloned()) {
+            Ok(deployed) => {
+                rules.max_lifetime = deployed.rules.max_lifetime;
+                rules.allow_indefinite = deployed.rules.allow_indefinite;
+                format!("from the deployed function {function} in {region}")
+            }
+            Err(err) => format!(
+                "from this shell's environment: the deployed function {function}'s configuration is refused ({err})"
+            ),
+        },
+        Err(err) => format!(
+            "from this shell's environment: the deployed function {function} in {region} could not be read ({})",
+            err.code
+        ),
+    };
+    anstream::eprintln!(
+        "reaperctl: MAX_LIFETIME={}, ALLOW_INDEFINITE={} {source}",
+        rules
+            .max_lifetime
+            .map_or_else(|| "unlimited".to_string(), format_duration),
+        rules.allow_indefinite
+    );
+    rules
+}
+
+async fn extend(ids: Vec<String>, how: Extension, target: Target, function: String) -> ExitCode {
     let Named {
         config,
+        sdk,
         fleet,
+        region,
         listed,
         deadline,
-        ..
     } = match named(&ids, target).await {
         Ok(named) => named,
         Err(code) => return code,
     };
+    let rules = extend_rules(&config, &sdk, &function, &region).await;
     let now = Utc::now();
     let mut ok = true;
     for id in &ids {
         let Some(instance) = listed.iter().find(|i| &i.id == id) else {
             ok = false;
-            eprintln!("{id}: not found in a judged state; nothing written");
+            eprintln!("{id}: not found in a judged state in {region}; nothing written");
             continue;
         };
         let old = instance
             .tag("termination_date")
             .unwrap_or("(none)")
             .to_string();
-        let new = match extended(instance, how, now, &config.rules) {
-            Ok(new) => format_date(new),
+        let ext = match extended(instance, how, now, &rules) {
+            Ok(ext) => ext,
             Err(why) => {
                 ok = false;
                 eprintln!("{id}: {why}; nothing written");
                 continue;
             }
         };
+        let new = format_date(ext.date);
+        if let Some(note) = &ext.note {
+            eprintln!("{id}: {note}");
+        }
         let tags = vec![("termination_date".to_string(), new.clone())];
         match fleet
             .apply(Mutation::Tag(&tags), std::slice::from_ref(id), deadline)
             .await
             .pop()
         {
-            Some((_, IdOutcome::Done)) => println!("{id}: termination_date {old} -> {new}"),
-            other => {
+            Some((_, IdOutcome::Done)) => {
+                println!("{id}: termination_date {old} -> {new}");
+                if let Some(bound) = ext.bound {
+                    eprintln!(
+                        "{id}: MAX_LIFETIME ends it at {} at the latest, whatever its tag says",
+                        format_date(bound)
+                    );
+                }
+            }
+            Some((_, IdOutcome::Failed(err))) => {
                 ok = false;
-                eprintln!("{id}: writing termination_date={new} failed: {other:?}");
+                eprintln!("{id}: writing termination_date={new} failed: {err}");
+            }
+            Some((_, IdOutcome::Lost(err))) => {
+                ok = false;
+                eprintln!(
+                    "{id}: writing termination_date={new}: the answer was lost ({err}); run `reaperctl why {id} --region {region}` to see what the tag is now"
+                );
+            }
+            Some((_, IdOutcome::NotAttempted)) | None => {
+                ok = false;
+                eprintln!("{id}: termination_date={new} not written: time ran out");
             }
         }
     }
@@ -379,7 +554,10 @@ async fn why(ids: Vec<String>, target: Target, at: Option<DateTime<Utc>>) -> Exi
         match listed.iter().find(|i| &i.id == id) {
             Some(instance) => {
                 let verdict = reaper::policy::judge(instance, now, &config.rules);
-                println!("{}\n", explain(instance, &verdict, &config.rules, now));
+                println!(
+                    "{}\n",
+                    explain(instance, &verdict, &config.rules, now, &region)
+                );
             }
             None => {
                 all_found = false;
@@ -398,25 +576,96 @@ async fn why(ids: Vec<String>, target: Target, at: Option<DateTime<Utc>>) -> Exi
     }
 }
 
+/// `check-config NAME=VALUE...`: the function's own validation of exactly these variables.
+fn check_config(pairs: &[String]) -> ExitCode {
+    let mut vars = std::collections::BTreeMap::new();
+    let mut errors = Vec::new();
+    for pair in pairs {
+        // Only the name is ever shown: a value may be the webhook.
+        let Some((name, value)) = pair.split_once('=') else {
+            let shown: String = pair.chars().take_while(|c| *c != '=').take(40).collect();
+            errors.push(format!(
+                "{shown:?} is not NAME=VALUE; write e.g. MAX_STOPS=200"
+            ));
+            continue;
+        };
+        if !KNOWN_VARS.contains(&name) {
+            errors.push(match near_miss(name) {
+                Some(known) => {
+                    format!("{name} is not a variable the reaper reads; did you mean {known}?")
+                }
+                None => format!(
+                    "{name} is not a variable the reaper reads; it reads {}",
+                    KNOWN_VARS.join(", ")
+                ),
+            });
+        } else if vars.insert(name.to_string(), value.to_string()).is_some() {
+            errors.push(format!("{name} is given twice; give it once"));
+        }
+    }
+    // Each variable alone first, so that every bad value is named, not only the first.
+    for (name, value) in &vars {
+        if let Err(err) = Config::from_lookup(|n| (n == name).then(|| value.clone())) {
+            errors.push(format!("configuration error: {err}"));
+        }
+    }
+    if errors.is_empty() {
+        match Config::from_lookup(|name| vars.get(name).cloned()) {
+            Ok(config) => {
+                for warning in &config.warnings {
+                    anstream::eprintln!("reaperctl: warning: {warning}");
+                }
+                println!("configuration ok");
+                return ExitCode::SUCCESS;
+            }
+            // The same words as the function's start-up error.
+            Err(err) => errors.push(format!("configuration error: {err}")),
+        }
+    }
+    for error in errors {
+        anstream::eprintln!("reaperctl: {error}");
+    }
+    ExitCode::from(2)
+}
+
+/// The table's width: none with --wide; else COLUMNS, else the terminal's; none on a pipe.
+fn table_layout(wide: bool) -> table::Layout {
+    let width = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .or_else(|| {
+            terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
+        })
+        .filter(|w| *w > 0);
+    table::Layout {
+        width: if wide { None } else { width },
+        wide,
+        // anstream strips it again off a terminal, and under NO_COLOR or TERM=dumb.
+        colour: true,
+    }
+}
+
 // One thread: regions run concurrently as futures (`buffer_unordered`); worker threads would only
 // add malloc arenas (peak memory).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let (common, live, yes, expect_account) = match cli.command {
+        Command::CheckConfig { vars } => return check_config(&vars),
         Command::Why { ids, target, at } => return why(ids, target, at).await,
         Command::Extend {
             ids,
             by,
             until,
             target,
+            function,
         } => {
             let how = match (by, until) {
                 (Some(by), _) => Extension::By(by),
                 (None, Some(until)) => Extension::Until(until),
                 (None, None) => return fail("--by or --until is needed"),
             };
-            return extend(ids, how, target).await;
+            return extend(ids, how, target, function).await;
         }
         Command::Plan(common) => (common, false, false, None),
         Command::Sweep {
@@ -426,6 +675,10 @@ async fn main() -> ExitCode {
             expect_account,
         } => (common, live, yes, expect_account),
     };
+    // Before anything is listed: a live sweep that cannot be confirmed goes no further.
+    if live && !yes && !std::io::stdin().is_terminal() {
+        return fail("--live without a terminal to confirm on needs --yes (in scripts, with --expect-account ACCOUNT_ID); nothing was listed or changed");
+    }
     let deadline = Deadline::after(Duration::from_secs(common.timeout));
     let ids = (!common.instance_ids.is_empty()).then(|| common.instance_ids.clone());
     let req = match RunRequest::from_cli(live, common.at, ids, Utc::now(), deadline) {
@@ -437,7 +690,19 @@ async fn main() -> ExitCode {
         Err(err) => return fail(err),
     };
 
-    let base = load_sdk_config(None, common.profile.clone()).await;
+    // Every call, STS's included, goes to a region the person named when they named one.
+    let mut regions = common.regions.clone();
+    regions.sort();
+    regions.dedup();
+    let base = match sdk_for(regions.first().cloned(), common.profile.clone()).await {
+        Ok(sdk) => sdk,
+        Err(code) => return code,
+    };
+    if let Some(region) = base.region().filter(|_| regions.is_empty()) {
+        if let Err(err) = check_region(region.as_ref()) {
+            return fail(format!("{err} (the profile's or AWS_REGION's region)"));
+        }
+    }
     let regions = if common.all_regions {
         if base.region().is_none() {
             return fail("--all-regions needs a region to ask DescribeRegions in: set AWS_REGION or the profile's region");
@@ -446,13 +711,13 @@ async fn main() -> ExitCode {
             Ok(r) => r,
             Err(err) => return fail(format!("listing enabled regions failed: {err}")),
         }
-    } else if !common.regions.is_empty() {
-        common.regions.clone()
+    } else if !regions.is_empty() {
+        regions
     } else if let Some(region) = base.region() {
         vec![region.to_string()]
     } else {
         return fail(
-            "no region: pass --region REGION (repeatable) or --all-regions, or set AWS_REGION",
+            "no region: pass --region REGION (repeatable or comma-separated) or --all-regions, or set AWS_REGION",
         );
     };
     let account = match account_id(&base).await {
@@ -468,16 +733,16 @@ async fn main() -> ExitCode {
             "these credentials are for account {account}, not {expected} (--expect-account); nothing was listed or changed"
         ));
     }
-    eprintln!(
-        "reaperctl: account {account}, {} region(s), {}",
+    let summaries = common.output == Output::Json;
+    let in_regions = format!(
+        "{} region{}",
         regions.len(),
-        if req.is_live() {
-            "LIVE: instances will be changed"
-        } else {
-            "dry run: nothing will be changed"
-        }
+        if regions.len() == 1 { "" } else { "s" }
     );
     if req.is_live() && !yes {
+        eprintln!(
+            "reaperctl: account {account}, {in_regions}: listing what a live sweep would change"
+        );
         let mut preview = req.clone();
         preview.mode = reaper::run::Mode::DryRun;
         let plan = sweep_regions(
@@ -487,23 +752,47 @@ async fn main() -> ExitCode {
             &config,
             &preview,
             common.concurrency,
+            false,
         )
         .await;
         if let Err(why) = confirmed(&account, &plan) {
             return fail(why);
         }
     }
+    eprintln!(
+        "reaperctl: account {account}, {in_regions}, {}",
+        if req.is_live() {
+            "LIVE: instances will be changed"
+        } else {
+            "dry run: nothing will be changed"
+        }
+    );
 
-    let reports = sweep_regions(&base, &regions, &account, &config, &req, common.concurrency).await;
+    let reports = sweep_regions(
+        &base,
+        &regions,
+        &account,
+        &config,
+        &req,
+        common.concurrency,
+        summaries,
+    )
+    .await;
     match common.output {
-        Output::Table => print!("{}", table::render(&reports)),
+        Output::Table => {
+            let mut out = anstream::stdout().lock();
+            let written =
+                out.write_all(table::render_with(&reports, table_layout(common.wide)).as_bytes());
+            if let Err(err) = written.and_then(|()| out.flush()) {
+                return fail(format!("could not write the table: {err}"));
+            }
+        }
         // Streamed: a 100 000-instance report is never held as one string.
         Output::Json => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let written = serde_json::to_writer_pretty(&mut out, &reports)
                 .map_err(|err| err.to_string())
                 .and_then(|()| {
-                    use std::io::Write as _;
                     writeln!(out)
                         .and_then(|()| out.flush())
                         .map_err(|err| err.to_string())
@@ -517,5 +806,19 @@ async fn main() -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_configuration_variable_is_described() {
+        for var in KNOWN_VARS {
+            assert!(describe(var).is_some(), "{var} has no line in --help");
+        }
+        Cli::command().debug_assert();
     }
 }

@@ -4,11 +4,13 @@
 use crate::policy::{format_date, Instance, Rules, Stamp, Verdict};
 use chrono::{DateTime, Utc};
 
+/// `region` is where the instance is: the `extend` it suggests must run there.
 pub fn explain(
     instance: &Instance,
     verdict: &Verdict,
     rules: &Rules,
     now: DateTime<Utc>,
+    region: &str,
 ) -> String {
     let when = match verdict {
         Verdict::SkipManaged { .. } => {
@@ -20,7 +22,7 @@ pub fn explain(
         }
         | Verdict::Expiring { date: at, .. } => format!(
             "It terminates it at the first scheduled sweep after {}; the owner is told from {} \
-             (WARN_WINDOW before). To keep it: reaperctl extend {} --by 3d.",
+             (WARN_WINDOW before). To keep it: reaperctl extend {} --by 3d --region {region}.",
             format_date(*at),
             format_date(*at - rules.warn_window),
             instance.id
@@ -95,13 +97,19 @@ mod tests {
             .collect(),
         };
         let rules = Rules::default();
-        let text = explain(&instance, &judge(&instance, now, &rules), &rules, now);
+        let text = explain(
+            &instance,
+            &judge(&instance, now, &rules),
+            &rules,
+            now,
+            "eu-west-1",
+        );
         assert_eq!(
             text,
             "i-0123456789abcdef0 (web, running): keep: expires 2030-01-05T00:00:00Z. It terminates \
              it at the first scheduled sweep after 2030-01-05T00:00:00Z; the owner is told from \
              2030-01-04T00:00:00Z (WARN_WINDOW before). To keep it: reaperctl extend \
-             i-0123456789abcdef0 --by 3d."
+             i-0123456789abcdef0 --by 3d --region eu-west-1."
         );
     }
 }

@@ -1,70 +1,199 @@
 //! Plain-text tables of run reports, for people (reaperctl, `make demo`).
 
-use super::RunReport;
+use super::{Outcome, RunReport};
+use crate::policy::VerdictKind;
 use crate::text::clip;
+use anstyle::{AnsiColor, Style};
 use std::fmt::Write;
 
 const HEADERS: [&str; 9] = [
     "REGION", "INSTANCE", "NAME", "OWNER", "STATE", "VERDICT", "OUTCOME", "DATE", "REASON",
 ];
-/// Reasons can be long (they quote the bad tag); the table keeps rows on one line.
-const MAX_REASON: usize = 90;
+const REGION: usize = 0;
+const NAME: usize = 2;
+const OWNER: usize = 3;
+const VERDICT: usize = 5;
+const OUTCOME: usize = 6;
+const REASON: usize = 8;
+/// Without a known width (a pipe, `make demo`): rows stay on one line at these widths.
+const DEFAULT_NAME: usize = 24;
+const DEFAULT_OWNER: usize = 24;
+const DEFAULT_REASON: usize = 90;
+/// The narrowest the truncated columns get, however narrow the terminal: below these they say
+/// nothing.
+const MIN_NAME: usize = 8;
+const MIN_OWNER: usize = 6;
+const MIN_REASON: usize = 16;
+const GAP: usize = 2;
+
+/// How the table is laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Fit rows to this many columns by truncating Name, Owner and Reason with `…`; `None` keeps
+    /// the fixed default widths.
+    pub width: Option<usize>,
+    /// Every cell in full, whatever the width.
+    pub wide: bool,
+    /// ANSI colour on verdicts, failures and warnings (the caller strips it where unwanted).
+    pub colour: bool,
+}
 
 /// One row per reported instance (every verdict but `keep`), then a summary line per region.
 pub fn render(reports: &[RunReport]) -> String {
-    let mut rows: Vec<[String; 9]> = Vec::new();
+    render_with(reports, Layout::default())
+}
+
+pub fn render_with(reports: &[RunReport], layout: Layout) -> String {
+    let mut rows: Vec<([String; 9], Style)> = Vec::new();
     for r in reports {
         for i in &r.instances {
-            rows.push([
-                r.region.clone(),
-                i.id.clone(),
-                clip(i.name.as_deref().unwrap_or("-"), 24),
-                clip(i.owner.as_deref().unwrap_or("-"), 24),
-                i.state.clone(),
-                i.verdict.to_string(),
-                i.outcome.map_or("-".to_string(), |o| o.to_string()),
-                i.termination_date.clone().unwrap_or_else(|| "-".into()),
-                clip(
-                    &match &i.error {
+            let style = if i.outcome == Some(Outcome::Failed) {
+                AnsiColor::Red.on_default().bold()
+            } else {
+                verdict_style(i.verdict)
+            };
+            rows.push((
+                [
+                    r.region.clone(),
+                    i.id.clone(),
+                    i.name.clone().unwrap_or_else(|| "-".into()),
+                    i.owner.clone().unwrap_or_else(|| "-".into()),
+                    i.state.clone(),
+                    i.verdict.to_string(),
+                    i.outcome.map_or("-".to_string(), |o| o.to_string()),
+                    i.termination_date.clone().unwrap_or_else(|| "-".into()),
+                    match &i.error {
                         Some(e) => format!("{} [{e}]", i.reason),
                         None => i.reason.clone(),
                     },
-                    MAX_REASON,
-                ),
-            ]);
+                ],
+                style,
+            ));
         }
     }
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
+    // One region: its name is in the summary line, and the column only takes width.
+    let mut shown = [true; 9];
+    shown[REGION] = reports.len() > 1;
+    let mut natural = HEADERS.map(|h| h.chars().count());
+    for (row, _) in &rows {
+        for (w, cell) in natural.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
+    let widths = widths(natural, &mut shown, layout);
+
     let mut out = String::new();
-    let line = |out: &mut String, cells: &[String]| {
+    let line = |out: &mut String, cells: &[String; 9], style: Style| {
         let mut text = String::new();
-        for (n, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if n + 1 == cells.len() {
-                text.push_str(cell);
+        let last = (0..9).rev().find(|&n| shown[n]).unwrap_or(REASON);
+        for (n, cell) in cells.iter().enumerate().filter(|(n, _)| shown[*n]) {
+            let cell = clip(cell, widths[n]);
+            let padded = if n == last {
+                cell
             } else {
-                let _ = write!(text, "{cell:<w$}  ");
+                format!("{cell:<w$}{:GAP$}", "", w = widths[n])
+            };
+            if layout.colour && (n == VERDICT || n == OUTCOME) && style != Style::new() {
+                let _ = write!(text, "{style}{padded}{style:#}");
+            } else {
+                text.push_str(&padded);
             }
         }
         out.push_str(text.trim_end());
         out.push('\n');
     };
     if !rows.is_empty() {
-        line(&mut out, &HEADERS.map(str::to_string));
-        for row in &rows {
-            line(&mut out, row);
+        let bold = if layout.colour {
+            Style::new().bold()
+        } else {
+            Style::new()
+        };
+        let mut header = String::new();
+        line(&mut header, &HEADERS.map(str::to_string), Style::new());
+        let _ = writeln!(out, "{bold}{}{bold:#}", header.trim_end());
+        for (row, style) in &rows {
+            line(&mut out, row, *style);
         }
         out.push('\n');
     }
     for r in reports {
-        out.push_str(&summary(r));
-        out.push('\n');
+        let text = summary(r);
+        if layout.colour {
+            for l in text.lines() {
+                let style = if l.starts_with("  !") {
+                    AnsiColor::Red.on_default()
+                } else if l.starts_with("  ~") {
+                    AnsiColor::Yellow.on_default()
+                } else {
+                    Style::new()
+                };
+                let _ = writeln!(out, "{style}{l}{style:#}");
+            }
+        } else {
+            out.push_str(&text);
+            out.push('\n');
+        }
     }
     out
+}
+
+fn verdict_style(kind: VerdictKind) -> Style {
+    match kind {
+        VerdictKind::Terminate => AnsiColor::Red.on_default().bold(),
+        VerdictKind::Stop => AnsiColor::Yellow.on_default().bold(),
+        VerdictKind::Stamp => AnsiColor::Cyan.on_default(),
+        VerdictKind::Expiring => AnsiColor::Magenta.on_default(),
+        _ => Style::new(),
+    }
+}
+
+/// Column widths: every cell in full when wide; the fixed defaults without a width; otherwise
+/// Reason, Owner and Name shrink (Reason first, to a share it can still be read in) until the row
+/// fits, never below their minimums; when even that is too wide, Owner goes (JSON and `--wide`
+/// keep it).
+fn widths(natural: [usize; 9], shown: &mut [bool; 9], layout: Layout) -> [usize; 9] {
+    let mut w = natural;
+    if layout.wide {
+        return w;
+    }
+    let Some(width) = layout.width else {
+        w[NAME] = w[NAME].min(DEFAULT_NAME);
+        w[OWNER] = w[OWNER].min(DEFAULT_OWNER);
+        w[REASON] = w[REASON].min(DEFAULT_REASON);
+        return w;
+    };
+    let total = |w: &[usize; 9], shown: &[bool; 9]| {
+        let columns = shown.iter().filter(|s| **s).count();
+        (0..9).filter(|&n| shown[n]).map(|n| w[n]).sum::<usize>() + GAP * columns.saturating_sub(1)
+    };
+    let shrink = |w: &mut [usize; 9], col: usize, floor: usize, over: &mut usize| {
+        let floor = floor.min(w[col]);
+        let cut = (*over).min(w[col] - floor);
+        w[col] -= cut;
+        *over -= cut;
+    };
+    let mut over = total(&w, shown).saturating_sub(width);
+    for (col, floor) in [
+        (REASON, 40),
+        (OWNER, 12),
+        (NAME, 16),
+        (OWNER, MIN_OWNER),
+        (REASON, MIN_REASON),
+        (NAME, MIN_NAME),
+    ] {
+        shrink(&mut w, col, floor, &mut over);
+    }
+    if over > 0 {
+        shown[OWNER] = false;
+        // What Owner took goes back to Reason, then Name.
+        let mut spare = width.saturating_sub(total(&w, shown));
+        for col in [REASON, NAME] {
+            let give = spare.min(natural[col] - w[col]);
+            w[col] += give;
+            spare -= give;
+        }
+    }
+    w
 }
 
 /// `eu-west-1 [live] 30 judged: terminate 4, stop 3, ... | done 9, failed 1 | 7 API calls`
@@ -104,7 +233,11 @@ pub fn summary(r: &RunReport) -> String {
     if !outcomes.is_empty() {
         let _ = write!(s, " | {}", outcomes.join(", "));
     }
-    let _ = write!(s, " | {calls} API calls");
+    let _ = write!(
+        s,
+        " | {calls} API call{}",
+        if calls == 1 { "" } else { "s" }
+    );
     for c in &r.circuits {
         let _ = write!(s, "\n  ! {}", c.message);
     }
@@ -115,4 +248,49 @@ pub fn summary(r: &RunReport) -> String {
         let _ = write!(s, "\n  ~ {w}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row_width(w: &[usize; 9], shown: &[bool; 9]) -> usize {
+        let columns = shown.iter().filter(|s| **s).count();
+        (0..9).filter(|&n| shown[n]).map(|n| w[n]).sum::<usize>() + GAP * (columns - 1)
+    }
+
+    /// Issue 20, item 5: 196 characters on a 100-column terminal.
+    #[test]
+    fn rows_fit_the_width_truncating_name_owner_and_reason() {
+        // One region, a terminate row (a full date) and long Name, Owner and Reason.
+        let natural = [9, 19, 80, 30, 7, 9, 7, 20, 150];
+        // 100 columns and more: below that the fixed columns alone nearly fill a row.
+        for width in [100, 120, 160] {
+            let mut shown = [true; 9];
+            shown[REGION] = false;
+            let w = widths(
+                natural,
+                &mut shown,
+                Layout {
+                    width: Some(width),
+                    ..Layout::default()
+                },
+            );
+            assert!(row_width(&w, &shown) <= width, "{width}: {w:?}");
+            assert!(
+                w[REASON] >= MIN_REASON && w[NAME] >= MIN_NAME,
+                "{width}: {w:?}"
+            );
+        }
+        // Wide: everything; no width known: the fixed defaults.
+        let mut shown = [true; 9];
+        let wide = Layout {
+            width: Some(80),
+            wide: true,
+            colour: false,
+        };
+        assert_eq!(widths(natural, &mut shown, wide), natural);
+        let w = widths(natural, &mut shown, Layout::default());
+        assert_eq!((w[NAME], w[OWNER], w[REASON]), (24, 24, 90));
+    }
 }
