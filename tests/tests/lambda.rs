@@ -211,6 +211,58 @@ async fn malformed_payloads_are_refused_naming_the_field_and_the_function_lives_
     assert_eq!(r.instances[0].id, untagged);
 }
 
+/// Issue 19 item 4: a body the runtime's own deserializer could not read came back with a Rust
+/// type path as `errorType`. Every malformed body is `InvalidEvent`, saying what was wrong, and
+/// the process answers the next event.
+#[tokio::test]
+async fn every_malformed_body_is_an_invalid_event_naming_what_is_wrong() {
+    let rig = rig(&[("LIVEMODE", "true"), ("GRACE_PERIOD", "0m")]);
+    let untagged = rig.launch(&[]).await;
+    let deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+    let cases: [(&str, &[u8], &str); 9] = [
+        ("empty body", b"", "empty"),
+        ("not JSON", b"dry_run please", "not valid JSON"),
+        (
+            "invalid UTF-8",
+            b"{\"dry_run\": \"\xff\"}",
+            "not valid JSON",
+        ),
+        ("lone surrogate", br#"{"dry_run": "\ud800"}"#, "surrogate"),
+        ("byte-order mark", b"\xef\xbb\xbf{}", "byte-order mark"),
+        ("NaN", br#"{"dry_run": NaN}"#, "not valid JSON"),
+        ("huge number", br#"{"dry_run": 1e999999}"#, "out of range"),
+        ("deep nesting", deep.as_bytes(), "nested"),
+        (
+            "duplicate key",
+            br#"{"dry_run": true, "dry_run": false}"#,
+            "duplicate key",
+        ),
+    ];
+    for (name, body, fragment) in cases {
+        match rig
+            .function
+            .invoke_raw(&rig.runtime, body, TIMEOUT, DEADLINE)
+        {
+            Invocation::Error {
+                error_type,
+                error_message,
+            } => {
+                assert_eq!(error_type, "InvalidEvent", "{name}: {error_message}");
+                assert!(error_message.contains(fragment), "{name}: {error_message}");
+                assert!(!error_message.contains("::"), "{name}: {error_message}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        rig.state(&untagged).await.0,
+        InstanceStateName::Running,
+        "bad input never acts"
+    );
+    let r = rig.report(json!({"dry_run": true}));
+    assert_eq!(r.instances[0].id, untagged);
+}
+
 #[test]
 fn a_bad_environment_value_fails_at_start_up_with_one_line() {
     for (var, value) in [
