@@ -584,14 +584,27 @@ pub fn slack_owner_lines(notices: &[OwnerNotice]) -> Vec<String> {
     notices.iter().map(slack_owner_line).collect()
 }
 
-fn slack_owner_line(n: &OwnerNotice) -> String {
-    let who = match &n.address {
+/// The shorter per-owner lines, for a message with too many owners to list their instances:
+/// who, and how many instances.
+pub fn slack_owner_count_lines(notices: &[OwnerNotice]) -> Vec<String> {
+    notices
+        .iter()
+        .map(|n| format!("• {}: {}", slack_who(n), n.items.len()))
+        .collect()
+}
+
+fn slack_who(n: &OwnerNotice) -> String {
+    match &n.address {
         // `classify` admitted only [A-Z0-9]: nothing to escape, and escaping would break it.
         OwnerAddress::SlackMember(id) => format!("<@{id}>"),
         OwnerAddress::Email(e) => slack_clean(e, MAX_OWNER_CHARS),
         OwnerAddress::Name(name) if name.is_empty() => "(blank owner tag)".to_string(),
         OwnerAddress::Name(name) => slack_clean(name, MAX_OWNER_CHARS),
-    };
+    }
+}
+
+fn slack_owner_line(n: &OwnerNotice) -> String {
+    let who = slack_who(n);
     let regions: std::collections::BTreeSet<&str> =
         n.items.iter().map(|i| i.region.as_str()).collect();
     let show_region = regions.len() > 1;
