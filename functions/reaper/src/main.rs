@@ -29,6 +29,10 @@ async fn main() -> Result<(), Error> {
             std::process::exit(2);
         }
     };
+    // Each warning once at start-up, in its own line, as well as in every run's report.
+    for warning in &config.warnings {
+        tracing::warn!(warning = %warning, "configuration");
+    }
     let sdk = load_sdk_config(None, None).await;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     let fleet = Ec2Fleet::from_sdk(&sdk);
