@@ -269,6 +269,8 @@ fn a_bad_environment_value_fails_at_start_up_with_one_line() {
         ("GRACE_PERIOD", "15 minutes"),
         ("MAX_TERMINATIONS", "-1"),
         ("SKIP_MANAGED", "maybe"),
+        // Issue 19 item 8: accepted (trimmed) before; no value is trimmed now.
+        ("WARN_WINDOW", "1d "),
     ] {
         let moto_free_env = vec![
             ("AWS_REGION".to_string(), REGION.to_string()),
@@ -286,6 +288,49 @@ fn a_bad_environment_value_fails_at_start_up_with_one_line() {
         assert!(
             lines[0].contains(&format!("{var}=\"{value}\" is not accepted")),
             "{stderr}"
+        );
+    }
+}
+
+/// Issue 19 item 8: `WARN_WINDOW=0m` and `Etc/GMT+1` (UTC−1) passed without a word. Each is now
+/// one warning line at start-up and in every run's report.
+#[test]
+fn doubtful_settings_are_warned_at_start_up_and_in_the_report() {
+    let rig = rig(&[
+        ("WARN_WINDOW", "0m"),
+        ("ACTION_WINDOW", "mon-sun 00:00-24:00 Etc/GMT+1"),
+    ]);
+    assert!(
+        rig.runtime.wait_for_polls(1, TIMEOUT),
+        "the function starts"
+    );
+    let warnings = [
+        "WARN_WINDOW=\"0m\" turns off every notice before an action",
+        "ACTION_WINDOW time zone Etc/GMT+1 means UTC-1, not UTC+1",
+    ];
+    for warning in warnings {
+        // Raw stdout holds the JSON-escaped text; wait on the words after the quotes.
+        let words = warning.rsplit('"').next().unwrap_or(warning);
+        assert!(rig.function.wait_for_stdout(words, TIMEOUT), "{warning}");
+        let lines: Vec<Value> = rig
+            .function
+            .json_lines()
+            .into_iter()
+            .filter(|l| {
+                l["fields"]["warning"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with(warning))
+            })
+            .collect();
+        assert_eq!(lines.len(), 1, "{warning}: {}", rig.function.stdout());
+        assert_eq!(lines[0]["level"], "WARN");
+    }
+    let r = rig.report(json!({"dry_run": true}));
+    for warning in warnings {
+        assert!(
+            r.warnings.iter().any(|w| w.starts_with(warning)),
+            "{warning}: {:?}",
+            r.warnings
         );
     }
 }
