@@ -155,7 +155,19 @@ impl Function {
         timeout: Duration,
         deadline_in: Duration,
     ) -> Invocation {
-        runtime.invoke_watching(event, timeout, deadline_in, &|| self.try_exit())
+        self.invoke_raw(runtime, event.to_string().as_bytes(), timeout, deadline_in)
+    }
+
+    /// [`Function::invoke`] with the event's bytes as they are: an empty body, a body that is not
+    /// JSON or not UTF-8 reaches the function unchanged.
+    pub fn invoke_raw(
+        &self,
+        runtime: &RuntimeApi,
+        body: &[u8],
+        timeout: Duration,
+        deadline_in: Duration,
+    ) -> Invocation {
+        runtime.invoke_watching(body, timeout, deadline_in, &|| self.try_exit())
     }
 
     /// Kills the process (SIGKILL to its PID) and reaps it.

@@ -50,7 +50,8 @@ impl Invocation {
 
 struct Queued {
     id: String,
-    body: String,
+    /// The event's bytes as the function receives them (not necessarily JSON, nor UTF-8).
+    body: Vec<u8>,
     deadline_ms: u64,
 }
 
@@ -158,13 +159,13 @@ impl RuntimeApi {
         timeout: Duration,
         deadline_in: Duration,
     ) -> Invocation {
-        self.invoke_watching(event, timeout, deadline_in, &|| None)
+        self.invoke_watching(event.to_string().as_bytes(), timeout, deadline_in, &|| None)
     }
 
     /// [`RuntimeApi::invoke`], returning early with `gone()`'s status when it reports one.
     pub(crate) fn invoke_watching(
         &self,
-        event: serde_json::Value,
+        body: &[u8],
         timeout: Duration,
         deadline_in: Duration,
         gone: &dyn Fn() -> Option<ExitStatus>,
@@ -177,7 +178,7 @@ impl RuntimeApi {
         }
         state.queue.push_back(Queued {
             id: id.clone(),
-            body: event.to_string(),
+            body: body.to_vec(),
             deadline_ms: net::epoch_ms() + deadline_in.as_millis() as u64,
         });
         self.shared.changed.notify_all();
@@ -336,7 +337,7 @@ fn next(request: Request, shared: &Shared) {
         &uuid::Uuid::new_v4().simple().to_string()[..24],
         &uuid::Uuid::new_v4().simple().to_string()[..16],
     );
-    let response = Response::from_string(queued.body)
+    let response = Response::from_data(queued.body)
         .with_status_code(200)
         .with_header(header("Content-Type", "application/json"))
         .with_header(header("Lambda-Runtime-Aws-Request-Id", &queued.id))

@@ -211,12 +211,66 @@ async fn malformed_payloads_are_refused_naming_the_field_and_the_function_lives_
     assert_eq!(r.instances[0].id, untagged);
 }
 
+/// Issue 19 item 4: a body the runtime's own deserializer could not read came back with a Rust
+/// type path as `errorType`. Every malformed body is `InvalidEvent`, saying what was wrong, and
+/// the process answers the next event.
+#[tokio::test]
+async fn every_malformed_body_is_an_invalid_event_naming_what_is_wrong() {
+    let rig = rig(&[("LIVEMODE", "true"), ("GRACE_PERIOD", "0m")]);
+    let untagged = rig.launch(&[]).await;
+    let deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+    let cases: [(&str, &[u8], &str); 9] = [
+        ("empty body", b"", "empty"),
+        ("not JSON", b"dry_run please", "not valid JSON"),
+        (
+            "invalid UTF-8",
+            b"{\"dry_run\": \"\xff\"}",
+            "not valid JSON",
+        ),
+        ("lone surrogate", br#"{"dry_run": "\ud800"}"#, "surrogate"),
+        ("byte-order mark", b"\xef\xbb\xbf{}", "byte-order mark"),
+        ("NaN", br#"{"dry_run": NaN}"#, "not valid JSON"),
+        ("huge number", br#"{"dry_run": 1e999999}"#, "out of range"),
+        ("deep nesting", deep.as_bytes(), "nested"),
+        (
+            "duplicate key",
+            br#"{"dry_run": true, "dry_run": false}"#,
+            "duplicate key",
+        ),
+    ];
+    for (name, body, fragment) in cases {
+        match rig
+            .function
+            .invoke_raw(&rig.runtime, body, TIMEOUT, DEADLINE)
+        {
+            Invocation::Error {
+                error_type,
+                error_message,
+            } => {
+                assert_eq!(error_type, "InvalidEvent", "{name}: {error_message}");
+                assert!(error_message.contains(fragment), "{name}: {error_message}");
+                assert!(!error_message.contains("::"), "{name}: {error_message}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        rig.state(&untagged).await.0,
+        InstanceStateName::Running,
+        "bad input never acts"
+    );
+    let r = rig.report(json!({"dry_run": true}));
+    assert_eq!(r.instances[0].id, untagged);
+}
+
 #[test]
 fn a_bad_environment_value_fails_at_start_up_with_one_line() {
     for (var, value) in [
         ("GRACE_PERIOD", "15 minutes"),
         ("MAX_TERMINATIONS", "-1"),
         ("SKIP_MANAGED", "maybe"),
+        // Issue 19 item 8: accepted (trimmed) before; no value is trimmed now.
+        ("WARN_WINDOW", "1d "),
     ] {
         let moto_free_env = vec![
             ("AWS_REGION".to_string(), REGION.to_string()),
@@ -234,6 +288,49 @@ fn a_bad_environment_value_fails_at_start_up_with_one_line() {
         assert!(
             lines[0].contains(&format!("{var}=\"{value}\" is not accepted")),
             "{stderr}"
+        );
+    }
+}
+
+/// Issue 19 item 8: `WARN_WINDOW=0m` and `Etc/GMT+1` (UTC−1) passed without a word. Each is now
+/// one warning line at start-up and in every run's report.
+#[test]
+fn doubtful_settings_are_warned_at_start_up_and_in_the_report() {
+    let rig = rig(&[
+        ("WARN_WINDOW", "0m"),
+        ("ACTION_WINDOW", "mon-sun 00:00-24:00 Etc/GMT+1"),
+    ]);
+    assert!(
+        rig.runtime.wait_for_polls(1, TIMEOUT),
+        "the function starts"
+    );
+    let warnings = [
+        "WARN_WINDOW=\"0m\" turns off every notice before an action",
+        "ACTION_WINDOW time zone Etc/GMT+1 means UTC-1, not UTC+1",
+    ];
+    for warning in warnings {
+        // Raw stdout holds the JSON-escaped text; wait on the words after the quotes.
+        let words = warning.rsplit('"').next().unwrap_or(warning);
+        assert!(rig.function.wait_for_stdout(words, TIMEOUT), "{warning}");
+        let lines: Vec<Value> = rig
+            .function
+            .json_lines()
+            .into_iter()
+            .filter(|l| {
+                l["fields"]["warning"]
+                    .as_str()
+                    .is_some_and(|w| w.starts_with(warning))
+            })
+            .collect();
+        assert_eq!(lines.len(), 1, "{warning}: {}", rig.function.stdout());
+        assert_eq!(lines[0]["level"], "WARN");
+    }
+    let r = rig.report(json!({"dry_run": true}));
+    for warning in warnings {
+        assert!(
+            r.warnings.iter().any(|w| w.starts_with(warning)),
+            "{warning}: {:?}",
+            r.warnings
         );
     }
 }

@@ -106,7 +106,10 @@ fn notices() -> Vec<OwnerNotice> {
             item(
                 "i-0a1b2c3d4e5f60718",
                 Some("web <1> & co"),
-                NoticeEvent::WillTerminate { at: at(8, 6) },
+                NoticeEvent::WillTerminate {
+                    at: at(8, 6),
+                    bound: false,
+                },
             ),
         ),
         (

@@ -169,6 +169,25 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut cfg = Config::default();
 
+        // One rule for every variable: a value is read exactly as set. Surrounding spaces or a
+        // line break (a pasted value) are refused rather than trimmed, so `LIVEMODE=" true"` can
+        // never go live by one reader and stay dry by another.
+        for var in KNOWN_VARS {
+            let Some(v) = lookup(var) else { continue };
+            if v.trim() != v {
+                let shown = if var == "SLACKWEBHOOK" {
+                    format!("{}… (redacted)", v.chars().take(12).collect::<String>())
+                } else {
+                    v.clone()
+                };
+                return Err(ConfigError {
+                    var,
+                    value: shown,
+                    accepted: "a value without surrounding spaces, tabs or line breaks (values are read exactly as set, never trimmed); remove them".into(),
+                });
+            }
+        }
+
         match lookup("LIVEMODE") {
             Some(v) if v.eq_ignore_ascii_case("true") => cfg.livemode = true,
             Some(v) if v.is_empty() || v.eq_ignore_ascii_case("false") => {}
@@ -205,6 +224,11 @@ impl Config {
         }
         if let Some(v) = lookup("WARN_WINDOW") {
             cfg.rules.warn_window = duration("WARN_WINDOW", &v)?;
+            if cfg.rules.warn_window <= TimeDelta::zero() {
+                cfg.warnings.push(format!(
+                    "WARN_WINDOW={v:?} turns off every notice before an action: no owner is told before a termination, and a lifetime is stamped to end at once; set e.g. 1d to warn owners a day ahead"
+                ));
+            }
         }
         if let Some(v) = lookup("MAX_TERMINATIONS") {
             cfg.caps.terminations = cap("MAX_TERMINATIONS", &v)?;
@@ -251,12 +275,14 @@ impl Config {
                 "ALLOW_INDEFINITE=false without MAX_LIFETIME: instances tagged indefinite are treated as untagged (stopped, never terminated); set MAX_LIFETIME to enforce a bound instead".into(),
             );
         }
-        if let Some(v) = lookup("ACTION_WINDOW").filter(|v| !v.trim().is_empty()) {
-            cfg.action_window = Some(ActionWindow::parse(&v).map_err(|e| ConfigError {
+        if let Some(v) = lookup("ACTION_WINDOW").filter(|v| !v.is_empty()) {
+            let window = ActionWindow::parse(&v).map_err(|e| ConfigError {
                 var: "ACTION_WINDOW",
                 accepted: e.to_string(),
                 value: v,
-            })?);
+            })?;
+            cfg.warnings.extend(window.zone_warning());
+            cfg.action_window = Some(window);
         }
         if let Some(v) = lookup("NOTICE_FROM").filter(|v| !v.is_empty()) {
             if !plausible_email(&v) {
@@ -520,13 +546,94 @@ mod tests {
             let c = cfg(&[("LIVEMODE", v)]).unwrap();
             assert!(!c.livemode && c.warnings.is_empty(), "{v}");
         }
-        for v in ["yes", "1", "on", " true", "true "] {
+        for v in ["yes", "1", "on"] {
             let c = cfg(&[("LIVEMODE", v)]).unwrap();
             assert!(!c.livemode, "{v}");
             assert!(
                 c.warnings[0].contains("is not `true`, so this is a dry run"),
                 "{v}"
             );
+        }
+    }
+
+    /// Issue 19 item 8: `WARN_WINDOW="1d "` was accepted where `MAX_TERMINATIONS="5 "` was
+    /// refused. One rule now: no variable's value is trimmed; surrounding white space is refused,
+    /// naming the variable, the value and what is accepted (a secret stays redacted).
+    #[test]
+    fn surrounding_white_space_is_refused_for_every_variable() {
+        let good = [
+            ("LIVEMODE", "true"),
+            (
+                "SLACKWEBHOOK",
+                "https://hooks.slack.com/services/T/B/secret",
+            ),
+            (
+                "SLACKWEBHOOK_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hook",
+            ),
+            ("GRACE_PERIOD", "15m"),
+            ("WARN_WINDOW", "1d"),
+            ("MAX_TERMINATIONS", "5"),
+            ("MAX_STOPS", "5"),
+            ("SKIP_MANAGED", "true"),
+            ("OWNER_TAG", "owner"),
+            ("REPORT_BUCKET", "reaper-reports"),
+            ("MAX_LIFETIME", "90d"),
+            ("ALLOW_INDEFINITE", "true"),
+            ("ACTION_WINDOW", "mon-fri 09:00-17:00 UTC"),
+            ("NOTICE_FROM", "reaper@example.com"),
+        ];
+        assert_eq!(good.len(), KNOWN_VARS.len());
+        for (var, value) in good {
+            assert!(cfg(&[(var, value)]).is_ok(), "{var}={value}");
+            for padded in [
+                format!("{value} "),
+                format!(" {value}"),
+                format!("{value}\n"),
+                "\t".into(),
+            ] {
+                let err = cfg(&[(var, &padded)]).unwrap_err();
+                assert_eq!(err.var, var);
+                assert!(err.accepted.contains("without surrounding spaces"), "{err}");
+                assert!(err.to_string().starts_with(&format!("{var}=")), "{err}");
+                if var == "SLACKWEBHOOK" {
+                    assert!(!err.to_string().contains("secret"), "{err}");
+                } else {
+                    assert_eq!(err.value, padded);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_zero_warn_window_is_a_warning() {
+        let c = cfg(&[("WARN_WINDOW", "0m")]).unwrap();
+        assert!(
+            c.warnings[0].starts_with("WARN_WINDOW=\"0m\" turns off every notice before an action"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(cfg(&[("WARN_WINDOW", "1m")]).unwrap().warnings.is_empty());
+    }
+
+    /// `Etc/GMT+1` is UTC−1 (POSIX sign): accepted, with a warning saying so.
+    #[test]
+    fn an_etc_gmt_zone_is_a_warning_saying_which_way_it_goes() {
+        let c = cfg(&[("ACTION_WINDOW", "mon-fri 09:00-17:00 Etc/GMT+1")]).unwrap();
+        assert!(c.action_window.is_some());
+        assert_eq!(
+            c.warnings,
+            ["ACTION_WINDOW time zone Etc/GMT+1 means UTC-1, not UTC+1: Etc/GMT names use the POSIX sign, the opposite of the usual one; for UTC+1 write Etc/GMT-1"]
+        );
+        let c = cfg(&[("ACTION_WINDOW", "mon-fri 09:00-17:00 Etc/GMT-10")]).unwrap();
+        assert!(
+            c.warnings[0].contains("Etc/GMT-10 means UTC+10, not UTC-10"),
+            "{:?}",
+            c.warnings
+        );
+        for zone in ["Etc/GMT", "Etc/GMT+0", "Etc/UTC", "Europe/Berlin"] {
+            let c = cfg(&[("ACTION_WINDOW", &format!("mon-fri 09:00-17:00 {zone}"))]).unwrap();
+            assert!(c.warnings.is_empty(), "{zone}: {:?}", c.warnings);
         }
     }
 

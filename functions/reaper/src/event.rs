@@ -234,10 +234,44 @@ impl Trigger {
 
 /// The raw bytes of an invocation -> Trigger, refusing duplicate keys anywhere.
 pub fn parse_event_bytes(bytes: &[u8]) -> Result<Trigger, EventError> {
-    let payload: EventPayload =
-        serde_json::from_slice(bytes).map_err(|e| EventError::NotJson(e.to_string()))?;
-    payload.trigger()
+    EventPayload::from_bytes(bytes).trigger()
 }
+
+/// Why `bytes` are not a JSON document, in words: what serde_json says, with the cases it words
+/// for a parser's author (nesting, encoding, a byte-order mark) said for a person.
+fn not_json(bytes: &[u8], err: &serde_json::Error) -> EventError {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return EventError::NotJson("the body is empty".into());
+    }
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return EventError::NotJson(
+            "the body starts with a byte-order mark (EF BB BF); send the JSON without it".into(),
+        );
+    }
+    if let Err(bad) = std::str::from_utf8(bytes) {
+        return EventError::NotJson(format!(
+            "the body is not valid UTF-8 (byte {} is not)",
+            bad.valid_up_to()
+        ));
+    }
+    let what = err.to_string();
+    if what.starts_with("recursion limit exceeded") {
+        return EventError::NotJson(format!(
+            "arrays and objects are nested deeper than {MAX_DEPTH} levels ({what})"
+        ));
+    }
+    // `"\ud800"` alone reads as "unexpected end of hex escape": serde_json expected the pair.
+    if what.contains("surrogate") || what.starts_with("unexpected end of hex escape") {
+        return EventError::NotJson(format!(
+            "a string holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair) ({what})"
+        ));
+    }
+    EventError::NotJson(what)
+}
+
+/// serde_json's own limit on nesting, which it enforces while reading (its recursion limit of
+/// 128 refuses the 128th level).
+const MAX_DEPTH: usize = 127;
 
 fn parse_eventbridge(obj: &Map<String, Value>) -> Result<Trigger, EventError> {
     // Before anything else: a dry-run intent anywhere in an event shape must not go unnoticed,
@@ -512,6 +546,17 @@ impl<'de> Deserialize<'de> for StrictEvent {
 pub struct EventPayload(pub Result<Value, EventError>);
 
 impl EventPayload {
+    /// An invocation's bytes as the Lambda service sent them: anything that is not one
+    /// well-formed JSON document (empty, not UTF-8, a byte-order mark, `NaN`, a number out of
+    /// range, a lone surrogate, nesting too deep) is kept as the error [`EventPayload::trigger`]
+    /// returns, so the handler answers `InvalidEvent`.
+    pub fn from_bytes(bytes: &[u8]) -> EventPayload {
+        match serde_json::from_slice::<EventPayload>(bytes) {
+            Ok(payload) => payload,
+            Err(err) => EventPayload(Err(not_json(bytes, &err))),
+        }
+    }
+
     pub fn trigger(&self) -> Result<Trigger, EventError> {
         match &self.0 {
             Ok(value) => Trigger::parse(value),
@@ -532,6 +577,22 @@ impl<'de> Deserialize<'de> for EventPayload {
             Some(err) => Err(err),
             None => Ok(value),
         }))
+    }
+}
+
+/// The Lambda's payload type: the invocation's bytes exactly as sent. The runtime's deserializer
+/// answers a body it cannot read with its own `errorType` (a Rust type path), so the entry point
+/// wraps every body with [`RawEvent::envelope`] before the runtime reads it, and the handler
+/// parses the bytes with [`EventPayload::from_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct RawEvent(pub Vec<u8>);
+
+impl RawEvent {
+    /// Any bytes as a JSON document that deserializes to `RawEvent` holding them unchanged.
+    pub fn envelope(body: &[u8]) -> Vec<u8> {
+        // An array of numbers never fails to serialize.
+        serde_json::to_vec(body).unwrap_or_default()
     }
 }
 
@@ -965,6 +1026,45 @@ mod tests {
         assert_eq!(
             parse_event_bytes(b"{").unwrap_err().error_type(),
             "InvalidEvent"
+        );
+    }
+
+    /// Issue 19 item 4: each malformed body is an `InvalidEvent` whose message says what is
+    /// wrong, and it survives the envelope the entry point puts around every body.
+    #[test]
+    fn every_malformed_body_is_an_invalid_event() {
+        let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        let cases: [(&[u8], &str); 9] = [
+            (b"", "the body is empty"),
+            (b" \n", "the body is empty"),
+            (b"dry_run please", "not valid JSON: expected value"),
+            (
+                b"{\"dry_run\": \"\xff\"}",
+                "not valid UTF-8 (byte 13 is not)",
+            ),
+            (br#"{"dry_run": "\ud800"}"#, "lone UTF-16 surrogate"),
+            (b"\xef\xbb\xbf{}", "byte-order mark"),
+            (br#"{"dry_run": NaN}"#, "not valid JSON"),
+            (br#"{"dry_run": 1e999999}"#, "number out of range"),
+            (deep.as_bytes(), "nested deeper than 127 levels"),
+        ];
+        for (body, fragment) in cases {
+            let raw: RawEvent = serde_json::from_slice(&RawEvent::envelope(body)).unwrap();
+            assert_eq!(raw.0, body);
+            let err = EventPayload::from_bytes(&raw.0).trigger().unwrap_err();
+            assert_eq!(err.error_type(), "InvalidEvent", "{err}");
+            assert!(
+                err.to_string().contains(fragment),
+                "{:?}: {err}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // 127 levels are still read, 128 are not.
+        let ok = format!("{{\"x\":{}{}}}", "[".repeat(126), "]".repeat(126));
+        let read = EventPayload::from_bytes(ok.as_bytes()).trigger();
+        assert!(
+            matches!(read, Err(EventError::UnknownField { .. })),
+            "{read:?}"
         );
     }
 

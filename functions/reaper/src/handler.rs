@@ -338,8 +338,11 @@ mod tests {
         }
     }
 
+    /// (to, subject, text) of each e-mail sent.
+    type Sent = Arc<Mutex<Vec<(String, String, String)>>>;
+
     struct FakeMail {
-        sent: Arc<Mutex<Vec<(String, String)>>>,
+        sent: Sent,
     }
 
     impl Mail for FakeMail {
@@ -349,10 +352,11 @@ mod tests {
             email: &crate::notice::Email,
             _deadline: Deadline,
         ) -> Result<(), String> {
-            self.sent
-                .lock()
-                .unwrap()
-                .push((to.to_string(), email.subject.clone()));
+            self.sent.lock().unwrap().push((
+                to.to_string(),
+                email.subject.clone(),
+                email.text.clone(),
+            ));
             Ok(())
         }
     }
@@ -537,7 +541,7 @@ mod tests {
             .into_iter()
             .collect(),
         };
-        let sent: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let sent: Sent = Arc::default();
         let mut app = app(false, false, &Calls::default());
         app.config.livemode = true;
         app.fleet = MemoryFleet::new([
@@ -593,6 +597,53 @@ mod tests {
         assert_eq!(
             app.fleet.get("i-0000000000000000a").unwrap().tags[&"reaper:notified".to_owned()],
             later
+        );
+    }
+
+    /// Issue 19 item 8: a notice for a date set by MAX_LIFETIME advised `extend --by 3d`, which
+    /// would be refused. It now says the date is the organisation's maximum and what the owner
+    /// can do instead.
+    #[tokio::test]
+    async fn a_max_lifetime_notice_never_advises_an_extension() {
+        let now = Utc::now();
+        let sent: Sent = Arc::default();
+        let mut app = app(false, false, &Calls::default());
+        app.config.livemode = true;
+        app.config.rules.max_lifetime = Some(TimeDelta::days(3));
+        app.mailer = Some(FakeMail { sent: sent.clone() });
+        app.fleet = MemoryFleet::new([Instance {
+            id: "i-0000000000000000a".into(),
+            state: InstanceState::Running,
+            // First launch + 3 days is 5 hours away: inside WARN_WINDOW (1d).
+            launch_time: now - TimeDelta::days(3) + TimeDelta::hours(5),
+            root_attach_time: None,
+            tags: [
+                (
+                    "termination_date".to_string(),
+                    "2999-01-01T00:00:00Z".to_string(),
+                ),
+                ("owner".to_string(), "ana@example.com".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        }]);
+        let report = handle(&app, &EventPayload(Ok(serde_json::json!({}))), invocation())
+            .await
+            .unwrap();
+        assert_eq!(report.notices.len(), 1, "{:?}", report.notices);
+        let text = sent.lock().unwrap()[0].2.clone();
+        assert!(!text.contains("reaperctl extend"), "{text}");
+        assert!(!text.contains("setting a later date"), "{text}");
+        assert!(!text.contains("create-tags"), "{text}");
+        assert!(
+            text.contains("the organisation's maximum lifetime"),
+            "{text}"
+        );
+        assert!(text.contains("cannot be extended"), "{text}");
+        assert!(text.contains("move it to a new instance"), "{text}");
+        assert!(
+            text.contains("ask the reaper's administrators for an exception"),
+            "{text}"
         );
     }
 

@@ -2,12 +2,15 @@
 // The handler future nests the SDK's futures deeply (listing, bisect, per-call deadline).
 #![recursion_limit = "256"]
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::tower::util::MapRequestLayer;
+use lambda_runtime::{
+    layers::TracingLayer, service_fn, Error, LambdaEvent, LambdaInvocation, Runtime,
+};
 use reaper::adapters::{
     ec2::Ec2Fleet, load_sdk_config, s3::S3Archive, ses::Mailer, slack::SlackWebhook,
 };
 use reaper::config::Config;
-use reaper::event::EventPayload;
+use reaper::event::{EventPayload, RawEvent};
 use reaper::handler::{account_from_arn, handle, App, Invocation};
 use reaper::ports::Deadline;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +29,10 @@ async fn main() -> Result<(), Error> {
             std::process::exit(2);
         }
     };
+    // Each warning once at start-up, in its own line, as well as in every run's report.
+    for warning in &config.warnings {
+        tracing::warn!(warning = %warning, "configuration");
+    }
     let sdk = load_sdk_config(None, None).await;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     let fleet = Ec2Fleet::from_sdk(&sdk);
@@ -52,23 +59,31 @@ async fn main() -> Result<(), Error> {
         region,
     };
     let app = &app;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<EventPayload>| async move {
-            let ctx = event.context;
-            let invocation = Invocation {
-                run_id: ctx.request_id.clone(),
-                account: account_from_arn(&ctx.invoked_function_arn)
-                    .unwrap_or_else(|| "unknown".into()),
-                deadline: deadline(ctx.deadline),
-            };
-            let span = tracing::info_span!("run", run_id = %ctx.request_id);
-            handle(app, &event.payload, invocation)
-                .instrument(span)
-                .await
-                .inspect_err(|err| tracing::error!(error = %err, "rejected the event"))
-        },
-    ))
-    .await
+    let handler = service_fn(move |event: LambdaEvent<RawEvent>| async move {
+        let ctx = event.context;
+        let invocation = Invocation {
+            run_id: ctx.request_id.clone(),
+            account: account_from_arn(&ctx.invoked_function_arn)
+                .unwrap_or_else(|| "unknown".into()),
+            deadline: deadline(ctx.deadline),
+        };
+        let span = tracing::info_span!("run", run_id = %ctx.request_id);
+        let payload = EventPayload::from_bytes(&event.payload.0);
+        handle(app, &payload, invocation)
+            .instrument(span)
+            .await
+            .inspect_err(|err| tracing::error!(error = %err, "rejected the event"))
+    });
+    // The runtime's deserializer reads only the envelope, which never fails: every body, however
+    // malformed, reaches the handler and is answered `InvalidEvent` (SPEC §7).
+    Runtime::new(handler)
+        .layer(TracingLayer::new())
+        .layer(MapRequestLayer::new(|mut invocation: LambdaInvocation| {
+            invocation.body = RawEvent::envelope(&invocation.body).into();
+            invocation
+        }))
+        .run()
+        .await
 }
 
 /// The runtime gives the deadline as epoch milliseconds; the run wants an `Instant`.

@@ -49,6 +49,9 @@ pub enum NoticeEvent {
     /// `termination_date` entered `WARN_WINDOW` (sent once per date; `reaper:notified` records it).
     WillTerminate {
         at: DateTime<Utc>,
+        /// The date is MAX_LIFETIME's (first launch + the organisation's maximum), not the
+        /// tag's: extending cannot move it, so the notice must not advise it.
+        bound: bool,
     },
     /// After the fact, same run.
     Terminated {
@@ -150,7 +153,10 @@ fn is_email(s: &str) -> bool {
         return false;
     };
     const ATEXT: &str = "!#$%&'*+/=?^_`{|}~-";
+    // `=?utf-8?B?…?=` is an RFC 2047 encoded word: a display-name encoding, never a mailbox a
+    // mail server delivers to (RFC 2047 §5 forbids it in an addr-spec).
     let local_ok = local.len() <= 64
+        && !local.contains("=?")
         && local.split('.').all(|atom| {
             !atom.is_empty()
                 && atom
@@ -194,6 +200,8 @@ pub fn from_report(report: &crate::report::RunReport) -> Vec<OwnerNotice> {
         let event = match i.notice? {
             NoticeKind::WillTerminate => NoticeEvent::WillTerminate {
                 at: i.termination_date.as_deref()?.parse().ok()?,
+                // Every reason the verdict gives for a MAX_LIFETIME date names it.
+                bound: i.reason.contains("MAX_LIFETIME"),
             },
             NoticeKind::Terminated => NoticeEvent::Terminated {
                 reason: i.reason.clone(),
@@ -238,7 +246,7 @@ pub fn group(items: impl IntoIterator<Item = (String, NoticeItem)>) -> Vec<Owner
 
 fn item_order(i: &NoticeItem) -> (u8, Option<DateTime<Utc>>, &str, &str) {
     match &i.event {
-        NoticeEvent::WillTerminate { at } => (0, Some(*at), i.id.as_str(), ""),
+        NoticeEvent::WillTerminate { at, .. } => (0, Some(*at), i.id.as_str(), ""),
         NoticeEvent::Stopped { reason } => (1, None, i.id.as_str(), reason.as_str()),
         NoticeEvent::Terminated { reason } => (2, None, i.id.as_str(), reason.as_str()),
     }
@@ -273,7 +281,25 @@ fn entry(item: &NoticeItem, ctx: &EmailContext) -> Entry {
     // are safe to paste into a shell as they are.
     let safe = shell_word(&id) && shell_word(&region);
     match &item.event {
-        NoticeEvent::WillTerminate { at } => {
+        NoticeEvent::WillTerminate { at, bound: true } => Entry {
+            title,
+            what: format!(
+                "Will be terminated at {} ({}): that is the longest an instance may live here \
+                 (the organisation's maximum lifetime, counted from its first launch), so a later \
+                 termination_date does not move it and it cannot be extended.",
+                format_date(*at),
+                from_now(*at, ctx.now)
+            ),
+            how: Some(
+                "To keep what it does, move it to a new instance before then, or ask the \
+                 reaper's administrators for an exception (a longer MAX_LIFETIME, or \
+                 termination_date=indefinite where ALLOW_INDEFINITE allows it)."
+                    .to_string(),
+            ),
+            commands: Vec::new(),
+            after: None,
+        },
+        NoticeEvent::WillTerminate { at, bound: false } => {
             let later = at.checked_add_signed(TimeDelta::days(EXTEND_BY_DAYS));
             let mut commands = Vec::new();
             if safe {
@@ -452,11 +478,20 @@ fn intro(notice: &OwnerNotice, ctx: &EmailContext) -> String {
     )
 }
 
-fn footer(ctx: &EmailContext) -> [String; 2] {
+fn footer(notice: &OwnerNotice, ctx: &EmailContext) -> [String; 2] {
+    // A MAX_LIFETIME date cannot be moved: promise a later date only where one works.
+    let movable = notice
+        .items
+        .iter()
+        .any(|i| !matches!(i.event, NoticeEvent::WillTerminate { bound: true, .. }));
     [
-        "You get one notice per termination date; setting a later date is all it takes, \
-         and you will hear again before that one."
-            .to_string(),
+        if movable {
+            "You get one notice per termination date; setting a later date is all it takes, \
+             and you will hear again before that one."
+                .to_string()
+        } else {
+            "You get one notice per termination date.".to_string()
+        },
         format!(
             "Sent by the EC2 reaper, run {} at {}.",
             oneline(&ctx.run_id),
@@ -475,7 +510,7 @@ pub fn render_email(notice: &OwnerNotice, ctx: &EmailContext) -> Email {
             if left_out == 1 { "" } else { "s" }
         )
     });
-    let [notify, sent_by] = footer(ctx);
+    let [notify, sent_by] = footer(notice, ctx);
 
     let mut text = String::new();
     let _ = writeln!(text, "{}\n", intro(notice, ctx));
@@ -584,14 +619,27 @@ pub fn slack_owner_lines(notices: &[OwnerNotice]) -> Vec<String> {
     notices.iter().map(slack_owner_line).collect()
 }
 
-fn slack_owner_line(n: &OwnerNotice) -> String {
-    let who = match &n.address {
+/// The shorter per-owner lines, for a message with too many owners to list their instances:
+/// who, and how many instances.
+pub fn slack_owner_count_lines(notices: &[OwnerNotice]) -> Vec<String> {
+    notices
+        .iter()
+        .map(|n| format!("• {}: {}", slack_who(n), n.items.len()))
+        .collect()
+}
+
+fn slack_who(n: &OwnerNotice) -> String {
+    match &n.address {
         // `classify` admitted only [A-Z0-9]: nothing to escape, and escaping would break it.
         OwnerAddress::SlackMember(id) => format!("<@{id}>"),
         OwnerAddress::Email(e) => slack_clean(e, MAX_OWNER_CHARS),
         OwnerAddress::Name(name) if name.is_empty() => "(blank owner tag)".to_string(),
         OwnerAddress::Name(name) => slack_clean(name, MAX_OWNER_CHARS),
-    };
+    }
+}
+
+fn slack_owner_line(n: &OwnerNotice) -> String {
+    let who = slack_who(n);
     let regions: std::collections::BTreeSet<&str> =
         n.items.iter().map(|i| i.region.as_str()).collect();
     let show_region = regions.len() > 1;
@@ -609,7 +657,7 @@ fn slack_owner_line(n: &OwnerNotice) -> String {
                 let _ = write!(s, " ({})", slack_clean(&i.region, 32));
             }
             match &i.event {
-                NoticeEvent::WillTerminate { at } => {
+                NoticeEvent::WillTerminate { at, .. } => {
                     let _ = write!(s, " terminates at {}", format_date(*at));
                 }
                 NoticeEvent::Stopped { .. } => s.push_str(" stopped"),
@@ -650,7 +698,7 @@ mod tests {
     }
 
     fn will(at: DateTime<Utc>) -> NoticeEvent {
-        NoticeEvent::WillTerminate { at }
+        NoticeEvent::WillTerminate { at, bound: false }
     }
 
     fn stopped(reason: &str) -> NoticeEvent {
@@ -768,6 +816,15 @@ mod tests {
                 name("alice@example.com, bob@example.com"),
             ),
             ("a@b.c", name("a@b.c")),
+            (
+                "=?utf-8?B?YWxpY2U=?=@example.com",
+                name("=?utf-8?B?YWxpY2U=?=@example.com"),
+            ),
+            (
+                "=?iso-8859-1?q?al=E9?=@example.com",
+                name("=?iso-8859-1?q?al=E9?=@example.com"),
+            ),
+            ("a=b?c@example.com", email("a=b?c@example.com")),
             ("@example.com", name("@example.com")),
             (".alice@example.com", name(".alice@example.com")),
             ("alice.@example.com", name("alice.@example.com")),

@@ -49,6 +49,33 @@ fn error(part: &'static str, value: &str, reason: impl Into<String>) -> WindowEr
 }
 
 impl ActionWindow {
+    /// A warning for a zone whose name reads the wrong way round: `Etc/GMT+1` is POSIX's
+    /// notation for UTC−1 (west of Greenwich), not UTC+1. Accepted (it is a valid IANA name),
+    /// but never silently.
+    pub fn zone_warning(&self) -> Option<String> {
+        let name = self.zone.name();
+        let offset = name.strip_prefix("Etc/GMT")?;
+        // (what the name means, what a reader takes it for, the name for the latter)
+        let (means, looks, other) = match offset.split_at_checked(1)? {
+            ("+", h) => (
+                format!("UTC-{h}"),
+                format!("UTC+{h}"),
+                format!("Etc/GMT-{h}"),
+            ),
+            ("-", h) => (
+                format!("UTC+{h}"),
+                format!("UTC-{h}"),
+                format!("Etc/GMT+{h}"),
+            ),
+            _ => return None,
+        };
+        (offset[1..] != *"0").then(|| {
+            format!(
+                "ACTION_WINDOW time zone {name} means {means}, not {looks}: Etc/GMT names use the POSIX sign, the opposite of the usual one; for {looks} write {other}"
+            )
+        })
+    }
+
     pub fn parse(raw: &str) -> Result<Self, WindowError> {
         let parts: Vec<&str> = raw.split_whitespace().collect();
         let [days, times, zone] = parts[..] else {

@@ -18,6 +18,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Errors and warnings kept in a trimmed copy, and the length of each.
 const MAX_NOTES: usize = 50;
 const MAX_NOTE_CHARS: usize = 2000;
+/// An owner tag value in a trimmed copy's `notices` (tag values are at most 256 characters).
+const MAX_OWNER_CHARS: usize = 256;
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -210,6 +212,9 @@ pub struct RunReport {
     /// One entry per owner told in this run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<NoticeDelivery>,
+    /// How many `notices` were left out of this copy (present only when some were).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub notices_omitted: u64,
 }
 
 impl RunReport {
@@ -244,6 +249,7 @@ impl RunReport {
             api_calls: BTreeMap::new(),
             delivery: Delivery::default(),
             notices: Vec::new(),
+            notices_omitted: 0,
         }
     }
 
@@ -314,7 +320,8 @@ impl RunReport {
             warnings_omitted: self.warnings_omitted,
             api_calls: self.api_calls.clone(),
             delivery: self.delivery.clone(),
-            notices: self.notices.clone(),
+            notices: Vec::new(),
+            notices_omitted: self.notices_omitted,
         };
         for (list, omitted) in [
             (&mut copy.errors, &mut copy.errors_omitted),
@@ -326,6 +333,41 @@ impl RunReport {
             }
             for line in list.iter_mut() {
                 *line = crate::text::clip(line, MAX_NOTE_CHARS);
+            }
+        }
+        // One entry per owner, so as many as the fleet has owners: the ones not sent first (a
+        // person acts on those), the rest up to `MAX_NOTES`.
+        let mut notices: Vec<&NoticeDelivery> = self.notices.iter().collect();
+        notices.sort_by_key(|n| n.status == "sent");
+        copy.notices = notices
+            .into_iter()
+            .take(MAX_NOTES)
+            .map(|n| NoticeDelivery {
+                owner: crate::text::clip(&n.owner, MAX_OWNER_CHARS),
+                via: n.via.clone(),
+                instances: n.instances,
+                status: crate::text::clip(&n.status, MAX_NOTE_CHARS),
+            })
+            .collect();
+        copy.notices_omitted += (self.notices.len() - copy.notices.len()) as u64;
+        // Notes are bounded, but 150 of them at their longest can still outgrow a small budget:
+        // drop the last of the longest list until the frame fits (counts stay exact).
+        while json_len(&copy).saturating_add(40) > max_bytes {
+            let lists = [copy.errors.len(), copy.warnings.len(), copy.notices.len()];
+            match lists.iter().enumerate().max_by_key(|(_, n)| **n) {
+                Some((_, 0)) | None => break,
+                Some((0, _)) => {
+                    copy.errors.pop();
+                    copy.errors_omitted += 1;
+                }
+                Some((1, _)) => {
+                    copy.warnings.pop();
+                    copy.warnings_omitted += 1;
+                }
+                Some(_) => {
+                    copy.notices.pop();
+                    copy.notices_omitted += 1;
+                }
             }
         }
         // The rest of the report, with room for the digits of `instances_omitted`.
@@ -427,6 +469,75 @@ mod tests {
         }
         *r.counts.verdicts.entry(VerdictKind::Stop).or_default() = n.div_ceil(2) as u64;
         r
+    }
+
+    /// Issue 19 item 3: `notices` (one per owner) was never trimmed; 3 500 owners made a 1.24 MB
+    /// return value. At 20 000 owners the return value and the log line stay within their
+    /// budgets, the counts exact, the notices not sent kept first.
+    #[test]
+    fn twenty_thousand_owners_fit_the_return_value_and_the_log_line() {
+        let owners = 20_000;
+        let mut r = report_with(owners);
+        let long = "o".repeat(300);
+        r.notices = (0..owners)
+            .map(|i| NoticeDelivery {
+                owner: format!("owner-{i}-{long}@example.com"),
+                via: "email".into(),
+                instances: 1,
+                status: if i % 1000 == 7 {
+                    format!("failed: {}", "throttled ".repeat(300))
+                } else {
+                    "sent".into()
+                },
+            })
+            .collect();
+        r.errors = (0..200)
+            .map(|i| format!("error {i} {}", "e".repeat(3000)))
+            .collect();
+        r.warnings = (0..200)
+            .map(|i| format!("warning {i} {}", "w".repeat(3000)))
+            .collect();
+        let response = r.trimmed(crate::handler::MAX_RESPONSE_BYTES);
+        let response_json = serde_json::to_string(&response).unwrap();
+        assert!(response_json.len() <= 1_000_000, "{}", response_json.len());
+        assert_eq!(
+            response.notices.len() as u64 + response.notices_omitted,
+            owners as u64
+        );
+        assert!(response.notices_omitted > 0);
+        assert_eq!(
+            response.notices[..20]
+                .iter()
+                .filter(|n| n.status != "sent")
+                .count(),
+            20,
+            "the failed deliveries come first"
+        );
+        assert!(response
+            .notices
+            .iter()
+            .all(|n| n.owner.chars().count() <= 256));
+        let round: RunReport = serde_json::from_str(&response_json).unwrap();
+        assert_eq!(round.notices_omitted, response.notices_omitted);
+
+        let logged = r.trimmed(crate::handler::MAX_LOG_LINE_BYTES);
+        assert!(
+            logged.log_line().len() <= crate::handler::MAX_LOG_LINE_BYTES,
+            "{}",
+            logged.log_line().len()
+        );
+        assert_eq!(
+            logged.notices.len() as u64 + logged.notices_omitted,
+            owners as u64
+        );
+        assert_eq!(logged.errors.len() as u64 + logged.errors_omitted, 200);
+        assert_eq!(logged.warnings.len() as u64 + logged.warnings_omitted, 200);
+        assert_eq!(
+            logged.instances.len() as u64 + logged.instances_omitted,
+            owners as u64
+        );
+        // The full report is untouched.
+        assert_eq!(r.notices.len(), owners);
     }
 
     #[test]
