@@ -139,7 +139,7 @@ async fn send_all(
     let mut out = Vec::new();
     for n in notices {
         if let OwnerAddress::Email(to) = &n.address {
-            let email = render_email(n, &ctx());
+            let email = render_email(n, &ctx()).payload;
             mailer
                 .send(to, &email)
                 .await
@@ -232,7 +232,7 @@ async fn an_unverified_sender_fails_with_a_clear_error_and_sends_nothing() {
         .unwrap();
 
     let err = mailer
-        .send("alice@example.com", &render_email(alice, &ctx()))
+        .send("alice@example.com", &render_email(alice, &ctx()).payload)
         .await
         .unwrap_err();
     assert_eq!(err.code, "MessageRejected", "{err}");
@@ -246,7 +246,7 @@ async fn an_unverified_sender_fails_with_a_clear_error_and_sends_nothing() {
     // (which is what the next run's retry of an un-marked notice will do).
     verify(&moto, unverified).await;
     mailer
-        .send("alice@example.com", &render_email(alice, &ctx()))
+        .send("alice@example.com", &render_email(alice, &ctx()).payload)
         .await
         .unwrap();
     assert_eq!(sent(&moto).len(), 1);

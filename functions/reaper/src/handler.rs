@@ -5,13 +5,13 @@ use crate::adapters::slack::render;
 use crate::config::Config;
 use crate::event::{EventError, EventPayload};
 use crate::notice::{from_report, render_email, EmailContext, OwnerAddress};
-use crate::policy::NOTIFIED_TAG;
+use crate::policy::{ResourceId, NOTIFIED_TAG};
 use crate::ports::{Archive, Chat, Deadline, Fleet, IdOutcome, Mail, Mutation};
 use crate::report::{NoticeDelivery, NoticeKind, RunReport, SlackStatus};
 use crate::run::Mode;
 use crate::run::{sweep, RunContext, RunRequest};
 use chrono::Utc;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// The Lambda's return value stays far below the 6 MB response limit; S3 keeps the whole report.
 pub const MAX_RESPONSE_BYTES: usize = 1_000_000;
@@ -107,28 +107,34 @@ pub async fn handle<F: Fleet, A: Archive, C: Chat, M: Mail>(
 
 /// Owner notices (SPEC §8), after the channel's message: one e-mail per owner with an address
 /// (when NOTICE_FROM is set), then `reaper:notified=<date>` on every "will be terminated" notice
-/// that reached someone (the channel's message, or the owner's e-mail), so a stateless hourly
-/// sweep tells each date once. A failed delivery is recorded and leaves the notice unmarked.
+/// that a delivered message named (`slack_named`: the channel's message, if it was sent; or the
+/// owner's e-mail), so a stateless hourly sweep tells each date once. An instance only counted
+/// in "…and N more" was told nothing and stays unmarked, as does a failed delivery.
 async fn notify_owners<F: Fleet, A, C, M: Mail>(
     app: &App<F, A, C, M>,
     report: &mut RunReport,
+    slack_named: &[ResourceId],
     deadline: Deadline,
 ) {
     let slack_sent = report.delivery.slack == Some(SlackStatus::Sent);
+    let mut told_ids: HashSet<&str> = HashSet::new();
+    if slack_sent {
+        told_ids.extend(slack_named.iter().map(|n| n.id.as_str()));
+    }
     let ctx = EmailContext {
         account: report.account.clone(),
         run_id: report.run_id.clone(),
         now: report.evaluated_at,
         owner_tag: app.config.owner_tag.clone(),
     };
-    let mut emailed: BTreeSet<String> = BTreeSet::new();
+    let mut emailed: Vec<ResourceId> = Vec::new();
     for notice in from_report(report) {
         let (via, status) = match (&notice.address, &app.mailer) {
             (OwnerAddress::Email(to), Some(mailer)) => {
                 let email = render_email(&notice, &ctx);
-                match mailer.send(to, &email, deadline).await {
+                match mailer.send(to, &email.payload, deadline).await {
                     Ok(()) => {
-                        emailed.extend(notice.items.iter().map(|i| i.id.clone()));
+                        emailed.extend(email.named);
                         ("email", "sent".to_string())
                     }
                     Err(why) => {
@@ -148,13 +154,14 @@ async fn notify_owners<F: Fleet, A, C, M: Mail>(
             status,
         });
     }
+    told_ids.extend(emailed.iter().map(|n| n.id.as_str()));
     // Mark what was told, grouped by date: one CreateTags per date.
     let mut told: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for i in &report.instances {
         let (Some(NoticeKind::WillTerminate), Some(date)) = (i.notice, &i.termination_date) else {
             continue;
         };
-        if slack_sent || emailed.contains(&i.id) {
+        if told_ids.contains(i.id.as_str()) {
             told.entry(date.clone()).or_default().push(i.id.clone());
         }
     }
@@ -240,8 +247,10 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
         }
     }
     let errors_written = report.errors.len();
+    let mut slack_named = Vec::new();
     if let (Some(chat), Some(message)) = (to_post, render(report)) {
-        report.delivery.slack = Some(match chat.post(&message, deadline).await {
+        slack_named = message.named;
+        report.delivery.slack = Some(match chat.post(&message.payload, deadline).await {
             Ok(attempts) => {
                 tracing::info!(attempts, "slack message sent");
                 SlackStatus::Sent
@@ -254,7 +263,7 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
         });
     }
     if report.mode == Mode::Live {
-        notify_owners(app, report, deadline).await;
+        notify_owners(app, report, &slack_named, deadline).await;
     }
     // The copy already written says "slack: null"; write it again with what happened since.
     let changed =
@@ -321,11 +330,14 @@ mod tests {
     struct FakeChat {
         calls: Calls,
         fail: bool,
+        /// Every message posted, as JSON text.
+        posted: Calls,
     }
 
     impl Chat for FakeChat {
         async fn post(&self, message: &Value, _deadline: Deadline) -> Result<u32, String> {
             let text = message["text"].as_str().unwrap_or_default();
+            self.posted.lock().unwrap().push(message.to_string());
             self.calls.lock().unwrap().push(format!(
                 "slack post (links s3: {})",
                 message.to_string().contains("s3://bucket/")
@@ -385,6 +397,7 @@ mod tests {
             chat: Some(FakeChat {
                 calls: calls.clone(),
                 fail: slack_fails,
+                posted: Calls::default(),
             }),
             mailer: None,
             config: Config::default(),
@@ -598,6 +611,79 @@ mod tests {
             app.fleet.get("i-0000000000000000a").unwrap().tags[&"reaper:notified".to_owned()],
             later
         );
+    }
+
+    /// 130 instances whose termination_date enters WARN_WINDOW, all with one owner tag value.
+    fn expiring_fleet(owner: &str) -> (MemoryFleet, Vec<String>) {
+        let soon = crate::policy::format_date(Utc::now() + TimeDelta::hours(5));
+        let ids: Vec<String> = (0..130).map(|k| format!("i-{k:017x}")).collect();
+        let fleet = MemoryFleet::new(ids.iter().map(|id| {
+            Instance {
+                id: id.clone(),
+                state: InstanceState::Running,
+                launch_time: Utc::now() - TimeDelta::days(3),
+                root_attach_time: None,
+                tags: [
+                    ("termination_date".to_string(), soon.clone()),
+                    ("owner".to_string(), owner.to_string()),
+                ]
+                .into_iter()
+                .collect(),
+            }
+        }));
+        (fleet, ids)
+    }
+
+    fn notified(app: &TestApp, id: &str) -> bool {
+        app.fleet
+            .get(id)
+            .unwrap()
+            .tags
+            .contains_key("reaper:notified")
+    }
+
+    /// Issue 18 finding 6: `reaper:notified` was written for every expiring instance once the
+    /// channel's message was sent, also for those it folded into "…and N more", so their owners
+    /// were never told of the date and never would be. Now only the instances the message names
+    /// are marked; the others are told (and marked) by a later run's message.
+    #[tokio::test]
+    async fn only_instances_the_channel_message_names_are_marked_notified() {
+        let mut app = app(false, false, &Calls::default());
+        app.config.livemode = true;
+        let (fleet, ids) = expiring_fleet("alice");
+        app.fleet = fleet;
+        let report = handle(&app, &EventPayload(Ok(serde_json::json!({}))), invocation())
+            .await
+            .unwrap();
+        assert_eq!(report.delivery.slack, Some(SlackStatus::Sent));
+        let posted = app.chat.as_ref().unwrap().posted.lock().unwrap()[0].clone();
+        let marked = ids.iter().filter(|id| notified(&app, id)).count();
+        assert!(marked > 0 && marked < ids.len(), "{marked} marked");
+        for id in &ids {
+            assert_eq!(notified(&app, id), posted.contains(id.as_str()), "{id}");
+        }
+    }
+
+    /// The same for an owner's e-mail: it lists 100 instances and counts the rest.
+    #[tokio::test]
+    async fn only_instances_the_owner_email_lists_are_marked_notified() {
+        let sent: Sent = Arc::default();
+        let mut app = app(false, false, &Calls::default());
+        app.config.livemode = true;
+        app.chat = None;
+        app.mailer = Some(FakeMail { sent: sent.clone() });
+        let (fleet, ids) = expiring_fleet("ana@example.com");
+        app.fleet = fleet;
+        handle(&app, &EventPayload(Ok(serde_json::json!({}))), invocation())
+            .await
+            .unwrap();
+        let text = sent.lock().unwrap()[0].2.clone();
+        assert!(text.contains("…and 30 more instances"), "{text}");
+        let marked = ids.iter().filter(|id| notified(&app, id)).count();
+        assert_eq!(marked, crate::notice::MAX_EMAIL_ITEMS);
+        for id in &ids {
+            assert_eq!(notified(&app, id), text.contains(id.as_str()), "{id}");
+        }
     }
 
     /// Issue 19 item 8: a notice for a date set by MAX_LIFETIME advised `extend --by 3d`, which

@@ -12,6 +12,7 @@ pub mod logging;
 pub mod notice;
 pub mod policy;
 pub mod ports;
+pub mod render;
 pub mod report;
 pub mod run;
 mod text;

@@ -9,7 +9,8 @@
 
 // Slack's escaping is pure text work; it lives with the Slack adapter, which owns mrkdwn.
 use crate::adapters::slack::mrkdwn::{clean, clip_mrkdwn};
-use crate::policy::format_date;
+use crate::policy::{format_date, ResourceId};
+use crate::render::Rendered;
 use crate::text::{clip, oneline};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::BTreeMap;
@@ -500,9 +501,10 @@ fn footer(notice: &OwnerNotice, ctx: &EmailContext) -> [String; 2] {
     ]
 }
 
-/// The e-mail for one owner, plain text and HTML with the same content. Every value from
-/// outside is made one line in the text and HTML-escaped in the HTML.
-pub fn render_email(notice: &OwnerNotice, ctx: &EmailContext) -> Email {
+/// The e-mail for one owner, plain text and HTML with the same content, with the instances it
+/// lists (not those it counts in "…and N more"). Every value from outside is made one line in
+/// the text and HTML-escaped in the HTML.
+pub fn render_email(notice: &OwnerNotice, ctx: &EmailContext) -> Rendered<Email> {
     let (sections, left_out) = sections(notice, ctx);
     let more = (left_out > 0).then(|| {
         format!(
@@ -584,10 +586,19 @@ pub fn render_email(notice: &OwnerNotice, ctx: &EmailContext) -> Email {
         esc(&sent_by)
     );
 
-    Email {
-        subject: subject(notice, ctx),
-        text,
-        html,
+    let mut named: Vec<ResourceId> = Vec::new();
+    for item in notice.items.iter().take(MAX_EMAIL_ITEMS) {
+        if !named.iter().any(|n| n.id == item.id) {
+            named.push(ResourceId::instance(item.id.clone()));
+        }
+    }
+    Rendered {
+        payload: Email {
+            subject: subject(notice, ctx),
+            text,
+            html,
+        },
+        named,
     }
 }
 
@@ -948,7 +959,7 @@ mod tests {
 
     #[test]
     fn golden_email() {
-        let email = render_email(&alice(), &ctx());
+        let email = render_email(&alice(), &ctx()).payload;
         golden(
             "notice_email.txt",
             &format!("Subject: {}\n\n{}", email.subject, email.text),
@@ -958,7 +969,7 @@ mod tests {
 
     #[test]
     fn the_email_gives_the_exact_commands_that_keep_each_instance() {
-        let email = render_email(&alice(), &ctx());
+        let email = render_email(&alice(), &ctx()).payload;
         for body in [&email.text, &email.html] {
             // Will be terminated: extend by 3 days, or the same as a tag edit (date + 3 days).
             assert!(
@@ -1008,7 +1019,7 @@ mod tests {
                 stopped("no termination_date or lifetime tag\nforged"),
             ),
         )]);
-        let email = render_email(&notices[0], &ctx());
+        let email = render_email(&notices[0], &ctx()).payload;
         assert!(!email.html.contains("<script>"), "{}", email.html);
         assert!(!email.html.contains("<b>boss"), "{}", email.html);
         assert!(email
@@ -1046,7 +1057,7 @@ mod tests {
                 item("i-2", None, "eu-west-1 $(id)", stopped("no tag")),
             ),
         ]);
-        let email = render_email(&notices[0], &ctx());
+        let email = render_email(&notices[0], &ctx()).payload;
         assert!(!email.text.contains("reaperctl"), "{}", email.text);
         assert!(!email.text.contains("aws ec2"), "{}", email.text);
         assert!(email
@@ -1061,7 +1072,7 @@ mod tests {
             "a@example.com".to_string(),
             item("i-1", None, "eu-west-1", will(DateTime::<Utc>::MAX_UTC)),
         )]);
-        let email = render_email(&notices[0], &ctx());
+        let email = render_email(&notices[0], &ctx()).payload;
         assert!(email
             .text
             .contains("reaperctl extend i-1 --by 3d --region eu-west-1"));
@@ -1099,7 +1110,15 @@ mod tests {
                 ),
             )
         }));
-        let email = render_email(&notices[0], &ctx());
+        let rendered = render_email(&notices[0], &ctx());
+        // Named is what the e-mail lists: the seven it only counts were told nothing.
+        assert_eq!(rendered.named.len(), MAX_EMAIL_ITEMS);
+        for k in 0..n {
+            let id = format!("i-{k:04}");
+            let listed = rendered.payload.text.contains(&format!("\n* {id}"));
+            assert_eq!(rendered.named.iter().any(|i| i.id == id), listed, "{id}");
+        }
+        let email = rendered.payload;
         assert_eq!(email.text.matches("\n* i-").count(), MAX_EMAIL_ITEMS);
         assert!(email
             .text
@@ -1233,7 +1252,7 @@ mod tests {
                 (owner.clone(), item(&format!("i-{k:04}"), name.as_deref(), "eu-west-1", event))
             }));
             proptest::prop_assert_eq!(notices.len(), 1);
-            let email = render_email(&notices[0], &ctx());
+            let email = render_email(&notices[0], &ctx()).payload;
             proptest::prop_assert_eq!(email.text.lines().filter(|l| l.starts_with("* ")).count(), names.len());
             proptest::prop_assert!(!email.subject.contains('\n'));
             // Outside the markup this module writes, no tag value can open a tag.

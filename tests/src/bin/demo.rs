@@ -164,7 +164,7 @@ fn show_owner_email(moto: &Moto, report: &RunReport, problems: &mut Vec<String>)
         problems.push("no owner notice for kim@example.com in the live report".into());
         return;
     };
-    let email = reaper::notice::render_email(&notice, &ctx);
+    let email = reaper::notice::render_email(&notice, &ctx).payload;
     banner(&format!(
         "…and the e-mail its owner got (SES v2 from {NOTICE_FROM}; the emulator recorded {} message(s) to kim@example.com)",
         to_kim

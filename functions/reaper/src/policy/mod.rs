@@ -3,12 +3,14 @@
 pub mod extend;
 pub mod notice;
 pub mod plan;
+pub mod resource;
 pub mod tags;
 pub mod verdict;
 pub mod window;
 
 pub use notice::notice_due;
 pub use plan::{plan, plan_with, Acting, Action, Batch, Cap, Caps, Circuit, Plan, NOTIFIED_TAG};
+pub use resource::{ResourceId, ResourceKind};
 pub use tags::{
     format_date, format_duration, parse_lifetime, parse_termination_date, Lifetime, TagError,
     TerminationDate,

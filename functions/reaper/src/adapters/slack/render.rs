@@ -7,10 +7,12 @@
 //! configuration value, and never the webhook URL.
 
 use super::mrkdwn::{clean, clip_mrkdwn, escape, len, oneline};
-use crate::policy::VerdictKind;
+use crate::policy::{ResourceId, VerdictKind};
+use crate::render::Rendered;
 use crate::report::{InstanceReport, Mode, Outcome, RunReport};
 use crate::text::clip;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 
 /// Instances listed per section before "…and N more".
 pub const MAX_LINES: usize = 20;
@@ -133,9 +135,51 @@ impl Group {
     }
 }
 
-/// The Block Kit message for this run, or `None` when there is nothing worth a message
-/// (`RunReport::is_noteworthy`).
-pub fn render(report: &RunReport) -> Option<Value> {
+/// The Block Kit message for this run, with the instances it names by id, or `None` when there
+/// is nothing worth a message (`RunReport::is_noteworthy`).
+pub fn render(report: &RunReport) -> Option<Rendered<Value>> {
+    let payload = message(report)?;
+    let named = named(&payload, report);
+    Some(Rendered { payload, named })
+}
+
+/// The report's instances the message shows by id: an id stands in a code span (`` `i-…` ``) at
+/// the start of its section line and in its owner's line. Read from the finished blocks, so an
+/// id cut by a limit, folded into "…and N more" or in a section left out is not named. Tag
+/// values cannot forge a span: `clean` defuses their backticks.
+fn named(message: &Value, report: &RunReport) -> Vec<ResourceId> {
+    let mut spans: HashSet<&str> = HashSet::new();
+    let texts = message["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|b| {
+            let own = b["text"]["text"].as_str();
+            let elements = b["elements"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["text"].as_str());
+            own.into_iter().chain(elements)
+        });
+    for text in texts {
+        for line in text.lines() {
+            // Odd pieces are inside a pair; a lone backtick left by a clip opens nothing.
+            let pieces: Vec<&str> = line.split('`').collect();
+            let closed = pieces.len() - if pieces.len() % 2 == 0 { 2 } else { 1 };
+            spans.extend(pieces[..closed].iter().skip(1).step_by(2).copied());
+        }
+    }
+    let mut seen = HashSet::new();
+    report
+        .instances
+        .iter()
+        .filter(|i| spans.contains(i.id.as_str()) && seen.insert(i.id.as_str()))
+        .map(|i| ResourceId::instance(i.id.clone()))
+        .collect()
+}
+
+fn message(report: &RunReport) -> Option<Value> {
     if !report.is_noteworthy() {
         return None;
     }
@@ -767,7 +811,7 @@ mod tests {
     #[test]
     fn nothing_to_say_means_no_message() {
         let empty = base(Mode::Live);
-        assert!(render(&empty).is_none());
+        assert!(message(&empty).is_none());
         let mut managed_only = base(Mode::Live);
         push(
             &mut managed_only,
@@ -781,24 +825,24 @@ mod tests {
                 None,
             ),
         );
-        assert!(render(&managed_only).is_none());
+        assert!(message(&managed_only).is_none());
 
         for kind in [VerdictKind::Expiring, VerdictKind::Wait] {
             let mut r = base(Mode::Live);
             push(&mut r, inst(1, Some("x"), None, kind, "soon", None, None));
-            assert!(render(&r).is_some(), "{kind}");
+            assert!(message(&r).is_some(), "{kind}");
         }
         let mut errors_only = base(Mode::Live);
         errors_only
             .errors
             .push("list: UnauthorizedOperation: You are not authorized".into());
-        let m = render(&errors_only).unwrap();
+        let m = message(&errors_only).unwrap();
         assert!(to_text(&m).contains("UnauthorizedOperation"));
     }
 
     #[test]
     fn a_live_message_says_live_and_past_tense() {
-        let m = render(&fleet_report(Mode::Live)).unwrap();
+        let m = message(&fleet_report(Mode::Live)).unwrap();
         assert_within_block_kit_limits(&m);
         let header = m["blocks"][0]["text"]["text"].as_str().unwrap();
         assert_eq!(header, "LIVE · EC2 reaper · 123456789012 · eu-west-1");
@@ -831,7 +875,7 @@ mod tests {
     fn a_dry_run_is_unmistakable() {
         let mut r = fleet_report(Mode::DryRun);
         r.forecast = false;
-        let m = render(&r).unwrap();
+        let m = message(&r).unwrap();
         assert_within_block_kit_limits(&m);
         let header = m["blocks"][0]["text"]["text"].as_str().unwrap();
         assert!(
@@ -855,7 +899,7 @@ mod tests {
 
     #[test]
     fn a_forecast_says_for_when() {
-        let m = render(&fleet_report(Mode::DryRun)).unwrap();
+        let m = message(&fleet_report(Mode::DryRun)).unwrap();
         let text = to_text(&m);
         assert!(
             text.starts_with("DRY RUN (forecast) — nothing was changed"),
@@ -867,15 +911,48 @@ mod tests {
 
     #[test]
     fn sections_stop_at_twenty_lines_and_say_how_many_more() {
-        let m = render(&many(Mode::Live, 27)).unwrap();
+        let m = message(&many(Mode::Live, 27)).unwrap();
         let text = to_text(&m);
         assert!(text.contains("Terminated (27)"));
         assert_eq!(text.matches("• i-0").count(), MAX_LINES);
         assert!(text.contains("node-19"));
         assert!(!text.contains("node-20 "));
         assert!(text.contains("…and 7 more"));
-        let exactly = to_text(&render(&many(Mode::Live, 20)).unwrap());
+        let exactly = to_text(&message(&many(Mode::Live, 20)).unwrap());
         assert!(!exactly.contains("more"), "{exactly}");
+    }
+
+    /// Issue 18 finding 6 (the renderer's half): what the message names is what it shows, not
+    /// what the run meant to say. Instances folded into "…and N more", or whose section did not
+    /// fit, are not named; an id in a tag value is not a name.
+    #[test]
+    fn the_named_instances_are_exactly_those_the_message_shows() {
+        let mut r = many(Mode::Live, 27);
+        // A Name quoting another instance's id in a code span must not count as naming it.
+        r.instances[0].name = Some(format!("see `{}`", r.instances[26].id));
+        let rendered = render(&r).unwrap();
+        let text = to_text(&rendered.payload);
+        let named: Vec<&str> = rendered.named.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(named.len(), MAX_LINES, "{named:?}");
+        for i in &r.instances {
+            let shown = text.contains(&format!("• {} ", i.id));
+            assert_eq!(named.contains(&i.id.as_str()), shown, "{}", i.id);
+        }
+        assert!(rendered
+            .named
+            .iter()
+            .all(|n| n.kind == crate::policy::ResourceKind::Ec2Instance));
+
+        // Owners are named in their own lines too, ten instances each.
+        let told = owners_report(3, 36);
+        let rendered = render(&told).unwrap();
+        let text = to_text(&rendered.payload);
+        for i in &told.instances {
+            let named = rendered.named.iter().any(|n| n.id == i.id);
+            assert_eq!(named, text.contains(&i.id), "{}", i.id);
+        }
+        assert!(rendered.named.len() < told.instances.len());
+        assert!(render(&base(Mode::Live)).is_none());
     }
 
     #[test]
@@ -893,7 +970,7 @@ mod tests {
                 Some(Outcome::Done),
             ),
         );
-        let m = render(&r).unwrap();
+        let m = message(&r).unwrap();
         for t in all_texts(&m) {
             assert!(!t.contains('<') && !t.contains('>'), "{t}");
         }
@@ -952,7 +1029,7 @@ mod tests {
             message: ugly.clone(),
         });
         r.instances_omitted = 5;
-        let m = render(&r).unwrap();
+        let m = message(&r).unwrap();
         assert_within_block_kit_limits(&m);
         let total: usize = all_texts(&m).iter().map(|t| len(t)).sum();
         assert!(total <= MAX_MESSAGE_CHARS + 20_000, "{total}");
@@ -999,7 +1076,7 @@ mod tests {
     #[test]
     fn seven_hundred_and_ten_thousand_owners_fit_one_message() {
         for owners in [700, 10_000] {
-            let m = render(&owners_report(owners, owners * 4)).unwrap();
+            let m = message(&owners_report(owners, owners * 4)).unwrap();
             let blocks = m["blocks"].as_array().unwrap().len();
             assert!(blocks <= MAX_BLOCKS, "{owners} owners: {blocks} blocks");
             assert_within_block_kit_limits(&m);
@@ -1035,7 +1112,7 @@ mod tests {
     /// The first step down: too many instances per owner to list, few enough owners to name.
     #[test]
     fn owners_with_many_instances_are_listed_with_counts() {
-        let m = render(&owners_report(100, 500)).unwrap();
+        let m = message(&owners_report(100, 500)).unwrap();
         assert_within_block_kit_limits(&m);
         let text = to_text(&m);
         assert!(
@@ -1067,8 +1144,8 @@ mod tests {
 
     #[test]
     fn golden_messages() {
-        let live = render(&fleet_report(Mode::Live)).unwrap();
-        let dry = render(&fleet_report(Mode::DryRun)).unwrap();
+        let live = message(&fleet_report(Mode::Live)).unwrap();
+        let dry = message(&fleet_report(Mode::DryRun)).unwrap();
         golden(
             "slack_live.json",
             &(serde_json::to_string_pretty(&live).unwrap() + "\n"),
@@ -1107,7 +1184,7 @@ mod tests {
                 let verdict = VerdictKind::ALL[k % 7];
                 push(&mut r, inst(k as u32, name.as_deref(), Some(&owner), verdict, &reason, None, Some(Outcome::Would)));
             }
-            if let Some(m) = render(&r) {
+            if let Some(m) = message(&r) {
                 assert_within_block_kit_limits(&m);
                 for t in all_texts(&m) {
                     proptest::prop_assert!(!t.contains('<') && !t.contains('>'));

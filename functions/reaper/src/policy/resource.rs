@@ -1,0 +1,32 @@
+//! What the reaper acts on, named without saying how it is listed: today only EC2 instances; a
+//! second kind (an EBS volume) is a new variant, a new policy module and a new adapter.
+
+use std::fmt;
+
+/// The kind of a resource the reaper judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceKind {
+    Ec2Instance,
+}
+
+/// One resource: its kind and its AWS id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceId {
+    pub kind: ResourceKind,
+    pub id: String,
+}
+
+impl ResourceId {
+    pub fn instance(id: impl Into<String>) -> Self {
+        Self {
+            kind: ResourceKind::Ec2Instance,
+            id: id.into(),
+        }
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)
+    }
+}

@@ -1,0 +1,13 @@
+//! What every renderer returns: the payload a sink takes, and the resources it named. A message
+//! that folds an instance into "…and N more" has not told anyone about it, so what is recorded
+//! as announced (`reaper:notified`) comes from `named`, never from what the run meant to say.
+
+use crate::policy::ResourceId;
+
+/// A rendered message and the resources a reader of it sees by id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered<T> {
+    pub payload: T,
+    /// Each at most once, in the order first named.
+    pub named: Vec<ResourceId>,
+}
