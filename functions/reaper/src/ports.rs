@@ -147,12 +147,30 @@ impl Mutation<'_> {
 /// What a run needs from EC2.
 pub trait Fleet: Send + Sync {
     /// One consistent listing of every instance in a judged state (only `ids` when given),
-    /// finished before `deadline` or failed.
+    /// handed to `on_page` a page at a time as the pages arrive, each instance once, finished
+    /// before `deadline` or failed. The pages already handed over are part of a failed listing
+    /// too: a caller that must not act on half a fleet discards them.
+    fn list_pages(
+        &self,
+        ids: Option<&[String]>,
+        deadline: Deadline,
+        on_page: &mut (dyn FnMut(Vec<Instance>) + Send),
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// The whole listing at once, for a few ids (a re-check, a confirmation, `reaperctl why`):
+    /// a sweep of the fleet streams with `list_pages`, so memory follows what it acts on.
     fn list(
         &self,
         ids: Option<&[String]>,
         deadline: Deadline,
-    ) -> impl Future<Output = Result<Vec<Instance>, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Instance>, ApiError>> + Send {
+        async move {
+            let mut all = Vec::new();
+            self.list_pages(ids, deadline, &mut |page| all.extend(page))
+                .await?;
+            Ok(all)
+        }
+    }
 
     /// At most `MAX_BATCH` ids; answers for every one of them, in any order.
     fn apply(

@@ -52,12 +52,13 @@ mod baseline {
     struct Unbatched(Ec2Fleet);
 
     impl Fleet for Unbatched {
-        async fn list(
+        async fn list_pages(
             &self,
             ids: Option<&[String]>,
             deadline: Deadline,
-        ) -> Result<Vec<Instance>, ApiError> {
-            self.0.list(ids, deadline).await
+            on_page: &mut (dyn FnMut(Vec<Instance>) + Send),
+        ) -> Result<(), ApiError> {
+            self.0.list_pages(ids, deadline, on_page).await
         }
         async fn apply(
             &self,
@@ -331,11 +332,33 @@ impl Rng {
 }
 
 /// The group of each reservation, shuffled with the seed (groups spread over every page).
-fn layout(n: usize) -> Vec<usize> {
+/// Which groups a fleet is drawn from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mix {
+    /// Every group at its share.
+    Usual,
+    /// 1 % of the instances from the groups that need anything (every verdict but `keep`), the
+    /// rest from the `keep` groups: a large, well-tagged account.
+    Sparse,
+}
+
+fn layout(n: usize, mix: Mix) -> Vec<usize> {
     let mut reservations = Vec::new();
-    for (g, group) in GROUPS.iter().enumerate() {
-        let count = n * group.share / 100 / PER_RESERVATION;
-        reservations.extend(std::iter::repeat_n(g, count));
+    match mix {
+        Mix::Usual => {
+            for (g, group) in GROUPS.iter().enumerate() {
+                let count = n * group.share / 100 / PER_RESERVATION;
+                reservations.extend(std::iter::repeat_n(g, count));
+            }
+        }
+        Mix::Sparse => {
+            let (keep, act): (Vec<usize>, Vec<usize>) =
+                (0..GROUPS.len()).partition(|&g| GROUPS[g].verdict == "keep");
+            let total = n / PER_RESERVATION;
+            let acting = total / 100;
+            reservations.extend((0..acting).map(|k| act[k % act.len()]));
+            reservations.extend((acting..total).map(|k| keep[k % keep.len()]));
+        }
     }
     let mut rng = Rng(SEED.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     for i in (1..reservations.len()).rev() {
@@ -353,11 +376,15 @@ struct Seeded {
     tags: Vec<(String, String)>,
 }
 
-fn fake_fleet(n: usize, now: DateTime<Utc>) -> (Vec<FakeInstance>, HashMap<String, Seeded>) {
+fn fake_fleet(
+    n: usize,
+    now: DateTime<Utc>,
+    mix: Mix,
+) -> (Vec<FakeInstance>, HashMap<String, Seeded>) {
     let mut rng = Rng(SEED | 1);
     let mut instances = Vec::with_capacity(n);
     let mut seeded = HashMap::with_capacity(n);
-    for (r, &g) in layout(n).iter().enumerate() {
+    for (r, &g) in layout(n, mix).iter().enumerate() {
         let group = &GROUPS[g];
         // Old instances were launched between 1 h and 3 days ago, a reservation at a time.
         let launch = if group.young {
@@ -671,9 +698,9 @@ fn run_tool(tool: Tool, bins: &Bins, endpoint: &str) -> Option<Measured> {
 }
 
 /// One run on a fresh fake fleet.
-fn fake_run(tool: Tool, bins: &Bins, n: usize) -> Option<Run> {
+fn fake_run(tool: Tool, bins: &Bins, n: usize, mix: Mix) -> Option<Run> {
     let now = Utc::now();
-    let (instances, seeded) = fake_fleet(n, now);
+    let (instances, seeded) = fake_fleet(n, now, mix);
     let fake = FakeEc2::start(instances);
     let proxy = Proxy::start(&fake.endpoint());
     let m = run_tool(tool, bins, &proxy.endpoint())?;
@@ -706,7 +733,7 @@ struct Row {
 fn measure_tool(tool: Tool, bins: &Bins, n: usize, reps: usize) -> Option<Row> {
     let mut runs = Vec::new();
     for _ in 0..reps {
-        runs.push(fake_run(tool, bins, n)?);
+        runs.push(fake_run(tool, bins, n, Mix::Usual)?);
     }
     let cpu = median(runs.iter().map(|r| r.m.cpu().as_secs_f64()).collect());
     let rss = median(runs.iter().map(|r| r.m.max_rss as f64).collect());
@@ -892,7 +919,7 @@ fn moto_run(tool: Tool, bins: &Bins, n: usize, rt: &tokio::runtime::Runtime) -> 
     let mut shift = HashMap::new();
     let mut to_stop = Vec::new();
     rt.block_on(async {
-        for &g in &layout(n) {
+        for &g in &layout(n, Mix::Usual) {
             let group = &GROUPS[g];
             let tags = (group.tags)(now);
             let pairs: Vec<(&str, &str)> =
@@ -997,8 +1024,8 @@ fn lambda_env(endpoint: &str) -> Vec<(String, String)> {
 }
 
 /// A live sweep of an `n`-instance fake fleet by the release Lambda binary: (peak RSS, CPU, ok).
-fn lambda_sweep(reaper: &Path, n: usize) -> (u64, Duration, Result<String, String>) {
-    let (instances, _) = fake_fleet(n, Utc::now());
+fn lambda_sweep(reaper: &Path, n: usize, mix: Mix) -> (u64, Duration, Result<String, String>) {
+    let (instances, _) = fake_fleet(n, Utc::now(), mix);
     let fake = FakeEc2::start(instances);
     let proxy = Proxy::start(&fake.endpoint());
     let runtime = RuntimeApi::start(REGION);
@@ -1453,38 +1480,63 @@ fn main() -> ExitCode {
     println!();
     println!("| binary | instances | peak RSS MB | CPU s | result |");
     println!("|---|---:|---:|---:|---|");
+    // The figures before issue 17 (bench/results/bench-2026-11-24.md): the whole listing, tag maps
+    // included, was held until the report was written.
+    const OLD: &str = "100 000 usual mix: reaper 133.9 MB, reaperctl 131.9 MB";
     let mut rss_points: Vec<(String, usize, f64)> = Vec::new();
-    for n in [10_000, big] {
-        let (rss, cpu, result) = lambda_sweep(&bins.reaper, n);
+    let mut sparse_points: Vec<(String, usize, f64)> = Vec::new();
+    for (n, mix) in [(10_000, Mix::Usual), (big, Mix::Usual), (big, Mix::Sparse)] {
+        let label = match mix {
+            Mix::Usual => format!("{n}"),
+            Mix::Sparse => format!("{n}, 1 % need action"),
+        };
+        let points = match mix {
+            Mix::Usual => &mut rss_points,
+            Mix::Sparse => &mut sparse_points,
+        };
+        let (rss, cpu, result) = lambda_sweep(&bins.reaper, n, mix);
         let mb = rss as f64 / MB;
         println!(
-            "| reaper (Lambda, {profile}) | {n} | {mb:.1} | {:.2} | {} |",
+            "| reaper (Lambda, {profile}) | {label} | {mb:.1} | {:.2} | {} |",
             cpu.as_secs_f64(),
             result
                 .as_ref()
                 .map_or_else(|e| format!("FAILED: {e}"), String::clone)
         );
-        rss_points.push(("reaper".into(), n, mb));
-        let run = fake_run(Tool::Reaper, &bins, n);
+        points.push(("reaper".into(), n, mb));
+        let run = fake_run(Tool::Reaper, &bins, n, mix);
         if let Some(run) = run {
             let mb = run.m.max_rss as f64 / MB;
             println!(
-                "| reaperctl ({profile}) | {n} | {mb:.1} | {:.2} | exit {:?}, {} calls |",
+                "| reaperctl ({profile}) | {label} | {mb:.1} | {:.2} | exit {:?}, {} calls |",
                 run.m.cpu().as_secs_f64(),
                 run.m.code,
                 run.calls.values().sum::<u64>()
             );
-            rss_points.push(("reaperctl".into(), n, mb));
+            points.push(("reaperctl".into(), n, mb));
         }
     }
     for (name, n, mb) in &rss_points {
-        let limit = if *n >= 100_000 { 96.0 } else { 48.0 };
+        let (limit, was) = if *n >= 100_000 {
+            (64.0, format!(" (before: {OLD})"))
+        } else {
+            (48.0, String::new())
+        };
         target(
             &mut targets,
             format!("{n}: {name} peak RSS"),
             format!("{mb:.1} MB"),
-            format!("≤ {limit} MB"),
+            format!("≤ {limit} MB{was}"),
             Some(*mb <= limit),
+        );
+    }
+    for (name, n, mb) in &sparse_points {
+        target(
+            &mut targets,
+            format!("{n}, 1 % need action: {name} peak RSS"),
+            format!("{mb:.1} MB"),
+            format!("≤ 40 MB (before: not measured; {OLD})"),
+            Some(*mb <= 40.0),
         );
     }
     let per_instance = |name: &str| {

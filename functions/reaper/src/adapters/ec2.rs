@@ -83,12 +83,12 @@ impl Ec2Fleet {
     /// Every page of one listing, with `filters`, following `NextToken` within the deadline.
     /// Instances are kept once by id (pages that overlap count once); a token seen twice or more
     /// than `MAX_PAGES` pages is an error.
-    async fn list_pages(
+    async fn describe_pages(
         &self,
         filters: Vec<Filter>,
         deadline: Deadline,
         seen: &mut HashSet<String>,
-        out: &mut Vec<Instance>,
+        on_page: &mut (dyn FnMut(Vec<Instance>) + Send),
     ) -> Result<(), ApiError> {
         let mut token: Option<String> = None;
         let mut tokens: HashSet<String> = HashSet::new();
@@ -98,7 +98,7 @@ impl Ec2Fleet {
                     "OutOfTime",
                     format!(
                         "listing stopped after {} instances: less than 30 s of the run's time was left",
-                        out.len()
+                        seen.len()
                     ),
                     ErrorKind::Transient,
                 ));
@@ -114,9 +114,9 @@ impl Ec2Fleet {
                 call.await.map_err(api_error)
             })
             .await?;
-            collect(&page, seen, out);
+            on_page(collect(&page, seen));
             if let Some(Progress(report)) = &self.progress {
-                report(out.len());
+                report(seen.len());
             }
             match page.next_token {
                 Some(t) if !t.is_empty() => {
@@ -151,8 +151,8 @@ fn to_utc(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
 fn collect(
     page: &aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput,
     seen: &mut HashSet<String>,
-    out: &mut Vec<Instance>,
-) {
+) -> Vec<Instance> {
+    let mut out = Vec::new();
     for instance in page.reservations().iter().flat_map(|r| r.instances()) {
         let Some(id) = instance.instance_id() else {
             continue;
@@ -201,19 +201,20 @@ fn collect(
             tags,
         });
     }
+    out
 }
 
 impl Fleet for Ec2Fleet {
-    async fn list(
+    async fn list_pages(
         &self,
         ids: Option<&[String]>,
         deadline: Deadline,
-    ) -> Result<Vec<Instance>, ApiError> {
+        on_page: &mut (dyn FnMut(Vec<Instance>) + Send),
+    ) -> Result<(), ApiError> {
         let mut seen = HashSet::new();
-        let mut out = Vec::new();
         match ids {
             None => {
-                self.list_pages(vec![Self::state_filter()], deadline, &mut seen, &mut out)
+                self.describe_pages(vec![Self::state_filter()], deadline, &mut seen, on_page)
                     .await?
             }
             // By id: an `instance-id` filter, so an id that does not exist is simply absent (with
@@ -224,17 +225,17 @@ impl Fleet for Ec2Fleet {
                         .name("instance-id")
                         .set_values(Some(chunk.to_vec()))
                         .build();
-                    self.list_pages(
+                    self.describe_pages(
                         vec![by_id, Self::state_filter()],
                         deadline,
                         &mut seen,
-                        &mut out,
+                        on_page,
                     )
                     .await?;
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     async fn apply(

@@ -79,14 +79,18 @@ impl MemoryFleet {
     }
 }
 
+/// Instances per page, as `adapters::ec2` asks EC2 for them.
+const PAGE: usize = 1000;
+
 impl Fleet for MemoryFleet {
-    async fn list(
+    async fn list_pages(
         &self,
         ids: Option<&[String]>,
         _deadline: Deadline,
-    ) -> Result<Vec<Instance>, ApiError> {
+        on_page: &mut (dyn FnMut(Vec<Instance>) + Send),
+    ) -> Result<(), ApiError> {
         self.count("DescribeInstances");
-        let out = Self::lock(&self.instances)
+        let out: Vec<Instance> = Self::lock(&self.instances)
             .values()
             .filter(|i| InstanceState::JUDGED.contains(&i.state))
             .filter(|i| ids.is_none_or(|ids| ids.contains(&i.id)))
@@ -95,7 +99,11 @@ impl Fleet for MemoryFleet {
         if let Some(edit) = Self::lock(&self.after_first_list).take() {
             edit(&mut Self::lock(&self.instances));
         }
-        Ok(out)
+        // Pages of EC2's size, so a sweep sees more than one.
+        for page in out.chunks(PAGE) {
+            on_page(page.to_vec());
+        }
+        Ok(())
     }
 
     async fn apply(

@@ -1,9 +1,8 @@
 //! Owner notices, the pure part (SPEC §8): does this instance need a "will be terminated" notice
 //! now, and about which date? Sending it and writing `reaper:notified` are the sweep's job.
 
-use super::plan::NOTIFIED_TAG;
 use super::tags::format_date;
-use super::verdict::{Instance, Rules, StampRule, Verdict};
+use super::verdict::{Rules, StampRule, Verdict};
 use chrono::{DateTime, Utc};
 
 /// The date to tell the owner about, when a notice is due: the verdict is `expiring`, or a stamp
@@ -14,7 +13,7 @@ use chrono::{DateTime, Utc};
 /// the notice matches the date of the next run's verdict and the notice is not sent twice. When a
 /// MAX_LIFETIME bound has already passed, that date is in the past: the next sweep terminates.
 pub fn notice_due(
-    instance: &Instance,
+    announcement: Option<&str>,
     verdict: &Verdict,
     now: DateTime<Utc>,
     rules: &Rules,
@@ -32,15 +31,17 @@ pub fn notice_due(
             .filter(|date| *date <= now + rules.warn_window)?,
         _ => return None,
     };
-    let told = instance.tag(NOTIFIED_TAG) == Some(format_date(date).as_str());
+    let told = announcement == Some(format_date(date).as_str());
     (!told).then_some(date)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::plan::NOTIFIED_TAG;
     use crate::policy::tags::{LIFETIME, TERMINATION_DATE};
     use crate::policy::verdict::{judge, InstanceState, VerdictKind};
+    use crate::policy::Instance;
     use chrono::{TimeDelta, TimeZone};
 
     fn now() -> DateTime<Utc> {
@@ -168,7 +169,7 @@ mod tests {
         for (case, instance, rules, want) in cases {
             let verdict = judge(&instance, now(), rules);
             assert_eq!(
-                notice_due(&instance, &verdict, now(), rules),
+                notice_due(instance.tag(NOTIFIED_TAG), &verdict, now(), rules),
                 want.map(t),
                 "{case}: {verdict:?}"
             );
@@ -199,14 +200,14 @@ mod tests {
                 let now = now() + TimeDelta::milliseconds(sub_second_ms);
                 let mut i = inst(TimeDelta::minutes(age_min), &[(LIFETIME, &format!("{lifetime_min}m"))]);
                 let v = judge(&i, now, &rules);
-                let Some(told) = notice_due(&i, &v, now, &rules) else { return Ok(()) };
+                let Some(told) = notice_due(i.tag(NOTIFIED_TAG), &v, now, &rules) else { return Ok(()) };
                 if let Some(stamp) = v.stamp() {
                     i.tags.insert(TERMINATION_DATE.into(), stamp.tag_value());
                 }
                 i.tags.insert(NOTIFIED_TAG.into(), format_date(told));
                 let later = now + TimeDelta::minutes(later_min);
                 let v2 = judge(&i, later, &rules);
-                prop_assert!(notice_due(&i, &v2, later, &rules).is_none(), "{v:?} then {v2:?}");
+                prop_assert!(notice_due(i.tag(NOTIFIED_TAG), &v2, later, &rules).is_none(), "{v:?} then {v2:?}");
                 // ... and the next run acts on the date the owner was told.
                 if later < told {
                     prop_assert_eq!(v2.enforced_date(), Some(told));

@@ -50,8 +50,13 @@ fn notice(entry: &Entry, header: &Header, rules: &Rules) -> Option<NoticeKind> {
         {
             Some(NoticeKind::Stopped)
         }
-        _ => notice_due(&entry.instance, &entry.verdict, header.evaluated_at, rules)
-            .map(|_| NoticeKind::WillTerminate),
+        _ => notice_due(
+            entry.fact.announcement.as_deref(),
+            &entry.verdict,
+            header.evaluated_at,
+            rules,
+        )
+        .map(|_| NoticeKind::WillTerminate),
     }
 }
 
@@ -63,7 +68,6 @@ pub fn build(
     errors: Vec<String>,
     warnings: Vec<String>,
     api_calls: BTreeMap<String, u64>,
-    owner_tag: &str,
     rules: &Rules,
 ) -> RunReport {
     let mut report = RunReport::new(
@@ -81,22 +85,20 @@ pub fn build(
     report.warnings = warnings;
     report.api_calls = api_calls;
 
-    let mut entries = ledger.into_entries();
-    report.instances_judged = entries.len() as u64;
+    let (mut entries, kept) = ledger.into_parts();
+    report.instances_judged = entries.len() as u64 + kept;
+    if kept > 0 {
+        report.counts.verdicts.insert(VerdictKind::Keep, kept);
+    }
     let rank = |e: &Entry| VerdictKind::ALL.iter().position(|k| *k == e.verdict.kind());
     entries.sort_by(|a, b| {
         rank(a)
             .cmp(&rank(b))
-            .then_with(|| a.instance.id.cmp(&b.instance.id))
+            .then_with(|| a.fact.id.cmp(&b.fact.id))
     });
     // Sized once: grown by doubling, 80 000 lines would hold 131 072 slots and, while growing,
     // both the old and the new list.
-    report.instances = Vec::with_capacity(
-        entries
-            .iter()
-            .filter(|e| e.verdict.kind() != VerdictKind::Keep)
-            .count(),
-    );
+    report.instances = Vec::with_capacity(entries.len());
     // Each entry is consumed as its line is written: a 100 000-instance run never holds the
     // ledger and the report whole at once.
     for e in entries {
@@ -115,16 +117,16 @@ pub fn build(
         }
         report.instances.push(InstanceReport {
             notice: notice(&e, &header, rules),
-            name: e.instance.tag("Name").map(str::to_string),
-            owner: e.instance.tag(owner_tag).map(str::to_string),
-            state: e.instance.state.to_string(),
+            name: e.fact.name,
+            owner: e.fact.owner,
+            state: e.fact.state.to_string(),
             verdict: kind,
             reason,
             // The date the reaper acts on: the tag's, or MAX_LIFETIME's bound (the reason says).
             termination_date: e.verdict.enforced_date().map(format_date),
             outcome,
             error: e.fate.as_ref().and_then(Fate::error_text).or(e.afterwards),
-            id: e.instance.id,
+            id: e.fact.id,
         });
     }
     report.finished_at = Utc::now();

@@ -1,8 +1,9 @@
 //! What happened to each judged instance during a run: one typed fate per instance, with the
 //! precedence of fates decided here and nowhere else.
 
-use crate::policy::{Instance, Verdict, VerdictKind};
+use crate::policy::{Instance, InstanceState, Verdict, VerdictKind, NOTIFIED_TAG};
 use crate::ports::{ApiError, ErrorKind, IdOutcome};
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -113,9 +114,44 @@ impl Fate {
     }
 }
 
+/// What the run keeps of a listed instance that needs anything: the few facts the plan, the
+/// report and the notices read, not its tag map (a sweep of 100 000 instances holds these, not
+/// the listing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    pub id: String,
+    pub state: InstanceState,
+    pub first_launch: DateTime<Utc>,
+    pub name: Option<String>,
+    /// The value of the owner tag (`OWNER_TAG`).
+    pub owner: Option<String>,
+    /// How many tags it carries (EC2 allows `MAX_TAGS`: a stamp needs room).
+    pub tag_count: usize,
+    /// The raw value of the reaper's announcement tag (`reaper:notified`).
+    pub announcement: Option<String>,
+}
+
+impl Fact {
+    /// Takes what it needs out of `instance` (after it was judged) and drops the rest.
+    pub fn of(mut instance: Instance, owner_tag: &str) -> Self {
+        let first_launch = instance.first_launch();
+        let tag_count = instance.tags.len();
+        let owner = instance.tags.remove(owner_tag);
+        Fact {
+            name: instance.tags.remove("Name"),
+            announcement: instance.tags.remove(NOTIFIED_TAG),
+            owner,
+            tag_count,
+            first_launch,
+            state: instance.state,
+            id: instance.id,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub instance: Instance,
+    pub fact: Fact,
     pub verdict: Verdict,
     pub fate: Option<Fate>,
     /// A problem after the action was done (e.g. stopped, but the reason tag was not written).
@@ -131,46 +167,47 @@ impl Entry {
     }
 }
 
-/// Every judged instance of a run, by id.
+/// Every judged instance of a run that needs anything, by id; those judged `keep` are counted.
 #[derive(Debug, Default)]
 pub struct Ledger {
     entries: Vec<Entry>,
     index: HashMap<String, usize>,
+    kept: u64,
 }
 
 impl Ledger {
-    pub fn new(judged: impl IntoIterator<Item = (Instance, Verdict)>) -> Self {
-        let judged = judged.into_iter();
-        // Sized once: a 100 000-instance list grown by doubling would hold 131 072 slots.
-        let (n, _) = judged.size_hint();
-        let mut ledger = Ledger {
-            entries: Vec::with_capacity(n),
-            index: HashMap::with_capacity(n),
-        };
-        for (instance, verdict) in judged {
-            // Listings are de-duplicated by the fleet; a repeat here would double-count caps.
-            if ledger.index.contains_key(&instance.id) {
-                continue;
-            }
-            ledger
-                .index
-                .insert(instance.id.clone(), ledger.entries.len());
-            ledger.entries.push(Entry {
-                instance,
-                verdict,
-                fate: None,
-                afterwards: None,
-            });
+    /// Enters one judged instance as it is listed: `keep` is only counted; anything else is
+    /// kept as its `Fact`.
+    pub fn enter(&mut self, instance: Instance, verdict: Verdict, owner_tag: &str) {
+        if verdict.kind() == VerdictKind::Keep {
+            self.kept += 1;
+            return;
         }
-        ledger
+        // Listings are de-duplicated by the fleet; a repeat here would double-count caps.
+        if self.index.contains_key(&instance.id) {
+            return;
+        }
+        self.index.insert(instance.id.clone(), self.entries.len());
+        self.entries.push(Entry {
+            fact: Fact::of(instance, owner_tag),
+            verdict,
+            fate: None,
+            afterwards: None,
+        });
+    }
+
+    /// How many instances were judged `keep` (and not kept).
+    pub fn kept(&self) -> u64 {
+        self.kept
     }
 
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
-    pub fn into_entries(self) -> Vec<Entry> {
-        self.entries
+    /// The entries and the count of `keep`.
+    pub fn into_parts(self) -> (Vec<Entry>, u64) {
+        (self.entries, self.kept)
     }
 
     pub fn get(&self, id: &str) -> Option<&Entry> {
@@ -259,7 +296,10 @@ mod tests {
         let verdict = Verdict::Stop {
             problem: crate::policy::Problem::Missing { near_miss: None },
         };
-        Ledger::new([(instance.clone(), verdict.clone()), (instance, verdict)])
+        let mut ledger = Ledger::default();
+        ledger.enter(instance.clone(), verdict.clone(), "owner");
+        ledger.enter(instance, verdict, "owner");
+        ledger
     }
 
     #[test]
@@ -299,6 +339,54 @@ mod tests {
     #[test]
     fn an_instance_is_entered_once() {
         assert_eq!(ledger().entries().len(), 1);
+    }
+
+    #[test]
+    fn keep_is_counted_not_held_and_the_rest_as_its_facts() {
+        let mut l = Ledger::default();
+        let tags = [
+            ("Name", "web"),
+            ("team", "x"),
+            ("owner", "ana"),
+            (NOTIFIED_TAG, "d"),
+        ];
+        let instance = |id: &str| Instance {
+            id: id.into(),
+            state: InstanceState::Running,
+            launch_time: Utc::now(),
+            root_attach_time: None,
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        l.enter(
+            instance("i-keep"),
+            Verdict::Keep {
+                until: None,
+                bound: None,
+            },
+            "owner",
+        );
+        l.enter(
+            instance("i-stop"),
+            Verdict::Stop {
+                problem: crate::policy::Problem::Missing { near_miss: None },
+            },
+            "owner",
+        );
+        assert_eq!(l.kept(), 1);
+        assert!(l.get("i-keep").is_none());
+        let fact = &l.get("i-stop").unwrap().fact;
+        assert_eq!(
+            (
+                fact.name.as_deref(),
+                fact.owner.as_deref(),
+                fact.announcement.as_deref(),
+                fact.tag_count
+            ),
+            (Some("web"), Some("ana"), Some("d"), 4)
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::ports::{ApiError, Fleet, IdOutcome, Mutation};
 use crate::report::build::{build, Header};
 use crate::report::{CircuitReport, RunReport};
 use chrono::Utc;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Where the run happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,21 +41,33 @@ pub async fn sweep<F: Fleet>(
     let mut errors = Vec::new();
     let mut warnings: Vec<String> = cfg.warnings.iter().chain(&req.warnings).cloned().collect();
 
-    let listed = match fleet.list(req.ids.as_deref(), req.deadline).await {
-        Ok(listed) => listed,
-        Err(err) => {
-            errors.push(format!(
-                "listing instances failed, nothing was judged: {err}"
-            ));
-            Vec::new()
-        }
-    };
+    // Each page is judged as it arrives and only what needs anything is kept, as compact facts:
+    // memory follows what the run acts on or reports, not the size of the fleet.
+    let mut ledger = Ledger::default();
+    let mut found: HashSet<String> = HashSet::new();
+    let listing = fleet
+        .list_pages(req.ids.as_deref(), req.deadline, &mut |page| {
+            for instance in page {
+                if req.ids.is_some() {
+                    found.insert(instance.id.clone());
+                }
+                let verdict = judge(&instance, req.now, &cfg.rules);
+                ledger.enter(instance, verdict, &cfg.owner_tag);
+            }
+        })
+        .await;
+    if let Err(err) = listing {
+        errors.push(format!(
+            "listing instances failed, nothing was judged: {err}"
+        ));
+        // Half a fleet is not judged: nothing of what was listed is acted on or reported.
+        ledger = Ledger::default();
+    }
     if let (Some(wanted), true) = (&req.ids, errors.is_empty()) {
-        let found: BTreeSet<&str> = listed.iter().map(|i| i.id.as_str()).collect();
         let missing: Vec<&str> = wanted
             .iter()
             .map(String::as_str)
-            .filter(|id| !found.contains(id))
+            .filter(|id| !found.contains(*id))
             .collect();
         // One line however many: 10 000 unknown ids must not make a 1 MB report.
         const SHOWN: usize = 10;
@@ -74,30 +86,21 @@ pub async fn sweep<F: Fleet>(
         }
     }
 
-    let mut ledger = Ledger::new(listed.into_iter().map(|instance| {
-        let verdict = judge(&instance, req.now, &cfg.rules);
-        (instance, verdict)
-    }));
     // What the scope does not act on as judged is deferred; what it stops instead (an expired
     // instance at launch) is planned as a stop and deferred once acted on, below.
     // A stamp onto an instance at EC2's tag limit would fail every hour: say why instead.
     let full: Vec<String> = ledger
         .entries()
         .iter()
-        .filter(|e| e.verdict.stamp().is_some() && e.instance.tags.len() >= MAX_TAGS)
-        .map(|e| e.instance.id.clone())
+        .filter(|e| e.verdict.stamp().is_some() && e.fact.tag_count >= MAX_TAGS)
+        .map(|e| e.fact.id.clone())
         .collect();
     ledger.defer_all(&full, &Deferral::TagLimit);
     let held: Vec<(String, &'static str)> = ledger
         .entries()
         .iter()
         .filter(|e| !req.scope.stops_instead(e.verdict.kind()))
-        .filter_map(|e| {
-            Some((
-                e.instance.id.clone(),
-                req.scope.holds_back(e.verdict.kind())?,
-            ))
-        })
+        .filter_map(|e| Some((e.fact.id.clone(), req.scope.holds_back(e.verdict.kind())?)))
         .collect();
     for (id, why) in held {
         ledger.set(&id, Fate::Deferred(Deferral::NotInScope(why)));
@@ -110,7 +113,7 @@ pub async fn sweep<F: Fleet>(
             .entries()
             .iter()
             .filter(|e| e.is_actionable() && e.fate.is_none())
-            .map(|e| (e.instance.id.as_str(), &e.verdict)),
+            .map(|e| (e.fact.id.as_str(), &e.verdict)),
         &cfg.caps,
         req.now,
         Acting {
@@ -124,7 +127,7 @@ pub async fn sweep<F: Fleet>(
             .iter()
             .filter(|e| e.fate.is_none())
             .filter(|e| matches!(e.verdict.kind(), VerdictKind::Terminate | VerdictKind::Stop))
-            .map(|e| e.instance.id.clone())
+            .map(|e| e.fact.id.clone())
             .collect();
         ledger.defer_all(&waiting, &Deferral::OutsideWindow(why.clone()));
     }
@@ -145,12 +148,7 @@ pub async fn sweep<F: Fleet>(
         .iter()
         .filter(|e| req.scope.stops_instead(e.verdict.kind()))
         .filter(|e| matches!(e.fate, None | Some(Fate::Done)) && outside.is_none())
-        .filter_map(|e| {
-            Some((
-                e.instance.id.clone(),
-                req.scope.holds_back(e.verdict.kind())?,
-            ))
-        })
+        .filter_map(|e| Some((e.fact.id.clone(), req.scope.holds_back(e.verdict.kind())?)))
         .collect();
     for (id, why) in stopped_instead {
         ledger.set(&id, Fate::Deferred(Deferral::NotInScope(why)));
@@ -171,7 +169,6 @@ pub async fn sweep<F: Fleet>(
         errors,
         warnings,
         api_calls,
-        &cfg.owner_tag,
         &cfg.rules,
     )
 }
