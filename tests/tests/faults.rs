@@ -12,7 +12,7 @@ use reaper::config::Config;
 use reaper::policy::{format_date, Cap, VerdictKind};
 use reaper::ports::Deadline;
 use reaper::report::{Outcome, RunReport};
-use reaper::run::{sweep, Mode, RunContext, RunRequest, Scope, TriggerKind};
+use reaper::run::{sweep, RunContext, RunRequest};
 use reaper_e2e::proxy::{Fault, Proxy};
 use reaper_e2e::{
     fixture, reaper_binary, Function, Invocation, Moto, RuntimeApi, WebhookMode, WebhookSink,
@@ -40,16 +40,7 @@ fn sdk_via(moto: &Moto, proxy: &Proxy) -> aws_config::SdkConfig {
 }
 
 fn request(live: bool, now: DateTime<Utc>, deadline: Deadline) -> RunRequest {
-    RunRequest {
-        mode: if live { Mode::Live } else { Mode::DryRun },
-        trigger: TriggerKind::Schedule,
-        scope: Scope::Sweep,
-        now,
-        forecast: false,
-        ids: None,
-        deadline,
-        warnings: Vec::new(),
-    }
+    RunRequest::scheduled(live, now, deadline)
 }
 
 async fn run(fleet: &Ec2Fleet, cfg: &Config, req: &RunRequest) -> RunReport {

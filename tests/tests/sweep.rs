@@ -11,7 +11,7 @@ use reaper::config::Config;
 use reaper::policy::{format_date, Cap, VerdictKind};
 use reaper::ports::Deadline;
 use reaper::report::{Outcome, RunReport};
-use reaper::run::{sweep, Mode, RunContext, RunRequest, Scope, TriggerKind};
+use reaper::run::{sweep, RunContext, RunRequest};
 use reaper_e2e::Moto;
 use std::collections::BTreeMap;
 
@@ -114,16 +114,7 @@ async fn run(fleet: &Ec2Fleet, setup: &Setup, now: DateTime<Utc>) -> RunReport {
         account: "123456789012".into(),
         region: REGION.into(),
     };
-    let req = RunRequest {
-        mode: if setup.live { Mode::Live } else { Mode::DryRun },
-        trigger: TriggerKind::Schedule,
-        scope: Scope::Sweep,
-        now,
-        forecast: false,
-        ids: None,
-        deadline: Deadline::NONE,
-        warnings: Vec::new(),
-    };
+    let req = RunRequest::scheduled(setup.live, now, Deadline::NONE);
     sweep(fleet, &setup.cfg, ctx, &req).await
 }
 

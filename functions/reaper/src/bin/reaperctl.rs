@@ -743,8 +743,7 @@ async fn main() -> ExitCode {
         eprintln!(
             "reaperctl: account {account}, {in_regions}: listing what a live sweep would change"
         );
-        let mut preview = req.clone();
-        preview.mode = reaper::run::Mode::DryRun;
+        let preview = req.preview();
         let plan = sweep_regions(
             &base,
             &regions,

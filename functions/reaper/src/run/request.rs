@@ -61,19 +61,21 @@ impl Scope {
     }
 }
 
+/// Private fields: a request is made by one of the constructors below, so nothing outside this
+/// module can turn a dry run live (a preview is `preview()`, a new request, not a field flipped).
 #[derive(Debug, Clone)]
 pub struct RunRequest {
-    pub mode: Mode,
-    pub trigger: TriggerKind,
-    pub scope: Scope,
+    pub(crate) mode: Mode,
+    pub(crate) trigger: TriggerKind,
+    pub(crate) scope: Scope,
     /// The time verdicts are computed for: the clock, or a forecast's `at`.
-    pub now: DateTime<Utc>,
-    pub forecast: bool,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) forecast: bool,
     /// Judge only these instances.
-    pub ids: Option<Vec<String>>,
-    pub deadline: Deadline,
+    pub(crate) ids: Option<Vec<String>>,
+    pub(crate) deadline: Deadline,
     /// Things about the request worth telling the reader of the report.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl RunRequest {
@@ -85,16 +87,7 @@ impl RunRequest {
         clock: DateTime<Utc>,
         deadline: Deadline,
     ) -> Result<Self, EventError> {
-        let mut req = RunRequest {
-            mode: if livemode { Mode::Live } else { Mode::DryRun },
-            trigger: TriggerKind::Schedule,
-            scope: Scope::Sweep,
-            now: clock,
-            forecast: false,
-            ids: None,
-            deadline,
-            warnings: Vec::new(),
-        };
+        let mut req = RunRequest::scheduled(livemode, clock, deadline);
         match trigger {
             Trigger::Schedule => {}
             Trigger::InstanceState { instance_id, state } => {
@@ -152,8 +145,34 @@ impl RunRequest {
         })
     }
 
+    /// A scheduled sweep, as the hourly EventBridge rule starts it.
+    pub fn scheduled(livemode: bool, clock: DateTime<Utc>, deadline: Deadline) -> Self {
+        RunRequest {
+            mode: if livemode { Mode::Live } else { Mode::DryRun },
+            trigger: TriggerKind::Schedule,
+            scope: Scope::Sweep,
+            now: clock,
+            forecast: false,
+            ids: None,
+            deadline,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The same run as a dry run: what it would change, for a person to confirm first.
+    pub fn preview(&self) -> Self {
+        RunRequest {
+            mode: Mode::DryRun,
+            ..self.clone()
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         self.mode == Mode::Live
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 }
 
@@ -220,6 +239,20 @@ mod tests {
         assert!(RunRequest::from_cli(true, None, None, now, Deadline::NONE)
             .unwrap()
             .is_live());
+    }
+
+    #[test]
+    fn a_preview_is_the_same_run_dry() {
+        let now = Utc::now();
+        let ids = Some(vec!["i-1".to_string()]);
+        let live = RunRequest::from_cli(true, None, ids.clone(), now, Deadline::NONE).unwrap();
+        let preview = live.preview();
+        assert_eq!(preview.mode(), Mode::DryRun);
+        assert!(live.is_live(), "the request itself is unchanged");
+        assert_eq!(
+            (preview.trigger, preview.now, preview.ids),
+            (TriggerKind::Cli, now, ids)
+        );
     }
 
     #[test]
