@@ -7,7 +7,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use reaper::adapters::ses::Mailer;
 use reaper::adapters::CallCounter;
-use reaper::notice::{
+use reaper::render::notice::{
     group, render_email, EmailContext, NoticeEvent, NoticeItem, OwnerAddress, OwnerNotice,
 };
 use reaper_e2e::{net, Moto};
@@ -135,7 +135,7 @@ fn notices() -> Vec<OwnerNotice> {
 async fn send_all(
     mailer: &Mailer,
     notices: &[OwnerNotice],
-) -> Vec<(String, reaper::notice::Email)> {
+) -> Vec<(String, reaper::render::notice::Email)> {
     let mut out = Vec::new();
     for n in notices {
         if let OwnerAddress::Email(to) = &n.address {

@@ -140,13 +140,9 @@ fn bad(field: &str, value: &str, accepted: &str) -> EventError {
     }
 }
 
+/// A value quoted in an error: 80 characters, then the ellipsis (`text::clip`, the one rule).
 fn truncate(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(MAX).collect::<String>())
-    }
+    crate::text::clip(s, 81)
 }
 
 /// Where in the document a path points, for a person: `at the top level`, `in detail.x[2]`.

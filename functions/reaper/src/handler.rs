@@ -1,12 +1,12 @@
 //! One Lambda invocation: event -> request -> sweep -> report -> sinks. Generic over the ports, so
 //! the order of delivery and the failure of each sink are unit-tested with fakes.
 
-use crate::adapters::slack::render;
 use crate::config::Config;
 use crate::event::{EventError, EventPayload};
-use crate::notice::{from_report, render_email, EmailContext, OwnerAddress};
 use crate::policy::{ResourceId, NOTIFIED_TAG};
 use crate::ports::{Archive, Chat, Deadline, Fleet, IdOutcome, Mail, Mutation};
+use crate::render::notice::{from_report, render_email, EmailContext, OwnerAddress};
+use crate::render::slack::render;
 use crate::report::{NoticeDelivery, NoticeKind, RunReport, SlackStatus};
 use crate::run::Mode;
 use crate::run::{sweep, RunContext, RunRequest};
@@ -361,7 +361,7 @@ mod tests {
         async fn send(
             &self,
             to: &str,
-            email: &crate::notice::Email,
+            email: &crate::render::notice::Email,
             _deadline: Deadline,
         ) -> Result<(), String> {
             self.sent.lock().unwrap().push((
@@ -680,7 +680,7 @@ mod tests {
         let text = sent.lock().unwrap()[0].2.clone();
         assert!(text.contains("…and 30 more instances"), "{text}");
         let marked = ids.iter().filter(|id| notified(&app, id)).count();
-        assert_eq!(marked, crate::notice::MAX_EMAIL_ITEMS);
+        assert_eq!(marked, crate::render::notice::MAX_EMAIL_ITEMS);
         for id in &ids {
             assert_eq!(notified(&app, id), text.contains(id.as_str()), "{id}");
         }

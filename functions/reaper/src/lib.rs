@@ -9,7 +9,6 @@ pub mod config;
 pub mod event;
 pub mod handler;
 pub mod logging;
-pub mod notice;
 pub mod policy;
 pub mod ports;
 pub mod render;

@@ -210,7 +210,7 @@ pub trait Mail: Send + Sync {
     fn send(
         &self,
         to: &str,
-        email: &crate::notice::Email,
+        email: &crate::render::notice::Email,
         deadline: Deadline,
     ) -> impl Future<Output = Result<(), String>> + Send;
 }

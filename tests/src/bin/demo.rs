@@ -151,20 +151,20 @@ fn show_owner_email(moto: &Moto, report: &RunReport, problems: &mut Vec<String>)
             sent.first().map(|m| m.to_string()).unwrap_or_default()
         ));
     }
-    let ctx = reaper::notice::EmailContext {
+    let ctx = reaper::render::notice::EmailContext {
         account: report.account.clone(),
         run_id: report.run_id.clone(),
         now: report.evaluated_at,
         owner_tag: "owner".into(),
     };
-    let Some(notice) = reaper::notice::from_report(report)
+    let Some(notice) = reaper::render::notice::from_report(report)
         .into_iter()
         .find(|n| n.owner == "kim@example.com")
     else {
         problems.push("no owner notice for kim@example.com in the live report".into());
         return;
     };
-    let email = reaper::notice::render_email(&notice, &ctx).payload;
+    let email = reaper::render::notice::render_email(&notice, &ctx).payload;
     banner(&format!(
         "…and the e-mail its owner got (SES v2 from {NOTICE_FROM}; the emulator recorded {} message(s) to kim@example.com)",
         to_kim
@@ -365,7 +365,7 @@ async fn run() -> Result<(), Vec<String>> {
         match sink.requests().get(before) {
             Some(message) => {
                 banner("…and the Slack message it posted");
-                println!("{}", reaper::adapters::slack::text::to_text(message));
+                println!("{}", reaper::render::slack_text::to_text(message));
             }
             None => problems.push(format!("{file}: no Slack message was posted")),
         }

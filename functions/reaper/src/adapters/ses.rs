@@ -6,8 +6,8 @@
 //! a hung connection cannot carry a run past its deadline.
 
 use super::{api_error, CallCounter};
-use crate::notice::{classify, Email, OwnerAddress};
 use crate::ports::{ApiError, ErrorKind};
+use crate::render::notice::{classify, Email, OwnerAddress};
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use aws_smithy_types::timeout::TimeoutConfig;
 use std::time::Duration;

@@ -1,6 +1,16 @@
+//! PURE renderers: the Slack message (Block Kit, owner lines, mrkdwn safety), the owners' e-mail
+//! (text and HTML), and the owner grouping they share. They know no adapter: a sink gets the
+//! payload they return.
+//!
 //! What every renderer returns: the payload a sink takes, and the resources it named. A message
 //! that folds an instance into "…and N more" has not told anyone about it, so what is recorded
 //! as announced (`reaper:notified`) comes from `named`, never from what the run meant to say.
+
+pub mod mrkdwn;
+pub mod notice;
+pub mod slack;
+#[cfg(any(test, feature = "test-util"))]
+pub mod slack_text;
 
 use crate::policy::ResourceId;
 

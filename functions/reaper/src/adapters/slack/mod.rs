@@ -1,11 +1,6 @@
-//! Slack (SPEC §8): Block Kit rendering (`render`), mrkdwn safety (`mrkdwn`), posting to an
-//! incoming webhook (`send`), and the text rendering the demo and golden files use (`text`).
+//! Slack (SPEC §8): posting to an incoming webhook. The message itself is rendered in
+//! `render::slack`, which knows no adapter.
 
-pub mod mrkdwn;
-pub mod render;
 pub mod send;
-#[cfg(any(test, feature = "test-util"))]
-pub mod text;
 
-pub use render::render;
 pub use send::SlackWebhook;

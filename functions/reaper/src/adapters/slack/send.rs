@@ -2,11 +2,11 @@
 //! retry after a 5xx, a timeout or a failed connection (a 4xx is a bad or revoked webhook and is
 //! not retried), and the webhook URL (the secret) redacted from every error.
 
-use super::mrkdwn::oneline;
 use crate::adapters::{api_error, within, CallCounter};
 use crate::config::{parse_webhook, Webhook};
 use crate::ports::{Chat, Deadline};
 use crate::text::clip;
+use crate::text::oneline;
 use serde_json::Value;
 use std::sync::OnceLock;
 use std::time::Duration;

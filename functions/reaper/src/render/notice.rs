@@ -7,8 +7,7 @@
 //! and the owner tag itself (plus, inside a reason, an unreadable `termination_date`/`lifetime`
 //! value, which is the point of the reason). Nothing from the configuration, no credentials.
 
-// Slack's escaping is pure text work; it lives with the Slack adapter, which owns mrkdwn.
-use crate::adapters::slack::mrkdwn::{clean, clip_mrkdwn};
+use super::mrkdwn::{clean, clip_mrkdwn};
 use crate::policy::{format_date, ResourceId};
 use crate::render::Rendered;
 use crate::text::{clip, oneline};

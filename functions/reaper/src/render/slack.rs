@@ -209,7 +209,7 @@ fn message(report: &RunReport) -> Option<Value> {
         };
         head.push(section(what));
     }
-    let owners = crate::notice::from_report(report);
+    let owners = super::notice::from_report(report);
     if !owners.is_empty() {
         head.extend(owner_sections(&owners, dry).into_iter().map(section));
     }
@@ -335,7 +335,7 @@ fn message(report: &RunReport) -> Option<Value> {
 /// The owners' section, in the first form that fits its share of the message: each owner with
 /// their instances; else each owner with a count; else the totals alone (the report lists each
 /// owner). However many owners, it takes at most `MAX_OWNER_SECTIONS` blocks.
-fn owner_sections(owners: &[crate::notice::OwnerNotice], dry: bool) -> Vec<String> {
+fn owner_sections(owners: &[super::notice::OwnerNotice], dry: bool) -> Vec<String> {
     let title = if dry {
         "Owners who would be told"
     } else {
@@ -346,7 +346,7 @@ fn owner_sections(owners: &[crate::notice::OwnerNotice], dry: bool) -> Vec<Strin
             && sections.iter().map(|s| len(s)).sum::<usize>() <= MAX_OWNER_CHARS
     };
     let mut lines = vec![format!("*{title}* ({})", owners.len())];
-    lines.extend(crate::notice::slack_owner_lines(owners));
+    lines.extend(super::notice::slack_owner_lines(owners));
     let full = pack(lines);
     if fits(&full) {
         return full;
@@ -355,7 +355,7 @@ fn owner_sections(owners: &[crate::notice::OwnerNotice], dry: bool) -> Vec<Strin
         "*{title}* ({}; instances per owner, each listed in the full report)",
         owners.len()
     )];
-    lines.extend(crate::notice::slack_owner_count_lines(owners));
+    lines.extend(super::notice::slack_owner_count_lines(owners));
     let counted = pack(lines);
     if fits(&counted) {
         return counted;
@@ -363,9 +363,9 @@ fn owner_sections(owners: &[crate::notice::OwnerNotice], dry: bool) -> Vec<Strin
     let (mut warned, mut stopped, mut terminated) = (0usize, 0usize, 0usize);
     for item in owners.iter().flat_map(|o| &o.items) {
         match item.event {
-            crate::notice::NoticeEvent::WillTerminate { .. } => warned += 1,
-            crate::notice::NoticeEvent::Stopped { .. } => stopped += 1,
-            crate::notice::NoticeEvent::Terminated { .. } => terminated += 1,
+            super::notice::NoticeEvent::WillTerminate { .. } => warned += 1,
+            super::notice::NoticeEvent::Stopped { .. } => stopped += 1,
+            super::notice::NoticeEvent::Terminated { .. } => terminated += 1,
         }
     }
     let mut what = Vec::new();
@@ -505,7 +505,7 @@ fn date(at: chrono::DateTime<chrono::Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::text::to_text;
+    use super::super::slack_text::to_text;
     use super::*;
     use crate::policy::{Action, Cap};
     use crate::report::{CircuitReport, TriggerKind};
