@@ -8,11 +8,12 @@
 use aws_sdk_ec2::types::InstanceStateName;
 use chrono::{DateTime, TimeDelta, Utc};
 use reaper::adapters::ec2::{Ec2Fleet, MAX_PAGES};
+use reaper::app::sweep;
 use reaper::config::Config;
 use reaper::policy::{format_date, Cap, VerdictKind};
 use reaper::ports::Deadline;
 use reaper::report::{Outcome, RunReport};
-use reaper::run::{sweep, RunContext, RunRequest};
+use reaper::run::{RunContext, RunRequest};
 use reaper_e2e::proxy::{Fault, Proxy};
 use reaper_e2e::{
     fixture, reaper_binary, Function, Invocation, Moto, RuntimeApi, WebhookMode, WebhookSink,

@@ -7,11 +7,12 @@
 use aws_sdk_ec2::types::InstanceStateName;
 use chrono::{DateTime, TimeDelta, Utc};
 use reaper::adapters::ec2::Ec2Fleet;
+use reaper::app::sweep;
 use reaper::config::Config;
 use reaper::policy::{format_date, Cap, VerdictKind};
 use reaper::ports::Deadline;
 use reaper::report::{Outcome, RunReport};
-use reaper::run::{sweep, RunContext, RunRequest};
+use reaper::run::{RunContext, RunRequest};
 use reaper_e2e::Moto;
 use std::collections::BTreeMap;
 

@@ -1,6 +1,7 @@
 //! One Lambda invocation: event -> request -> sweep -> report -> sinks. Generic over the ports, so
 //! the order of delivery and the failure of each sink are unit-tested with fakes.
 
+use crate::app::sweep;
 use crate::config::Config;
 use crate::event::{EventError, EventPayload};
 use crate::policy::{ResourceId, NOTIFIED_TAG};
@@ -9,7 +10,7 @@ use crate::render::notice::{from_report, render_email, EmailContext, OwnerAddres
 use crate::render::slack::render;
 use crate::report::{NoticeDelivery, NoticeKind, RunReport, SlackStatus};
 use crate::run::Mode;
-use crate::run::{sweep, RunContext, RunRequest};
+use crate::run::{RunContext, RunRequest};
 use chrono::Utc;
 use std::collections::{BTreeMap, HashSet};
 

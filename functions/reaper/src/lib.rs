@@ -5,6 +5,7 @@
 //! `run::request` decides live vs dry run.
 
 pub mod adapters;
+pub mod app;
 pub mod config;
 pub mod event;
 pub mod handler;

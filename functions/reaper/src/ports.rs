@@ -205,12 +205,20 @@ pub trait Chat: Send + Sync {
     ) -> impl Future<Output = Result<u32, String>> + Send;
 }
 
+/// An owner's e-mail as rendered: the same content as plain text and HTML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
 /// Where an owner's e-mail goes (SES v2).
 pub trait Mail: Send + Sync {
     fn send(
         &self,
         to: &str,
-        email: &crate::render::notice::Email,
+        email: &Email,
         deadline: Deadline,
     ) -> impl Future<Output = Result<(), String>> + Send;
 }

@@ -42,10 +42,11 @@ const TOOL_LIMIT: Duration = Duration::from_secs(600);
 // library's `Fleet` trait; this block is the only code here that knows the reaper's library API.
 mod baseline {
     use reaper::adapters::{ec2::Ec2Fleet, load_sdk_config};
+    use reaper::app::sweep;
     use reaper::config::Config;
     use reaper::policy::Instance;
     use reaper::ports::{ApiError, Deadline, Fleet, IdOutcome, Mutation};
-    use reaper::run::{sweep, RunContext, RunRequest};
+    use reaper::run::{RunContext, RunRequest};
     use std::collections::BTreeMap;
 
     /// The same decisions as the reaper, one API call per instance per action.

@@ -8,6 +8,7 @@ use reaper::adapters::lambda::{function_environment, DEFAULT_FUNCTION};
 use reaper::adapters::{
     account_id, check_credentials, check_profile, check_region, enabled_regions, load_sdk_config,
 };
+use reaper::app::sweep;
 use reaper::config::{near_miss, Config, KNOWN_VARS};
 use reaper::event::valid_instance_id;
 use reaper::policy::extend::{extended, Extension};
@@ -17,7 +18,7 @@ use reaper::ports::Deadline;
 use reaper::ports::{Fleet, IdOutcome, Mutation};
 use reaper::report::explain::explain;
 use reaper::report::{table, Outcome, RunReport};
-use reaper::run::{sweep, RunContext, RunRequest};
+use reaper::run::{RunContext, RunRequest};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -95,12 +95,7 @@ pub struct EmailContext {
     pub owner_tag: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Email {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
+pub use crate::ports::Email;
 
 // ---------------------------------------------------------------------------------------------
 // Classifying and grouping

@@ -1,24 +1,10 @@
-//! A run's ledger -> the run report. The only place that turns fates into outcomes and words.
+//! A run's outcome -> the run report. The only place that turns fates into outcomes and words.
 
-use super::{CircuitReport, InstanceReport, Mode, NoticeKind, Outcome, RunReport, TriggerKind};
-use crate::policy::{format_date, notice_due, Rules, VerdictKind};
-use crate::run::ledger::{Deferral, Entry, Fate, Ledger};
-use crate::run::request::STOPPED_AT_LAUNCH;
-use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
-
-/// What the report says about the run itself.
-#[derive(Debug, Clone)]
-pub struct Header {
-    pub run_id: String,
-    pub account: String,
-    pub region: String,
-    pub mode: Mode,
-    pub trigger: TriggerKind,
-    pub started_at: DateTime<Utc>,
-    pub evaluated_at: DateTime<Utc>,
-    pub forecast: bool,
-}
+use super::{CircuitReport, InstanceReport, Mode, Outcome, RunReport};
+use crate::policy::{format_date, VerdictKind};
+use crate::run::ledger::{Entry, Fate};
+use crate::run::outcome::RunOutcome;
+use chrono::Utc;
 
 fn outcome(entry: &Entry, mode: Mode) -> Option<Outcome> {
     Some(match &entry.fate {
@@ -35,41 +21,17 @@ fn outcome(entry: &Entry, mode: Mode) -> Option<Outcome> {
     })
 }
 
-/// What the owner hears about this instance in this run: a notice before the reaper acts (once
-/// per date, SPEC §8), and after the fact for what it did. Not for a forecast.
-fn notice(entry: &Entry, header: &Header, rules: &Rules) -> Option<NoticeKind> {
-    if header.forecast {
-        return None;
-    }
-    let live = header.mode == Mode::Live;
-    match (&entry.fate, entry.verdict.kind()) {
-        (Some(Fate::Done), VerdictKind::Terminate) if live => Some(NoticeKind::Terminated),
-        (Some(Fate::Done), VerdictKind::Stop) if live => Some(NoticeKind::Stopped),
-        (Some(Fate::Deferred(Deferral::NotInScope(why))), _)
-            if live && *why == STOPPED_AT_LAUNCH =>
-        {
-            Some(NoticeKind::Stopped)
-        }
-        _ => notice_due(
-            entry.fact.announcement.as_deref(),
-            &entry.verdict,
-            header.evaluated_at,
-            rules,
-        )
-        .map(|_| NoticeKind::WillTerminate),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub fn build(
-    header: Header,
-    ledger: Ledger,
-    circuits: Vec<CircuitReport>,
-    errors: Vec<String>,
-    warnings: Vec<String>,
-    api_calls: BTreeMap<String, u64>,
-    rules: &Rules,
-) -> RunReport {
+/// The report of a run: a view of its outcome.
+pub fn build(run: RunOutcome) -> RunReport {
+    let RunOutcome {
+        header,
+        mut entries,
+        kept,
+        circuits,
+        errors,
+        warnings,
+        api_calls,
+    } = run;
     let mut report = RunReport::new(
         header.run_id.clone(),
         header.account.clone(),
@@ -80,12 +42,11 @@ pub fn build(
     );
     report.evaluated_at = header.evaluated_at;
     report.forecast = header.forecast;
-    report.circuits = circuits;
+    report.circuits = circuits.iter().map(CircuitReport::from).collect();
     report.errors = errors;
     report.warnings = warnings;
     report.api_calls = api_calls;
 
-    let (mut entries, kept) = ledger.into_parts();
     report.instances_judged = entries.len() as u64 + kept;
     if kept > 0 {
         report.counts.verdicts.insert(VerdictKind::Keep, kept);
@@ -116,7 +77,7 @@ pub fn build(
             reason = format!("{reason} ({why})");
         }
         report.instances.push(InstanceReport {
-            notice: notice(&e, &header, rules),
+            notice: e.notice,
             name: e.fact.name,
             owner: e.fact.owner,
             state: e.fact.state.to_string(),

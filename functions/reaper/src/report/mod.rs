@@ -8,6 +8,7 @@ pub mod explain;
 pub mod table;
 
 use crate::policy::{Action, Cap, Circuit, VerdictKind};
+pub use crate::run::outcome::NoticeKind;
 pub use crate::run::{Mode, TriggerKind};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -83,17 +84,6 @@ pub struct InstanceReport {
     /// What the owner is told about it in this run (absent when nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<NoticeKind>,
-}
-
-/// The owner notice an instance gets in a run (SPEC §8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
-#[serde(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case")]
-pub enum NoticeKind {
-    /// Its `termination_date` entered WARN_WINDOW and the owner has not been told of that date.
-    WillTerminate,
-    Terminated,
-    Stopped,
 }
 
 /// How one owner was told (live runs; a dry run sends nothing).

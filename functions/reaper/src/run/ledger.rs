@@ -1,6 +1,8 @@
 //! What happened to each judged instance during a run: one typed fate per instance, with the
 //! precedence of fates decided here and nowhere else.
 
+use super::outcome::NoticeKind;
+use super::request::STOPPED_AT_LAUNCH;
 use crate::policy::{Instance, InstanceState, Verdict, VerdictKind, NOTIFIED_TAG};
 use crate::ports::{ApiError, ErrorKind, IdOutcome};
 use chrono::{DateTime, Utc};
@@ -40,6 +42,8 @@ pub enum Deferral {
     RecheckFailed,
     /// The scope of the run does not take this action (e.g. a launch event does not stop).
     NotInScope(&'static str),
+    /// A launch event stopped the expired instance instead of terminating it (SPEC §7).
+    StoppedAtLaunch,
     /// Outside ACTION_WINDOW: terminations and stops wait for it to open; stamps do not.
     OutsideWindow(String),
     /// The instance carries EC2's maximum of 50 tags: a stamp cannot be written, and a due
@@ -60,6 +64,7 @@ impl fmt::Display for Deferral {
             ),
             Deferral::RecheckFailed => f.write_str("re-check failed; the next run picks it up"),
             Deferral::NotInScope(why) => f.write_str(why),
+            Deferral::StoppedAtLaunch => f.write_str(STOPPED_AT_LAUNCH),
             Deferral::OutsideWindow(why) => f.write_str(why),
             Deferral::TagLimit => write!(
                 f,
@@ -156,6 +161,8 @@ pub struct Entry {
     pub fate: Option<Fate>,
     /// A problem after the action was done (e.g. stopped, but the reason tag was not written).
     pub afterwards: Option<String>,
+    /// What the owner hears about it in this run; set once the run has acted.
+    pub notice: Option<NoticeKind>,
 }
 
 impl Entry {
@@ -193,6 +200,7 @@ impl Ledger {
             verdict,
             fate: None,
             afterwards: None,
+            notice: None,
         });
     }
 

@@ -1,0 +1,69 @@
+//! What a run did, as typed facts: the single source of every view of it (the report, the EMF
+//! line, Slack, the owners' e-mails, the `reaper:notified` tags, the CLI table). A view reads
+//! these types; nothing downstream parses a string the sweep produced.
+
+use super::ledger::{Deferral, Entry, Fate};
+use super::request::{Mode, TriggerKind};
+use crate::policy::{notice_due, Circuit, Rules, VerdictKind};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The run itself: where, how, when.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub run_id: String,
+    pub account: String,
+    pub region: String,
+    pub mode: Mode,
+    pub trigger: TriggerKind,
+    pub started_at: DateTime<Utc>,
+    pub evaluated_at: DateTime<Utc>,
+    pub forecast: bool,
+}
+
+/// The owner notice an instance gets in a run (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum NoticeKind {
+    /// Its `termination_date` entered WARN_WINDOW and the owner has not been told of that date.
+    WillTerminate,
+    Terminated,
+    Stopped,
+}
+
+/// The outcome of one sweep: every instance that needs anything (its facts, verdict, fate and
+/// notice), the count of those judged `keep` (counted as listed, never held), and the run's
+/// circuits, errors, warnings and API calls.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub header: Header,
+    pub entries: Vec<Entry>,
+    pub kept: u64,
+    pub circuits: Vec<Circuit>,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub api_calls: BTreeMap<String, u64>,
+}
+
+/// What the owner hears about this instance in this run: a notice before the reaper acts (once
+/// per date, SPEC §8), and after the fact for what it did. Not for a forecast.
+pub(crate) fn notice(entry: &Entry, header: &Header, rules: &Rules) -> Option<NoticeKind> {
+    if header.forecast {
+        return None;
+    }
+    let live = header.mode == Mode::Live;
+    match (&entry.fate, entry.verdict.kind()) {
+        (Some(Fate::Done), VerdictKind::Terminate) if live => Some(NoticeKind::Terminated),
+        (Some(Fate::Done), VerdictKind::Stop) if live => Some(NoticeKind::Stopped),
+        (Some(Fate::Deferred(Deferral::StoppedAtLaunch)), _) if live => Some(NoticeKind::Stopped),
+        _ => notice_due(
+            entry.fact.announcement.as_deref(),
+            &entry.verdict,
+            header.evaluated_at,
+            rules,
+        )
+        .map(|_| NoticeKind::WillTerminate),
+    }
+}
