@@ -343,7 +343,7 @@ async fn the_report_is_archived_in_s3_whole_and_equal_to_the_response() {
     rig.launch(&[("lifetime", "0m")]).await;
     rig.launch(&[]).await;
     let r = rig.report(fixture("schedule.json"));
-    let key = reaper::adapters::s3::report_key(&r);
+    let key = r.archive_key();
     assert!(
         key.starts_with(&format!("reports/123456789012/{REGION}/")),
         "{key}"
@@ -381,7 +381,7 @@ async fn the_slack_message_links_to_the_s3_copy() {
     rig.moto.create_bucket(REGION, bucket).await;
     rig.launch(&[]).await;
     let r = rig.report(fixture("schedule.json"));
-    let link = format!("s3://{bucket}/{}", reaper::adapters::s3::report_key(&r));
+    let link = format!("s3://{bucket}/{}", r.archive_key());
     assert_eq!(r.delivery.s3.as_deref(), Some(link.as_str()));
     assert!(
         sink.requests()[0].to_string().contains(&link),
@@ -395,7 +395,7 @@ async fn the_slack_message_links_to_the_s3_copy() {
         .s3(REGION)
         .get_object()
         .bucket(bucket)
-        .key(reaper::adapters::s3::report_key(&r))
+        .key(r.archive_key())
         .send()
         .await
         .unwrap();

@@ -7,7 +7,6 @@
 
 use crate::policy::plan::TagSet;
 use crate::policy::Instance;
-use crate::report::RunReport;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -184,13 +183,15 @@ pub trait Fleet: Send + Sync {
     fn api_calls(&self) -> BTreeMap<String, u64>;
 }
 
-/// Where the whole report is kept (S3).
+/// Where the whole report is kept (S3): a document under a key, as the report names and
+/// serialises itself.
 pub trait Archive: Send + Sync {
-    /// Where `put` writes this report (the same address for every write of one run).
-    fn address(&self, report: &RunReport) -> String;
+    /// Where `put` writes the document under `key` (known before the write).
+    fn address(&self, key: &str) -> String;
     fn put(
         &self,
-        report: &RunReport,
+        key: &str,
+        body: Vec<u8>,
         deadline: Deadline,
     ) -> impl Future<Output = Result<(), String>> + Send;
 }

@@ -8,19 +8,7 @@
 
 use super::{api_error, within, CallCounter};
 use crate::ports::{Archive, Deadline};
-use crate::report::RunReport;
 use aws_sdk_s3::primitives::ByteStream;
-
-/// `reports/<account>/<region>/<YYYY>/<MM>/<DD>/<run id>.json`, the date being the run's start in UTC.
-pub fn report_key(report: &RunReport) -> String {
-    format!(
-        "reports/{}/{}/{}/{}.json",
-        report.account,
-        report.region,
-        report.started_at.format("%Y/%m/%d"),
-        report.run_id
-    )
-}
 
 /// The S3 report archive: one object per run, the whole report, never trimmed.
 #[derive(Debug, Clone)]
@@ -40,21 +28,17 @@ impl S3Archive {
 }
 
 impl Archive for S3Archive {
-    /// `s3://<bucket>/<report_key>`: known before the write, so the Slack message can link to it.
-    fn address(&self, report: &RunReport) -> String {
-        format!("s3://{}/{}", self.bucket, report_key(report))
+    /// `s3://<bucket>/<key>`: known before the write, so the Slack message can link to it.
+    fn address(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
     }
 
-    async fn put(&self, report: &RunReport, deadline: Deadline) -> Result<(), String> {
-        let key = report_key(report);
-        // Not reachable with the report's types (string keys, no floats), but never a panic.
-        let body = serde_json::to_vec(report)
-            .map_err(|err| format!("the report could not be serialised: {err}"))?;
+    async fn put(&self, key: &str, body: Vec<u8>, deadline: Deadline) -> Result<(), String> {
         let put = self
             .client
             .put_object()
             .bucket(&self.bucket)
-            .key(&key)
+            .key(key)
             .content_type("application/json")
             .body(ByteStream::from(body))
             .send();
@@ -70,6 +54,7 @@ impl Archive for S3Archive {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::RunReport;
     use crate::policy::VerdictKind;
     use crate::report::{InstanceReport, Mode, Outcome};
     use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
@@ -115,12 +100,12 @@ mod tests {
     fn key_is_account_region_utc_date_and_run_id() {
         let mut r = report();
         assert_eq!(
-            report_key(&r),
+            r.archive_key(),
             "reports/123456789012/eu-west-1/2030/03/07/0b6c3c1e-5f0e-4c2b-9a53-7f1d2a9e8c41.json"
         );
         // The date is the start's, in UTC, zero-padded.
         r.started_at = Utc.with_ymd_and_hms(2031, 12, 1, 0, 0, 0).unwrap();
-        assert!(report_key(&r).contains("/2031/12/01/"));
+        assert!(r.archive_key().contains("/2031/12/01/"));
     }
 
     #[tokio::test]
@@ -142,11 +127,11 @@ mod tests {
             bucket: "reaper-reports".into(),
         };
         let r = report();
-        archive.put(&r, Deadline::NONE).await.unwrap();
+        archive.put(&r.archive_key(), serde_json::to_vec(&r).unwrap(), Deadline::NONE).await.unwrap();
 
         assert_eq!(put.num_calls(), 1);
-        let key = report_key(&r);
-        assert_eq!(archive.address(&r), format!("s3://reaper-reports/{key}"));
+        let key = r.archive_key();
+        assert_eq!(archive.address(&r.archive_key()), format!("s3://reaper-reports/{key}"));
         let seen = seen.lock().unwrap();
         let (bucket, put_key, content_type, body) = &seen[0];
         assert_eq!(bucket, "reaper-reports");
@@ -172,7 +157,7 @@ mod tests {
             bucket: "reaper-reports".into(),
         };
         assert_eq!(
-            archive.put(&report(), Deadline::NONE).await,
+            archive.put(&report().archive_key(), serde_json::to_vec(&report()).unwrap(), Deadline::NONE).await,
             Err("AccessDenied: User is not authorized to perform: s3:PutObject".into())
         );
     }
@@ -196,7 +181,7 @@ mod tests {
             report.delivery.s3,
             Some(format!(
                 "s3://reaper-reports-123456789012/{}",
-                report_key(&report)
+                report.archive_key()
             ))
         );
     }

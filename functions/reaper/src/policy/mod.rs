@@ -8,7 +8,7 @@ pub mod tags;
 pub mod verdict;
 pub mod window;
 
-pub use notice::notice_due;
+pub use notice::{notice_due, NoticeKind};
 pub use plan::{plan, plan_with, Acting, Action, Batch, Cap, Caps, Circuit, Plan, NOTIFIED_TAG};
 pub use resource::{ResourceId, ResourceKind};
 pub use tags::{

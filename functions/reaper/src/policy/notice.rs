@@ -4,6 +4,7 @@
 use super::tags::format_date;
 use super::verdict::{Rules, StampRule, Verdict};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// The date to tell the owner about, when a notice is due: the verdict is `expiring`, or a stamp
 /// whose date falls within WARN_WINDOW (a stamp made under the notice rule always does), and the
@@ -33,6 +34,17 @@ pub fn notice_due(
     };
     let told = announcement == Some(format_date(date).as_str());
     (!told).then_some(date)
+}
+
+/// The owner notice an instance gets in a run (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum NoticeKind {
+    /// Its `termination_date` entered WARN_WINDOW and the owner has not been told of that date.
+    WillTerminate,
+    Terminated,
+    Stopped,
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ pub mod explain;
 pub mod table;
 
 use crate::policy::{Action, Cap, Circuit, VerdictKind};
-pub use crate::run::outcome::NoticeKind;
+pub use crate::policy::NoticeKind;
 pub use crate::run::{Mode, TriggerKind};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -208,6 +208,18 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Its key in the archive: `reports/<account>/<region>/<YYYY>/<MM>/<DD>/<run id>.json`, the
+    /// date being the run's start in UTC.
+    pub fn archive_key(&self) -> String {
+        format!(
+            "reports/{}/{}/{}/{}.json",
+            self.account,
+            self.region,
+            self.started_at.format("%Y/%m/%d"),
+            self.run_id
+        )
+    }
+
     pub fn new(
         run_id: String,
         account: String,

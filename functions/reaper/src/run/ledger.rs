@@ -1,9 +1,8 @@
 //! What happened to each judged instance during a run: one typed fate per instance, with the
 //! precedence of fates decided here and nowhere else.
 
-use super::outcome::NoticeKind;
 use super::request::STOPPED_AT_LAUNCH;
-use crate::policy::{Instance, InstanceState, Verdict, VerdictKind, NOTIFIED_TAG};
+use crate::policy::{Instance, InstanceState, NoticeKind, Verdict, VerdictKind, NOTIFIED_TAG};
 use crate::ports::{ApiError, ErrorKind, IdOutcome};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;

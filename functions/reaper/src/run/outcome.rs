@@ -4,9 +4,8 @@
 
 use super::ledger::{Deferral, Entry, Fate};
 use super::request::{Mode, TriggerKind};
-use crate::policy::{notice_due, Circuit, Rules, VerdictKind};
+use crate::policy::{notice_due, Circuit, NoticeKind, Rules, VerdictKind};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The run itself: where, how, when.
@@ -20,17 +19,6 @@ pub struct Header {
     pub started_at: DateTime<Utc>,
     pub evaluated_at: DateTime<Utc>,
     pub forecast: bool,
-}
-
-/// The owner notice an instance gets in a run (SPEC §8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
-#[serde(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case")]
-pub enum NoticeKind {
-    /// Its `termination_date` entered WARN_WINDOW and the owner has not been told of that date.
-    WillTerminate,
-    Terminated,
-    Stopped,
 }
 
 /// The outcome of one sweep: every instance that needs anything (its facts, verdict, fate and
