@@ -54,8 +54,8 @@ impl Archive for S3Archive {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::RunReport;
     use crate::policy::VerdictKind;
+    use crate::report::RunReport;
     use crate::report::{InstanceReport, Mode, Outcome};
     use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
     use aws_sdk_s3::Client;
@@ -127,11 +127,21 @@ mod tests {
             bucket: "reaper-reports".into(),
         };
         let r = report();
-        archive.put(&r.archive_key(), serde_json::to_vec(&r).unwrap(), Deadline::NONE).await.unwrap();
+        archive
+            .put(
+                &r.archive_key(),
+                serde_json::to_vec(&r).unwrap(),
+                Deadline::NONE,
+            )
+            .await
+            .unwrap();
 
         assert_eq!(put.num_calls(), 1);
         let key = r.archive_key();
-        assert_eq!(archive.address(&r.archive_key()), format!("s3://reaper-reports/{key}"));
+        assert_eq!(
+            archive.address(&r.archive_key()),
+            format!("s3://reaper-reports/{key}")
+        );
         let seen = seen.lock().unwrap();
         let (bucket, put_key, content_type, body) = &seen[0];
         assert_eq!(bucket, "reaper-reports");
@@ -157,7 +167,13 @@ mod tests {
             bucket: "reaper-reports".into(),
         };
         assert_eq!(
-            archive.put(&report().archive_key(), serde_json::to_vec(&report()).unwrap(), Deadline::NONE).await,
+            archive
+                .put(
+                    &report().archive_key(),
+                    serde_json::to_vec(&report()).unwrap(),
+                    Deadline::NONE
+                )
+                .await,
             Err("AccessDenied: User is not authorized to perform: s3:PutObject".into())
         );
     }

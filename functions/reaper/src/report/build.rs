@@ -60,9 +60,14 @@ pub fn build(run: RunOutcome) -> RunReport {
     // Sized once: grown by doubling, 80 000 lines would hold 131 072 slots and, while growing,
     // both the old and the new list.
     report.instances = Vec::with_capacity(entries.len());
-    // Each entry is consumed as its line is written: a 100 000-instance run never holds the
-    // ledger and the report whole at once.
-    for e in entries {
+    // Each entry is consumed as its line is written, and the outcome's list gives its memory
+    // back as it empties (taken from the end, shrunk whenever half of it is unused): a
+    // 100 000-instance run never holds the outcome and the report whole at once.
+    entries.reverse();
+    while let Some(e) = entries.pop() {
+        if entries.capacity() >= 1024 && entries.len() < entries.capacity() / 2 {
+            entries.shrink_to_fit();
+        }
         let kind = e.verdict.kind();
         let outcome = outcome(&e, header.mode);
         *report.counts.verdicts.entry(kind).or_default() += 1;

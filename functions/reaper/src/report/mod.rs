@@ -7,8 +7,8 @@ pub mod emf;
 pub mod explain;
 pub mod table;
 
-use crate::policy::{Action, Cap, Circuit, VerdictKind};
 pub use crate::policy::NoticeKind;
+use crate::policy::{Action, Cap, Circuit, VerdictKind};
 pub use crate::run::{Mode, TriggerKind};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

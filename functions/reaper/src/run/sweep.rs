@@ -209,25 +209,34 @@ async fn act<F: Fleet>(
 
     // Re-check: one consistent re-describe of the action set just before acting, so a tag or
     // state changed since the listing is never acted on by a stale verdict.
-    let fresh = match fleet.list(Some(&action_ids), req.deadline).await {
-        Ok(fresh) => fresh,
-        Err(err) => {
-            errors.push(format!(
-                "re-checking {} instances before acting failed, so nothing was changed: {err}",
-                action_ids.len()
-            ));
-            ledger.defer_all(&action_ids, &Deferral::RecheckFailed);
-            return;
-        }
-    };
-    let fresh: HashMap<&str, &Instance> = fresh.iter().map(|i| (i.id.as_str(), i)).collect();
+    // Streamed like the listing: each fresh instance is judged as its page arrives and only
+    // the verdict's agreement is kept, not the instance.
+    let mut same: HashSet<String> = HashSet::new();
+    let mut now_kind: HashMap<String, VerdictKind> = HashMap::new();
+    let recheck = fleet
+        .list_pages(Some(&action_ids), req.deadline, &mut |page| {
+            for fresh in page {
+                let verdict = judge(&fresh, req.now, &cfg.rules);
+                if ledger.get(&fresh.id).map(|e| &e.verdict) == Some(&verdict) {
+                    same.insert(fresh.id);
+                } else {
+                    now_kind.insert(fresh.id, verdict.kind());
+                }
+            }
+        })
+        .await;
+    if let Err(err) = recheck {
+        errors.push(format!(
+            "re-checking {} instances before acting failed, so nothing was changed: {err}",
+            action_ids.len()
+        ));
+        ledger.defer_all(&action_ids, &Deferral::RecheckFailed);
+        return;
+    }
     let mut changed: BTreeSet<&str> = BTreeSet::new();
     for id in &action_ids {
-        let now_verdict = fresh
-            .get(id.as_str())
-            .map(|f| judge(f, req.now, &cfg.rules));
-        if ledger.get(id).map(|e| &e.verdict) != now_verdict.as_ref() {
-            let now = now_verdict.map(|v| v.kind());
+        if !same.contains(id) {
+            let now = now_kind.get(id).copied();
             ledger.set(id, Fate::Deferred(Deferral::Changed { now }));
             changed.insert(id);
         }
