@@ -1,7 +1,7 @@
 //! The report archive (SPEC §8): one S3 object per run, the whole report, never trimmed.
 //!
 //! The object is written with `delivery.s3` already set to its own address, so the S3 copy and
-//! the report the run returns are the same document when the write succeeds. `handler::deliver`
+//! the report the run returns are the same document when the write succeeds. `app::deliver`
 //! writes it before Slack (so Slack links only a copy that exists) and again after Slack and the
 //! owner notices, so their outcome is in the archived copy too. When the first write fails, the
 //! returned report says so (`delivery.s3 = null`, an `s3: ...` line in `errors`).
