@@ -107,6 +107,7 @@ mod tests {
     use crate::adapters::memory::MemoryFleet;
     use crate::config::Config;
     use crate::policy::{Instance, InstanceState};
+    use crate::ports::{ApiError, ArchiveError, ChatError, ErrorKind, MailError, PostFailure};
     use crate::report::SlackStatus;
     use chrono::TimeDelta;
     use serde_json::Value;
@@ -127,7 +128,12 @@ mod tests {
             let run_id = key.rsplit('/').next().unwrap_or_default();
             format!("s3://bucket/{run_id}")
         }
-        async fn put(&self, _key: &str, body: Vec<u8>, _deadline: Deadline) -> Result<(), String> {
+        async fn put(
+            &self,
+            _key: &str,
+            body: Vec<u8>,
+            _deadline: Deadline,
+        ) -> Result<(), ArchiveError> {
             let report: RunReport = serde_json::from_slice(&body).unwrap();
             self.calls.lock().unwrap().push(format!(
                 "s3 put (slack: {:?}, address: {:?})",
@@ -135,7 +141,11 @@ mod tests {
             ));
             let n = self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if self.fail.get(n).or(self.fail.last()) == Some(&true) {
-                Err("AccessDenied: no".into())
+                Err(ArchiveError::Refused(ApiError::new(
+                    "AccessDenied",
+                    "no",
+                    ErrorKind::AccountWide,
+                )))
             } else {
                 Ok(())
             }
@@ -150,7 +160,7 @@ mod tests {
     }
 
     impl Chat for FakeChat {
-        async fn post(&self, message: &Value, _deadline: Deadline) -> Result<u32, String> {
+        async fn post(&self, message: &Value, _deadline: Deadline) -> Result<u32, ChatError> {
             let text = message["text"].as_str().unwrap_or_default();
             self.posted.lock().unwrap().push(message.to_string());
             self.calls.lock().unwrap().push(format!(
@@ -158,7 +168,14 @@ mod tests {
                 message.to_string().contains("s3://bucket/")
             ));
             if self.fail {
-                Err(format!("HTTP 500: {}", &text[..4]))
+                Err(ChatError::Failed {
+                    failure: PostFailure::Status {
+                        code: 500,
+                        reason: String::new(),
+                        body: text[..4].to_string(),
+                    },
+                    attempts: 1,
+                })
             } else {
                 Ok(1)
             }
@@ -178,7 +195,7 @@ mod tests {
             to: &str,
             email: &crate::render::notice::Email,
             _deadline: Deadline,
-        ) -> Result<(), String> {
+        ) -> Result<(), MailError> {
             self.sent.lock().unwrap().push((
                 to.to_string(),
                 email.subject.clone(),

@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::policy::{ResourceId, NOTIFIED_TAG};
-use crate::ports::{Archive, Chat, Deadline, Fleet, IdOutcome, Mail, Mutation};
+use crate::ports::{Archive, ArchiveError, Chat, Deadline, Fleet, IdOutcome, Mail, Mutation};
 use crate::render::notice::{from_report, render_email, EmailContext, OwnerAddress};
 use crate::render::slack::render;
 use crate::report::{NoticeDelivery, NoticeKind, RunReport, SlackStatus};
@@ -111,10 +111,9 @@ async fn archive_copy<A: Archive>(
     archive: &A,
     report: &RunReport,
     deadline: Deadline,
-) -> Result<(), String> {
-    // Not reachable with the report's types (string keys, no floats), but never a panic.
-    let body = serde_json::to_vec(report)
-        .map_err(|err| format!("the report could not be serialised: {err}"))?;
+) -> Result<(), ArchiveError> {
+    let body =
+        serde_json::to_vec(report).map_err(|err| ArchiveError::Unserialisable(err.to_string()))?;
     archive.put(&report.archive_key(), body, deadline).await
 }
 
@@ -178,7 +177,7 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
             Err(why) => {
                 tracing::warn!(error = %why, "slack message not sent");
                 report.errors.push(format!("slack: {why}"));
-                SlackStatus::Failed(why)
+                SlackStatus::Failed(why.to_string())
             }
         });
     }
