@@ -1,9 +1,13 @@
 //! The use cases every entry point shares (the Lambda, `reaperctl`, a later function), generic
-//! over the ports: a sweep and its report, and the report's delivery. The entry points only wire
+//! over the ports: a sweep and its report, the report's delivery, extend and why. The entry points only wire
 //! adapters to these.
 
 mod deliver;
+mod extend;
 mod sweep;
+mod why;
 
 pub use deliver::{deliver, App, MAX_LOG_LINE_BYTES};
+pub use extend::{extend, Extend, TagWrite};
 pub use sweep::sweep;
+pub use why::why;
