@@ -1,8 +1,9 @@
 //! One Lambda invocation: event -> request -> `app::sweep` -> `app::deliver`. Generic over the
 //! ports, so the order of delivery and the failure of each sink are unit-tested with fakes here.
 
+pub use crate::app::App;
+pub use crate::app::MAX_LOG_LINE_BYTES;
 use crate::app::{deliver, sweep};
-pub use crate::app::{App, MAX_LOG_LINE_BYTES};
 use crate::event::{EventError, EventPayload};
 use crate::ports::{Archive, Chat, Deadline, Fleet, Mail};
 use crate::report::RunReport;
@@ -10,7 +11,7 @@ use crate::run::{RunContext, RunRequest};
 use chrono::Utc;
 
 /// The Lambda's return value stays far below the 6 MB response limit; S3 keeps the whole report.
-pub const MAX_RESPONSE_BYTES: usize = 1_000_000;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 1_000_000;
 
 /// Per-invocation facts from the runtime.
 #[derive(Debug, Clone)]

@@ -7,7 +7,8 @@ mod extend;
 mod sweep;
 mod why;
 
-pub use deliver::{deliver, App, MAX_LOG_LINE_BYTES};
+pub(crate) use deliver::deliver;
+pub use deliver::{App, MAX_LOG_LINE_BYTES};
 pub use extend::{extend, Extend, TagWrite};
 pub use sweep::sweep;
 pub use why::why;
