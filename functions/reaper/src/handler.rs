@@ -1,34 +1,17 @@
-//! One Lambda invocation: event -> request -> sweep -> report -> sinks. Generic over the ports, so
-//! the order of delivery and the failure of each sink are unit-tested with fakes.
+//! One Lambda invocation: event -> request -> `app::sweep` -> `app::deliver`. Generic over the
+//! ports, so the order of delivery and the failure of each sink are unit-tested with fakes here.
 
-use crate::app::sweep;
-use crate::config::Config;
+pub use crate::app::App;
+pub use crate::app::MAX_LOG_LINE_BYTES;
+use crate::app::{deliver, sweep};
 use crate::event::{EventError, EventPayload};
-use crate::policy::{ResourceId, NOTIFIED_TAG};
-use crate::ports::{Archive, Chat, Deadline, Fleet, IdOutcome, Mail, Mutation};
-use crate::render::notice::{from_report, render_email, EmailContext, OwnerAddress};
-use crate::render::slack::render;
-use crate::report::{NoticeDelivery, NoticeKind, RunReport, SlackStatus};
-use crate::run::Mode;
+use crate::ports::{Archive, Chat, Deadline, Fleet, Mail};
+use crate::report::RunReport;
 use crate::run::{RunContext, RunRequest};
 use chrono::Utc;
-use std::collections::{BTreeMap, HashSet};
 
 /// The Lambda's return value stays far below the 6 MB response limit; S3 keeps the whole report.
-pub const MAX_RESPONSE_BYTES: usize = 1_000_000;
-/// CloudWatch Logs takes events up to 256 KB; the report's log line stays below that.
-pub const MAX_LOG_LINE_BYTES: usize = 200_000;
-
-/// Everything built once per Lambda instance (clients are reused across invocations).
-pub struct App<F, A, C, M> {
-    pub fleet: F,
-    pub archive: Option<A>,
-    pub chat: Option<C>,
-    /// Owner e-mail (NOTICE_FROM set).
-    pub mailer: Option<M>,
-    pub config: Config,
-    pub region: String,
-}
+pub(crate) const MAX_RESPONSE_BYTES: usize = 1_000_000;
 
 /// Per-invocation facts from the runtime.
 #[derive(Debug, Clone)]
@@ -106,86 +89,6 @@ pub async fn handle<F: Fleet, A: Archive, C: Chat, M: Mail>(
     Ok(report.trimmed(MAX_RESPONSE_BYTES))
 }
 
-/// Owner notices (SPEC §8), after the channel's message: one e-mail per owner with an address
-/// (when NOTICE_FROM is set), then `reaper:notified=<date>` on every "will be terminated" notice
-/// that a delivered message named (`slack_named`: the channel's message, if it was sent; or the
-/// owner's e-mail), so a stateless hourly sweep tells each date once. An instance only counted
-/// in "…and N more" was told nothing and stays unmarked, as does a failed delivery.
-async fn notify_owners<F: Fleet, A, C, M: Mail>(
-    app: &App<F, A, C, M>,
-    report: &mut RunReport,
-    slack_named: &[ResourceId],
-    deadline: Deadline,
-) {
-    let slack_sent = report.delivery.slack == Some(SlackStatus::Sent);
-    let mut told_ids: HashSet<&str> = HashSet::new();
-    if slack_sent {
-        told_ids.extend(slack_named.iter().map(|n| n.id.as_str()));
-    }
-    let ctx = EmailContext {
-        account: report.account.clone(),
-        run_id: report.run_id.clone(),
-        now: report.evaluated_at,
-        owner_tag: app.config.owner_tag.clone(),
-    };
-    let mut emailed: Vec<ResourceId> = Vec::new();
-    for notice in from_report(report) {
-        let (via, status) = match (&notice.address, &app.mailer) {
-            (OwnerAddress::Email(to), Some(mailer)) => {
-                let email = render_email(&notice, &ctx);
-                match mailer.send(to, &email.payload, deadline).await {
-                    Ok(()) => {
-                        emailed.extend(email.named);
-                        ("email", "sent".to_string())
-                    }
-                    Err(why) => {
-                        tracing::warn!(error = %why, "owner e-mail not sent");
-                        report.errors.push(format!("notice e-mail: {why}"));
-                        ("email", format!("failed: {why}"))
-                    }
-                }
-            }
-            (OwnerAddress::SlackMember(_), _) => ("slack-mention", channel(slack_sent)),
-            _ => ("channel", channel(slack_sent)),
-        };
-        report.notices.push(NoticeDelivery {
-            owner: notice.owner.clone(),
-            via: via.into(),
-            instances: notice.items.len(),
-            status,
-        });
-    }
-    told_ids.extend(emailed.iter().map(|n| n.id.as_str()));
-    // Mark what was told, grouped by date: one CreateTags per date.
-    let mut told: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for i in &report.instances {
-        let (Some(NoticeKind::WillTerminate), Some(date)) = (i.notice, &i.termination_date) else {
-            continue;
-        };
-        if told_ids.contains(i.id.as_str()) {
-            told.entry(date.clone()).or_default().push(i.id.clone());
-        }
-    }
-    for (date, ids) in told {
-        let tags = vec![(NOTIFIED_TAG.to_string(), date)];
-        for (id, outcome) in app.fleet.apply(Mutation::Tag(&tags), &ids, deadline).await {
-            if outcome != IdOutcome::Done {
-                report.errors.push(format!(
-                    "notice for {id} was delivered, but {NOTIFIED_TAG} was not written ({outcome:?}); it may be repeated"
-                ));
-            }
-        }
-    }
-}
-
-fn channel(slack_sent: bool) -> String {
-    if slack_sent {
-        "sent".into()
-    } else {
-        "not delivered: the channel's message was not sent".into()
-    }
-}
-
 /// Lines to standard output through `print!`, which the test harness captures.
 struct Stdout;
 
@@ -199,115 +102,14 @@ impl std::io::Write for Stdout {
     }
 }
 
-/// Writes the whole report to the archive under its own key.
-async fn archive_copy<A: Archive>(
-    archive: &A,
-    report: &RunReport,
-    deadline: Deadline,
-) -> Result<(), String> {
-    // Not reachable with the report's types (string keys, no floats), but never a panic.
-    let body = serde_json::to_vec(report)
-        .map_err(|err| format!("the report could not be serialised: {err}"))?;
-    archive.put(&report.archive_key(), body, deadline).await
-}
-
-/// The longest the first S3 write may take, so Slack and the owners are still told when S3 hangs.
-const FIRST_COPY_MOST: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// The report's log line and metrics line first (nothing slow can lose them); then the S3 copy,
-/// with a bounded share of the time, so Slack links only a copy that exists; then Slack and the
-/// owner notices; then the S3 copy again, now recording their outcome; then one line saying
-/// where the report went. A sink's failure is recorded, never fatal. A first S3 write that fails
-/// leaves `delivery.s3` empty (nothing links to it) and is not retried; a failed rewrite keeps
-/// the address of the first copy and says in `errors` that the copy lacks the delivery outcome.
-pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
-    app: &App<F, A, C, M>,
-    report: &mut RunReport,
-    deadline: Deadline,
-    out: &mut impl std::io::Write,
-) {
-    // A huge report's log line is shortened like the return value; counts stay exact.
-    let _ = writeln!(out, "{}", report.trimmed(MAX_LOG_LINE_BYTES).log_line());
-    let _ = writeln!(out, "{}", report.emf_line());
-
-    // What Slack will get is known now, except whether its post works.
-    let to_post = match &app.chat {
-        None => {
-            report.delivery.slack = Some(SlackStatus::NotConfigured);
-            None
-        }
-        // `render` says nothing exactly when the report is not noteworthy; it renders once, below.
-        Some(chat) if report.is_noteworthy() => Some(chat),
-        Some(_) => {
-            tracing::info!("slack: nothing to report, no message");
-            report.delivery.slack = Some(SlackStatus::NothingToReport);
-            None
-        }
-    };
-    let mut archived = false;
-    if let Some(archive) = &app.archive {
-        report.delivery.s3 = Some(archive.address(&report.archive_key()));
-        let share = deadline
-            .for_sink()
-            .map_or(FIRST_COPY_MOST, |left| (left / 3).min(FIRST_COPY_MOST));
-        match archive_copy(archive, report, deadline.capped(share)).await {
-            Ok(()) => archived = true,
-            Err(why) => {
-                tracing::error!(error = %why, "report not archived");
-                report.delivery.s3 = None;
-                report.errors.push(format!("s3: {why}"));
-            }
-        }
-    }
-    let errors_written = report.errors.len();
-    let mut slack_named = Vec::new();
-    if let (Some(chat), Some(message)) = (to_post, render(report)) {
-        slack_named = message.named;
-        report.delivery.slack = Some(match chat.post(&message.payload, deadline).await {
-            Ok(attempts) => {
-                tracing::info!(attempts, "slack message sent");
-                SlackStatus::Sent
-            }
-            Err(why) => {
-                tracing::warn!(error = %why, "slack message not sent");
-                report.errors.push(format!("slack: {why}"));
-                SlackStatus::Failed(why)
-            }
-        });
-    }
-    if report.mode == Mode::Live {
-        notify_owners(app, report, &slack_named, deadline).await;
-    }
-    // The copy already written says "slack: null"; write it again with what happened since.
-    let changed =
-        to_post.is_some() || !report.notices.is_empty() || report.errors.len() != errors_written;
-    if let (Some(archive), true, true) = (&app.archive, archived, changed) {
-        if let Err(why) = archive_copy(archive, report, deadline).await {
-            tracing::error!(error = %why, "report copy not updated");
-            report.errors.push(format!(
-                "s3: the copy at {} was written before Slack and the owner notices, but rewriting it with their outcome failed: {why}",
-                report.delivery.s3.as_deref().unwrap_or_default()
-            ));
-        }
-    }
-    let _ = writeln!(
-        out,
-        "{}",
-        serde_json::json!({
-            "level": "INFO",
-            "message": "report delivered",
-            "run_id": report.run_id,
-            "delivery": report.delivery,
-            "errors": report.errors.len(),
-        })
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::memory::MemoryFleet;
+    use crate::config::Config;
     use crate::policy::{Instance, InstanceState};
+    use crate::ports::{ApiError, ArchiveError, ChatError, ErrorKind, MailError, PostFailure};
+    use crate::report::SlackStatus;
     use chrono::TimeDelta;
     use serde_json::Value;
     use std::sync::{Arc, Mutex};
@@ -327,7 +129,12 @@ mod tests {
             let run_id = key.rsplit('/').next().unwrap_or_default();
             format!("s3://bucket/{run_id}")
         }
-        async fn put(&self, _key: &str, body: Vec<u8>, _deadline: Deadline) -> Result<(), String> {
+        async fn put(
+            &self,
+            _key: &str,
+            body: Vec<u8>,
+            _deadline: Deadline,
+        ) -> Result<(), ArchiveError> {
             let report: RunReport = serde_json::from_slice(&body).unwrap();
             self.calls.lock().unwrap().push(format!(
                 "s3 put (slack: {:?}, address: {:?})",
@@ -335,7 +142,11 @@ mod tests {
             ));
             let n = self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if self.fail.get(n).or(self.fail.last()) == Some(&true) {
-                Err("AccessDenied: no".into())
+                Err(ArchiveError::Refused(ApiError::new(
+                    "AccessDenied",
+                    "no",
+                    ErrorKind::AccountWide,
+                )))
             } else {
                 Ok(())
             }
@@ -350,7 +161,7 @@ mod tests {
     }
 
     impl Chat for FakeChat {
-        async fn post(&self, message: &Value, _deadline: Deadline) -> Result<u32, String> {
+        async fn post(&self, message: &Value, _deadline: Deadline) -> Result<u32, ChatError> {
             let text = message["text"].as_str().unwrap_or_default();
             self.posted.lock().unwrap().push(message.to_string());
             self.calls.lock().unwrap().push(format!(
@@ -358,7 +169,14 @@ mod tests {
                 message.to_string().contains("s3://bucket/")
             ));
             if self.fail {
-                Err(format!("HTTP 500: {}", &text[..4]))
+                Err(ChatError::Failed {
+                    failure: PostFailure::Status {
+                        code: 500,
+                        reason: String::new(),
+                        body: text[..4].to_string(),
+                    },
+                    attempts: 1,
+                })
             } else {
                 Ok(1)
             }
@@ -378,7 +196,7 @@ mod tests {
             to: &str,
             email: &crate::render::notice::Email,
             _deadline: Deadline,
-        ) -> Result<(), String> {
+        ) -> Result<(), MailError> {
             self.sent.lock().unwrap().push((
                 to.to_string(),
                 email.subject.clone(),

@@ -193,17 +193,85 @@ pub trait Archive: Send + Sync {
         key: &str,
         body: Vec<u8>,
         deadline: Deadline,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), ArchiveError>> + Send;
+}
+
+/// Why the archive does not hold the report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArchiveError {
+    /// The store refused the write, or its answer was lost (the AWS code says which).
+    #[error("{0}")]
+    Refused(ApiError),
+    /// Not reachable with the report's types (string keys, no floats), but never a panic.
+    #[error("the report could not be serialised: {0}")]
+    Unserialisable(String),
 }
 
 /// Where the run's message is posted (a Slack incoming webhook).
 pub trait Chat: Send + Sync {
-    /// The number of attempts it took, or why it failed (no secret in the text).
+    /// The number of attempts it took, or why it failed.
     fn post(
         &self,
         message: &serde_json::Value,
         deadline: Deadline,
-    ) -> impl Future<Output = Result<u32, String>> + Send;
+    ) -> impl Future<Output = Result<u32, ChatError>> + Send;
+}
+
+/// Why the channel's message was not posted. No variant holds the webhook URL: it is a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    #[error("the webhook secret {arn} could not be read: {error}")]
+    SecretUnreadable { arn: String, error: ApiError },
+    #[error("the webhook secret {arn} has no SecretString (binary secrets are not read)")]
+    SecretNotText { arn: String },
+    #[error("the webhook secret {arn} is not a webhook URL: {accepted}")]
+    SecretNotWebhook { arn: String, accepted: String },
+    /// The run's deadline left no time for a first attempt.
+    #[error("not sent: the run's deadline left no time")]
+    NoTime,
+    /// The last attempt failed; `attempts` were made.
+    #[error("{failure}{}", if *attempts > 1 { format!(" (after {attempts} attempts)") } else { String::new() })]
+    Failed { failure: PostFailure, attempts: u32 },
+    /// An attempt failed in a way worth retrying, and the deadline left no time to retry.
+    #[error("{0}; no time left for another attempt")]
+    OutOfTime(PostFailure),
+}
+
+/// How one attempt to post failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PostFailure {
+    /// The endpoint answered with a status that is not success; Slack says why in a short body.
+    #[error("HTTP {code}{}{}", prefixed(" ", reason), prefixed(": ", body))]
+    Status {
+        code: u16,
+        reason: String,
+        body: String,
+    },
+    #[error("timed out after {0}")]
+    Timeout(String),
+    /// No answer: the connection (`connect`) or the request failed; the cause chain, without
+    /// the URL.
+    #[error("{chain}")]
+    Transport { chain: String, connect: bool },
+}
+
+impl PostFailure {
+    /// Worth another attempt: a server error, a timeout or a connection that failed.
+    pub(crate) fn transient(&self) -> bool {
+        match self {
+            PostFailure::Status { code, .. } => (500..600).contains(code),
+            PostFailure::Timeout(_) => true,
+            PostFailure::Transport { connect, .. } => *connect,
+        }
+    }
+}
+
+fn prefixed(prefix: &str, text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}{text}")
+    }
 }
 
 /// An owner's e-mail as rendered: the same content as plain text and HTML.
@@ -221,7 +289,17 @@ pub trait Mail: Send + Sync {
         to: &str,
         email: &Email,
         deadline: Deadline,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), MailError>> + Send;
+}
+
+/// Why an owner's e-mail was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    #[error("not sent: the run's time was up")]
+    NoTime,
+    /// SES refused the message or its request (the AWS code says why).
+    #[error("{0}")]
+    Refused(ApiError),
 }
 
 #[cfg(test)]
@@ -253,5 +331,52 @@ mod tests {
                 .unwrap()
                 <= Duration::from_secs(3)
         );
+    }
+
+    #[test]
+    fn a_sink_error_reads_as_a_sentence_not_a_structure() {
+        let status = |code, reason: &str, body: &str| PostFailure::Status {
+            code,
+            reason: reason.into(),
+            body: body.into(),
+        };
+        let cases = [
+            (
+                ChatError::Failed {
+                    failure: status(404, "Not Found", "no_service"),
+                    attempts: 1,
+                },
+                "HTTP 404 Not Found: no_service",
+            ),
+            (
+                ChatError::Failed {
+                    failure: status(500, "", ""),
+                    attempts: 2,
+                },
+                "HTTP 500 (after 2 attempts)",
+            ),
+            (
+                ChatError::OutOfTime(PostFailure::Timeout("5s".into())),
+                "timed out after 5s; no time left for another attempt",
+            ),
+            (
+                ChatError::NoTime,
+                "not sent: the run's deadline left no time",
+            ),
+        ];
+        for (err, text) in cases {
+            assert_eq!(err.to_string(), text);
+        }
+        let refused = ApiError::new("AccessDenied", "no", ErrorKind::AccountWide);
+        assert_eq!(
+            ArchiveError::Refused(refused.clone()).to_string(),
+            "AccessDenied: no"
+        );
+        assert_eq!(MailError::Refused(refused).to_string(), "AccessDenied: no");
+        assert_eq!(
+            MailError::NoTime.to_string(),
+            "not sent: the run's time was up"
+        );
+        assert!(status(503, "", "").transient() && !status(403, "", "").transient());
     }
 }

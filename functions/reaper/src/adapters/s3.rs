@@ -1,13 +1,13 @@
 //! The report archive (SPEC §8): one S3 object per run, the whole report, never trimmed.
 //!
 //! The object is written with `delivery.s3` already set to its own address, so the S3 copy and
-//! the report the run returns are the same document when the write succeeds. `handler::deliver`
+//! the report the run returns are the same document when the write succeeds. `app::deliver`
 //! writes it before Slack (so Slack links only a copy that exists) and again after Slack and the
 //! owner notices, so their outcome is in the archived copy too. When the first write fails, the
 //! returned report says so (`delivery.s3 = null`, an `s3: ...` line in `errors`).
 
 use super::{api_error, within, CallCounter};
-use crate::ports::{Archive, Deadline};
+use crate::ports::{Archive, ArchiveError, Deadline};
 use aws_sdk_s3::primitives::ByteStream;
 
 /// The S3 report archive: one object per run, the whole report, never trimmed.
@@ -33,7 +33,7 @@ impl Archive for S3Archive {
         format!("s3://{}/{key}", self.bucket)
     }
 
-    async fn put(&self, key: &str, body: Vec<u8>, deadline: Deadline) -> Result<(), String> {
+    async fn put(&self, key: &str, body: Vec<u8>, deadline: Deadline) -> Result<(), ArchiveError> {
         let put = self
             .client
             .put_object()
@@ -47,7 +47,7 @@ impl Archive for S3Archive {
         })
         .await
         .map(drop)
-        .map_err(|err| format!("{}: {}", err.code, err.message))
+        .map_err(ArchiveError::Refused)
     }
 }
 
@@ -173,7 +173,8 @@ mod tests {
                     serde_json::to_vec(&report()).unwrap(),
                     Deadline::NONE
                 )
-                .await,
+                .await
+                .map_err(|e| e.to_string()),
             Err("AccessDenied: User is not authorized to perform: s3:PutObject".into())
         );
     }

@@ -141,9 +141,9 @@ impl crate::ports::Mail for Mailer {
         to: &str,
         email: &Email,
         deadline: crate::ports::Deadline,
-    ) -> Result<(), String> {
+    ) -> Result<(), crate::ports::MailError> {
         let result = match deadline.for_sink() {
-            Some(left) if left.is_zero() => return Err("not sent: the run's time was up".into()),
+            Some(left) if left.is_zero() => return Err(crate::ports::MailError::NoTime),
             Some(left) => {
                 let limited = self
                     .clone()
@@ -152,7 +152,7 @@ impl crate::ports::Mail for Mailer {
             }
             None => Mailer::send(self, to, email).await,
         };
-        result.map_err(|e| e.to_string())
+        result.map_err(crate::ports::MailError::Refused)
     }
 }
 

@@ -8,14 +8,14 @@ use reaper::adapters::lambda::{function_environment, DEFAULT_FUNCTION};
 use reaper::adapters::{
     account_id, check_credentials, check_profile, check_region, enabled_regions, load_sdk_config,
 };
-use reaper::app::sweep;
+use reaper::app::{self, sweep, Extend, TagWrite};
 use reaper::config::{near_miss, Config, KNOWN_VARS};
 use reaper::event::valid_instance_id;
-use reaper::policy::extend::{extended, Extension};
+use reaper::policy::extend::Extension;
 use reaper::policy::format_date;
 use reaper::policy::tags::format_duration;
 use reaper::ports::Deadline;
-use reaper::ports::{Fleet, IdOutcome, Mutation};
+use reaper::ports::Fleet;
 use reaper::report::explain::explain;
 use reaper::report::{table, Outcome, RunReport};
 use reaper::run::{RunContext, RunRequest};
@@ -477,37 +477,32 @@ async fn extend(ids: Vec<String>, how: Extension, target: Target, function: Stri
         Err(code) => return code,
     };
     let rules = extend_rules(&config, &sdk, &function, &region).await;
-    let now = Utc::now();
+    let results = app::extend(&fleet, &ids, &listed, how, Utc::now(), &rules, deadline).await;
     let mut ok = true;
-    for id in &ids {
-        let Some(instance) = listed.iter().find(|i| &i.id == id) else {
-            ok = false;
-            eprintln!("{id}: not found in a judged state in {region}; nothing written");
-            continue;
-        };
-        let old = instance
-            .tag("termination_date")
-            .unwrap_or("(none)")
-            .to_string();
-        let ext = match extended(instance, how, now, &rules) {
-            Ok(ext) => ext,
-            Err(why) => {
+    for (id, result) in results {
+        let (old, new, ext, write) = match result {
+            Extend::NotFound => {
+                ok = false;
+                eprintln!("{id}: not found in a judged state in {region}; nothing written");
+                continue;
+            }
+            Extend::Refused(why) => {
                 ok = false;
                 eprintln!("{id}: {why}; nothing written");
                 continue;
             }
+            Extend::Tried {
+                old,
+                new,
+                extension,
+                write,
+            } => (old, new, extension, write),
         };
-        let new = format_date(ext.date);
         if let Some(note) = &ext.note {
             eprintln!("{id}: {note}");
         }
-        let tags = vec![("termination_date".to_string(), new.clone())];
-        match fleet
-            .apply(Mutation::Tag(&tags), std::slice::from_ref(id), deadline)
-            .await
-            .pop()
-        {
-            Some((_, IdOutcome::Done)) => {
+        match write {
+            TagWrite::Done => {
                 println!("{id}: termination_date {old} -> {new}");
                 if let Some(bound) = ext.bound {
                     eprintln!(
@@ -516,17 +511,17 @@ async fn extend(ids: Vec<String>, how: Extension, target: Target, function: Stri
                     );
                 }
             }
-            Some((_, IdOutcome::Failed(err))) => {
+            TagWrite::Failed(err) => {
                 ok = false;
                 eprintln!("{id}: writing termination_date={new} failed: {err}");
             }
-            Some((_, IdOutcome::Lost(err))) => {
+            TagWrite::Lost(err) => {
                 ok = false;
                 eprintln!(
                     "{id}: writing termination_date={new}: the answer was lost ({err}); run `reaperctl why {id} --region {region}` to see what the tag is now"
                 );
             }
-            Some((_, IdOutcome::NotAttempted)) | None => {
+            TagWrite::NotAttempted => {
                 ok = false;
                 eprintln!("{id}: termination_date={new} not written: time ran out");
             }
@@ -551,10 +546,9 @@ async fn why(ids: Vec<String>, target: Target, at: Option<DateTime<Utc>>) -> Exi
     };
     let now = at.unwrap_or_else(Utc::now);
     let mut all_found = true;
-    for id in &ids {
-        match listed.iter().find(|i| &i.id == id) {
-            Some(instance) => {
-                let verdict = reaper::policy::judge(instance, now, &config.rules);
+    for (id, found) in app::why(&ids, &listed, now, &config.rules) {
+        match found {
+            Some((instance, verdict)) => {
                 println!(
                     "{}\n",
                     explain(instance, &verdict, &config.rules, now, &region)

@@ -4,7 +4,7 @@
 
 use crate::adapters::{api_error, within, CallCounter};
 use crate::config::{parse_webhook, Webhook};
-use crate::ports::{Chat, Deadline};
+use crate::ports::{Chat, ChatError, Deadline, PostFailure};
 use crate::text::clip;
 use crate::text::oneline;
 use serde_json::Value;
@@ -59,11 +59,6 @@ pub struct SlackWebhook {
     pub retries: u32,
 }
 
-struct Failure {
-    why: String,
-    transient: bool,
-}
-
 impl SlackWebhook {
     /// 5 s per attempt, one retry.
     pub fn new(webhook: Webhook) -> Self {
@@ -91,7 +86,7 @@ impl SlackWebhook {
         }
     }
 
-    async fn webhook(&self, deadline: Deadline) -> Result<&Webhook, String> {
+    async fn webhook(&self, deadline: Deadline) -> Result<&Webhook, ChatError> {
         let (client, arn, cached) = match &self.source {
             Source::Fixed(webhook) => return Ok(webhook),
             Source::Secret {
@@ -107,12 +102,17 @@ impl SlackWebhook {
                     call.await.map_err(api_error)
                 })
                 .await
-                .map_err(|e| format!("the webhook secret {arn} could not be read: {e}"))?;
-                let url = out.secret_string().ok_or_else(|| {
-                    format!("the webhook secret {arn} has no SecretString (binary secrets are not read)")
+                .map_err(|error| ChatError::SecretUnreadable {
+                    arn: arn.clone(),
+                    error,
                 })?;
-                parse_webhook(url.trim())
-                    .map_err(|e| format!("the webhook secret {arn} is not a webhook URL: {}", e.accepted))
+                let url = out
+                    .secret_string()
+                    .ok_or_else(|| ChatError::SecretNotText { arn: arn.clone() })?;
+                parse_webhook(url.trim()).map_err(|e| ChatError::SecretNotWebhook {
+                    arn: arn.clone(),
+                    accepted: e.accepted,
+                })
             })
             .await
     }
@@ -129,7 +129,7 @@ impl SlackWebhook {
         webhook: &Webhook,
         message: &Value,
         timeout: Duration,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), PostFailure> {
         let response = self
             .http
             .post(webhook.url())
@@ -137,7 +137,7 @@ impl SlackWebhook {
             .json(message)
             .send()
             .await
-            .map_err(|e| transport_failure(e, timeout))?;
+            .map_err(|e| transport_failure(e, timeout, webhook))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -145,32 +145,19 @@ impl SlackWebhook {
         // Slack says what is wrong in a short body: `invalid_payload`, `no_service`, ...
         let body = response.text().await.unwrap_or_default();
         let body = clip(&oneline(&body), 200);
-        let mut why = format!(
-            "HTTP {} {}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-        .trim_end()
-        .to_string();
-        if !body.is_empty() {
-            why.push_str(": ");
-            why.push_str(&body);
-        }
-        Err(Failure {
-            why,
-            transient: status.is_server_error(),
+        Err(PostFailure::Status {
+            code: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("").to_string(),
+            body: redact(&body, webhook),
         })
     }
 }
 
-fn transport_failure(err: reqwest::Error, timeout: Duration) -> Failure {
+fn transport_failure(err: reqwest::Error, timeout: Duration, webhook: &Webhook) -> PostFailure {
     // reqwest puts the URL, the secret, into its errors.
     let err = err.without_url();
     if err.is_timeout() {
-        return Failure {
-            why: format!("timed out after {}", human(timeout)),
-            transient: true,
-        };
+        return PostFailure::Timeout(human(timeout));
     }
     let mut chain = err.to_string();
     let mut source = std::error::Error::source(&err);
@@ -182,9 +169,9 @@ fn transport_failure(err: reqwest::Error, timeout: Duration) -> Failure {
         }
         source = s.source();
     }
-    Failure {
-        transient: err.is_connect(),
-        why: chain,
+    PostFailure::Transport {
+        chain: redact(&chain, webhook),
+        connect: err.is_connect(),
     }
 }
 
@@ -197,10 +184,10 @@ fn human(d: Duration) -> String {
 }
 
 impl Chat for SlackWebhook {
-    async fn post(&self, message: &Value, deadline: Deadline) -> Result<u32, String> {
+    async fn post(&self, message: &Value, deadline: Deadline) -> Result<u32, ChatError> {
         let webhook = self.webhook(deadline).await?;
         let attempts = self.retries.saturating_add(1);
-        let mut last: Option<Failure> = None;
+        let mut last: Option<PostFailure> = None;
         for attempt in 1..=attempts {
             if attempt > 1 {
                 tokio::time::sleep(RETRY_PAUSE).await;
@@ -210,26 +197,19 @@ impl Chat for SlackWebhook {
             };
             match self.attempt(webhook, message, timeout).await {
                 Ok(()) => return Ok(attempt),
-                Err(f) if f.transient && attempt < attempts => {
-                    tracing::info!(attempt, error = %redact(&f.why, webhook), "slack: retrying");
-                    last = Some(f);
+                Err(failure) if failure.transient() && attempt < attempts => {
+                    tracing::info!(attempt, error = %failure, "slack: retrying");
+                    last = Some(failure);
                 }
-                Err(f) if attempt > 1 => {
-                    return Err(redact(
-                        &format!("{} (after {attempt} attempts)", f.why),
-                        webhook,
-                    ))
+                Err(failure) => {
+                    return Err(ChatError::Failed {
+                        failure,
+                        attempts: attempt,
+                    })
                 }
-                Err(f) => return Err(redact(&f.why, webhook)),
             }
         }
-        Err(match last {
-            Some(f) => redact(
-                &format!("{}; no time left for another attempt", f.why),
-                webhook,
-            ),
-            None => "not sent: the run's deadline left no time".into(),
-        })
+        Err(last.map_or(ChatError::NoTime, ChatError::OutOfTime))
     }
 }
 
@@ -326,7 +306,10 @@ mod tests {
     async fn a_500_is_retried_once_then_reported() {
         let h = hook(Answer::Status(500));
         assert_eq!(
-            h.slack.post(&message(), Deadline::NONE).await,
+            h.slack
+                .post(&message(), Deadline::NONE)
+                .await
+                .map_err(|e| e.to_string()),
             Err("HTTP 500 Internal Server Error: internal_error (after 2 attempts)".into())
         );
         assert_eq!(h.hits.load(Ordering::SeqCst), 2);
@@ -336,7 +319,10 @@ mod tests {
     async fn a_4xx_is_not_retried() {
         let h = hook(Answer::Status(404));
         assert_eq!(
-            h.slack.post(&message(), Deadline::NONE).await,
+            h.slack
+                .post(&message(), Deadline::NONE)
+                .await
+                .map_err(|e| e.to_string()),
             Err("HTTP 404 Not Found: internal_error".into())
         );
         assert_eq!(h.hits.load(Ordering::SeqCst), 1);
@@ -346,7 +332,11 @@ mod tests {
     async fn a_webhook_that_never_answers_costs_a_bounded_time() {
         let h = hook(Answer::Never);
         let started = Instant::now();
-        let got = h.slack.post(&message(), Deadline::NONE).await;
+        let got = h
+            .slack
+            .post(&message(), Deadline::NONE)
+            .await
+            .map_err(|e| e.to_string());
         let elapsed = started.elapsed();
         assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
         assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
@@ -361,7 +351,11 @@ mod tests {
         // 2.5 s left, of which 2 s are kept back for the return value: one attempt of 0.5 s.
         let deadline = Deadline::after(Duration::from_millis(2500));
         let started = Instant::now();
-        let got = h.slack.post(&message(), deadline).await;
+        let got = h
+            .slack
+            .post(&message(), deadline)
+            .await
+            .map_err(|e| e.to_string());
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "{:?}",
@@ -382,7 +376,11 @@ mod tests {
         let url = format!("http://127.0.0.1:{port}/services/T0SECRET/B0SECRET/XXXXSECRETXXXX");
         let mut slack = SlackWebhook::new(webhook(url));
         slack.timeout = Duration::from_millis(300);
-        let why = slack.post(&message(), Deadline::NONE).await.unwrap_err();
+        let why = slack
+            .post(&message(), Deadline::NONE)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(why.starts_with("error sending request"), "{why}");
         assert!(why.ends_with("(after 2 attempts)"), "{why}");
         assert!(!why.contains("SECRET"), "{why}");

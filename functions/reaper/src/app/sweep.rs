@@ -1,5 +1,4 @@
-//! The use cases every entry point shares (the Lambda, `reaperctl`, a later function), generic
-//! over the ports: a sweep and its report. The entry points only wire adapters to these.
+//! The sweep use case: one run over the fleet, and its report (a view of the run's outcome).
 
 use crate::config::Config;
 use crate::ports::Fleet;

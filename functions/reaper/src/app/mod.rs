@@ -1,0 +1,14 @@
+//! The use cases every entry point shares (the Lambda, `reaperctl`, a later function), generic
+//! over the ports: a sweep and its report, the report's delivery, extend and why. The entry points only wire
+//! adapters to these.
+
+mod deliver;
+mod extend;
+mod sweep;
+mod why;
+
+pub(crate) use deliver::deliver;
+pub use deliver::{App, MAX_LOG_LINE_BYTES};
+pub use extend::{extend, Extend, TagWrite};
+pub use sweep::sweep;
+pub use why::why;
