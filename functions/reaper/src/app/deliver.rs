@@ -4,12 +4,13 @@
 //! with fakes (in `handler`'s tests, through the whole invocation).
 
 use crate::config::Config;
-use crate::policy::{ResourceId, NOTIFIED_TAG};
+use crate::policy::{format_date, ResourceId, NOTIFIED_TAG};
 use crate::ports::{Archive, ArchiveError, Chat, Deadline, Fleet, IdOutcome, Mail, Mutation};
 use crate::render::notice::{from_report, render_email, EmailContext, OwnerAddress};
 use crate::render::slack::render;
 use crate::report::{NoticeDelivery, NoticeKind, RunReport, SlackStatus};
 use crate::run::Mode;
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 
 /// CloudWatch Logs takes events up to 256 KB; the report's log line stays below that.
@@ -77,17 +78,17 @@ async fn notify_owners<F: Fleet, A, C, M: Mail>(
     }
     told_ids.extend(emailed.iter().map(|n| n.id.as_str()));
     // Mark what was told, grouped by date: one CreateTags per date.
-    let mut told: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut told: BTreeMap<DateTime<Utc>, Vec<String>> = BTreeMap::new();
     for i in &report.instances {
-        let (Some(NoticeKind::WillTerminate), Some(date)) = (i.notice, &i.termination_date) else {
+        let (Some(NoticeKind::WillTerminate), Some(date)) = (i.notice, i.termination_date) else {
             continue;
         };
         if told_ids.contains(i.id.as_str()) {
-            told.entry(date.clone()).or_default().push(i.id.clone());
+            told.entry(date).or_default().push(i.id.clone());
         }
     }
     for (date, ids) in told {
-        let tags = vec![(NOTIFIED_TAG.to_string(), date)];
+        let tags = vec![(NOTIFIED_TAG.to_string(), format_date(date))];
         for (id, outcome) in app.fleet.apply(Mutation::Tag(&tags), &ids, deadline).await {
             if outcome != IdOutcome::Done {
                 report.errors.push(format!(

@@ -1,5 +1,6 @@
 //! The heart: pure rules. No AWS types, no async, no clock.
 
+pub(crate) mod address;
 pub mod extend;
 pub mod notice;
 pub mod plan;

@@ -120,7 +120,7 @@ pub fn classify(owner_tag_value: &str) -> OwnerAddress {
     if is_slack_member_id(bare) {
         return OwnerAddress::SlackMember(bare.to_string());
     }
-    if is_email(v) {
+    if crate::policy::address::is_email(v) {
         return OwnerAddress::Email(v.to_string());
     }
     OwnerAddress::Name(v.to_string())
@@ -138,39 +138,6 @@ fn is_slack_member_id(s: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         && rest.chars().any(|c| c.is_ascii_digit())
-}
-
-fn is_email(s: &str) -> bool {
-    if s.len() > 254 || !s.is_ascii() {
-        return false;
-    }
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    const ATEXT: &str = "!#$%&'*+/=?^_`{|}~-";
-    // `=?utf-8?B?…?=` is an RFC 2047 encoded word: a display-name encoding, never a mailbox a
-    // mail server delivers to (RFC 2047 §5 forbids it in an addr-spec).
-    let local_ok = local.len() <= 64
-        && !local.contains("=?")
-        && local.split('.').all(|atom| {
-            !atom.is_empty()
-                && atom
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ATEXT.contains(c))
-        });
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
-    local_ok && domain_ok
 }
 
 /// The key owners are grouped by: one member id however it was written, one mailbox whatever
@@ -194,9 +161,8 @@ pub fn from_report(report: &crate::report::RunReport) -> Vec<OwnerNotice> {
     group(report.instances.iter().filter_map(|i| {
         let event = match i.notice? {
             NoticeKind::WillTerminate => NoticeEvent::WillTerminate {
-                at: i.termination_date.as_deref()?.parse().ok()?,
-                // Every reason the verdict gives for a MAX_LIFETIME date names it.
-                bound: i.reason.contains("MAX_LIFETIME"),
+                at: i.termination_date?,
+                bound: i.bound,
             },
             NoticeKind::Terminated => NoticeEvent::Terminated {
                 reason: i.reason.clone(),
@@ -688,6 +654,58 @@ fn slack_clean(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    /// Issue 17: whether a notice may advise extending came from `reason.contains("MAX_LIFETIME")`
+    /// and its date from parsing the report's string back. Both now come typed from the verdict:
+    /// a reason that merely mentions MAX_LIFETIME changes nothing, a bound without the words
+    /// still forbids extending, and the date is the one the verdict enforces.
+    #[test]
+    fn the_notice_takes_the_bound_and_the_date_typed_not_from_the_reason() {
+        use crate::policy::VerdictKind;
+        use crate::report::{InstanceReport, Mode, NoticeKind, RunReport, TriggerKind};
+        let at = Utc.with_ymd_and_hms(2030, 1, 2, 3, 4, 5).unwrap();
+        let mut r = RunReport::new(
+            "run".into(),
+            "123456789012".into(),
+            "eu-west-1".into(),
+            Mode::Live,
+            TriggerKind::Schedule,
+            at,
+        );
+        let line = |id: &str, reason: &str, bound: bool| InstanceReport {
+            id: id.into(),
+            name: None,
+            owner: Some("ana@example.com".into()),
+            state: "running".into(),
+            verdict: VerdictKind::Expiring,
+            reason: reason.into(),
+            termination_date: Some(at),
+            bound,
+            outcome: None,
+            error: None,
+            notice: Some(NoticeKind::WillTerminate),
+        };
+        r.instances.push(line(
+            "i-1",
+            "expires soon (MAX_LIFETIME is mentioned here)",
+            false,
+        ));
+        r.instances.push(line("i-2", "expires soon", true));
+        let notices = from_report(&r);
+        assert_eq!(notices.len(), 1);
+        let events: Vec<(&str, &NoticeEvent)> = notices[0]
+            .items
+            .iter()
+            .map(|i| (i.id.as_str(), &i.event))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("i-1", &NoticeEvent::WillTerminate { at, bound: false }),
+                ("i-2", &NoticeEvent::WillTerminate { at, bound: true }),
+            ]
+        );
+    }
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()

@@ -7,7 +7,7 @@
 //! configuration value, and never the webhook URL.
 
 use super::mrkdwn::{clean, clip_mrkdwn, escape, len, oneline};
-use crate::policy::{ResourceId, VerdictKind};
+use crate::policy::{format_date, ResourceId, VerdictKind};
 use crate::render::Rendered;
 use crate::report::{InstanceReport, Mode, Outcome, RunReport};
 use crate::text::clip;
@@ -471,9 +471,9 @@ fn instance_line(i: &InstanceReport, group: Group) -> String {
         (_, None) => reason,
     };
     let mut line = format!("• `{}` {name} · {owner} · {what}", clean(&i.id, 64));
-    if let Some(d) = &i.termination_date {
+    if let Some(d) = i.termination_date.map(format_date) {
         if !i.reason.contains(d.as_str()) {
-            line.push_str(&format!(" · termination_date {}", clean(d, 64)));
+            line.push_str(&format!(" · termination_date {d}"));
         }
     }
     clip_mrkdwn(&line, MAX_LINE_CHARS)
@@ -547,7 +547,8 @@ mod tests {
             },
             verdict,
             reason: reason.into(),
-            termination_date: date.map(str::to_string),
+            termination_date: date.map(|d| d.parse().expect("a test date")),
+            bound: false,
             outcome,
             error: None,
             notice: None,
@@ -1011,7 +1012,8 @@ mod tests {
                     Some(&ugly),
                     verdict,
                     &ugly,
-                    Some(&ugly),
+                    // The date is typed now: only a real date can reach the message.
+                    Some("2030-01-01T00:00:00Z"),
                     outcome,
                 );
                 i.error = Some(ugly.clone());

@@ -1,7 +1,7 @@
 //! A run's outcome -> the run report. The only place that turns fates into outcomes and words.
 
 use super::{CircuitReport, InstanceReport, Mode, Outcome, RunReport};
-use crate::policy::{format_date, VerdictKind};
+use crate::policy::VerdictKind;
 use crate::run::ledger::{Entry, Fate};
 use crate::run::outcome::RunOutcome;
 use chrono::Utc;
@@ -89,7 +89,8 @@ pub fn build(run: RunOutcome) -> RunReport {
             verdict: kind,
             reason,
             // The date the reaper acts on: the tag's, or MAX_LIFETIME's bound (the reason says).
-            termination_date: e.verdict.enforced_date().map(format_date),
+            termination_date: e.verdict.enforced_date(),
+            bound: e.verdict.bound().is_some(),
             outcome,
             error: e.fate.as_ref().and_then(Fate::error_text).or(e.afterwards),
             id: e.fact.id,

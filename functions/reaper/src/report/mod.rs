@@ -22,6 +22,38 @@ const MAX_NOTE_CHARS: usize = 2000;
 /// An owner tag value in a trimmed copy's `notices` (tag values are at most 256 characters).
 const MAX_OWNER_CHARS: usize = 256;
 
+/// `Option<DateTime<Utc>>` as the reaper writes dates: `2030-01-01T00:00:00Z`.
+mod report_date {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        date: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match date {
+            Some(d) => s.serialize_str(&crate::policy::format_date(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|v| {
+                DateTime::parse_from_rfc3339(&v)
+                    .map(|d| d.with_timezone(&Utc))
+                    .map_err(|e| {
+                        serde::de::Error::custom(format!(
+                            "termination_date {v:?} is not an RFC 3339 date-time: {e}"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -77,7 +109,14 @@ pub struct InstanceReport {
     pub state: String,
     pub verdict: VerdictKind,
     pub reason: String,
-    pub termination_date: Option<String>,
+    /// Written as the reaper writes dates (RFC 3339 UTC, whole seconds); kept typed so no view
+    /// parses back a string the run produced.
+    #[serde(with = "report_date")]
+    pub termination_date: Option<DateTime<Utc>>,
+    /// The date is MAX_LIFETIME's bound, not the tag's: extending cannot move it. Typed from the
+    /// verdict for the owner notice; the JSON says it in `reason`.
+    #[serde(skip)]
+    pub bound: bool,
     /// `None` for verdicts that call for no action (expiring, wait, noncompliant, skip-managed).
     pub outcome: Option<Outcome>,
     pub error: Option<String>,
@@ -464,6 +503,7 @@ mod tests {
                 },
                 reason: "no termination_date or lifetime tag".into(),
                 termination_date: None,
+                bound: false,
                 outcome: (i % 2 == 0).then_some(Outcome::Would),
                 error: None,
                 notice: None,

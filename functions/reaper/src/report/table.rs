@@ -1,7 +1,7 @@
 //! Plain-text tables of run reports, for people (reaperctl, `make demo`).
 
 use super::{Outcome, RunReport};
-use crate::policy::VerdictKind;
+use crate::policy::{format_date, VerdictKind};
 use crate::text::clip;
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write;
@@ -61,7 +61,7 @@ pub fn render_with(reports: &[RunReport], layout: Layout) -> String {
                     i.state.clone(),
                     i.verdict.to_string(),
                     i.outcome.map_or("-".to_string(), |o| o.to_string()),
-                    i.termination_date.clone().unwrap_or_else(|| "-".into()),
+                    i.termination_date.map_or_else(|| "-".into(), format_date),
                     match &i.error {
                         Some(e) => format!("{} [{e}]", i.reason),
                         None => i.reason.clone(),
