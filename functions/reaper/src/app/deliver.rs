@@ -6,8 +6,8 @@
 use crate::config::Config;
 use crate::policy::{format_date, ResourceId, NOTIFIED_TAG};
 use crate::ports::{Archive, ArchiveError, Chat, Deadline, Fleet, IdOutcome, Mail, Mutation};
-use crate::render::notice::{from_report, render_email, EmailContext, OwnerAddress};
-use crate::render::slack::render;
+use crate::render::notice::{from_report, render_email, EmailContext, OwnerAddress, OwnerNotice};
+use crate::render::slack::render_for;
 use crate::report::{NoticeDelivery, NoticeKind, RunReport, SlackStatus};
 use crate::run::Mode;
 use chrono::{DateTime, Utc};
@@ -35,6 +35,7 @@ pub struct App<F, A, C, M> {
 async fn notify_owners<F: Fleet, A, C, M: Mail>(
     app: &App<F, A, C, M>,
     report: &mut RunReport,
+    owners: &[OwnerNotice],
     slack_named: &[ResourceId],
     deadline: Deadline,
 ) {
@@ -50,10 +51,10 @@ async fn notify_owners<F: Fleet, A, C, M: Mail>(
         owner_tag: app.config.owner_tag.clone(),
     };
     let mut emailed: Vec<ResourceId> = Vec::new();
-    for notice in from_report(report) {
+    for notice in owners {
         let (via, status) = match (&notice.address, &app.mailer) {
             (OwnerAddress::Email(to), Some(mailer)) => {
-                let email = render_email(&notice, &ctx);
+                let email = render_email(notice, &ctx);
                 match mailer.send(to, &email.payload, deadline).await {
                     Ok(()) => {
                         emailed.extend(email.named);
@@ -168,7 +169,9 @@ pub(crate) async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
     }
     let errors_written = report.errors.len();
     let mut slack_named = Vec::new();
-    if let (Some(chat), Some(message)) = (to_post, render(report)) {
+    // Grouped once: the message's owner section and the e-mails are the same groups.
+    let owners = from_report(report);
+    if let (Some(chat), Some(message)) = (to_post, render_for(report, &owners)) {
         slack_named = message.named;
         report.delivery.slack = Some(match chat.post(&message.payload, deadline).await {
             Ok(attempts) => {
@@ -183,7 +186,7 @@ pub(crate) async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
         });
     }
     if report.mode == Mode::Live {
-        notify_owners(app, report, &slack_named, deadline).await;
+        notify_owners(app, report, &owners, &slack_named, deadline).await;
     }
     // The copy already written says "slack: null"; write it again with what happened since.
     let changed =

@@ -8,6 +8,7 @@
 
 use super::mrkdwn::{clean, clip_mrkdwn, escape, len, oneline};
 use crate::policy::{format_date, ResourceId, VerdictKind};
+use crate::render::notice::OwnerNotice;
 use crate::render::Rendered;
 use crate::report::{InstanceReport, Mode, Outcome, RunReport};
 use crate::text::clip;
@@ -138,7 +139,13 @@ impl Group {
 /// The Block Kit message for this run, with the instances it names by id, or `None` when there
 /// is nothing worth a message (`RunReport::is_noteworthy`).
 pub fn render(report: &RunReport) -> Option<Rendered<Value>> {
-    let payload = message(report)?;
+    render_for(report, &super::notice::from_report(report))
+}
+
+/// `render`, with the run's owner notices grouped once by the caller: delivery mails the same
+/// groups the message names, so the grouping is built once per run, not once per view.
+pub fn render_for(report: &RunReport, owners: &[OwnerNotice]) -> Option<Rendered<Value>> {
+    let payload = message_for(report, owners)?;
     let named = named(&payload, report);
     Some(Rendered { payload, named })
 }
@@ -179,7 +186,12 @@ fn named(message: &Value, report: &RunReport) -> Vec<ResourceId> {
         .collect()
 }
 
+#[cfg(test)]
 fn message(report: &RunReport) -> Option<Value> {
+    message_for(report, &super::notice::from_report(report))
+}
+
+fn message_for(report: &RunReport, owners: &[OwnerNotice]) -> Option<Value> {
     if !report.is_noteworthy() {
         return None;
     }
@@ -209,9 +221,8 @@ fn message(report: &RunReport) -> Option<Value> {
         };
         head.push(section(what));
     }
-    let owners = super::notice::from_report(report);
     if !owners.is_empty() {
-        head.extend(owner_sections(&owners, dry).into_iter().map(section));
+        head.extend(owner_sections(owners, dry).into_iter().map(section));
     }
     if !report.errors.is_empty() {
         let mut lines = vec![format!("*Errors* ({})", report.errors.len())];
@@ -335,7 +346,7 @@ fn message(report: &RunReport) -> Option<Value> {
 /// The owners' section, in the first form that fits its share of the message: each owner with
 /// their instances; else each owner with a count; else the totals alone (the report lists each
 /// owner). However many owners, it takes at most `MAX_OWNER_SECTIONS` blocks.
-fn owner_sections(owners: &[super::notice::OwnerNotice], dry: bool) -> Vec<String> {
+fn owner_sections(owners: &[OwnerNotice], dry: bool) -> Vec<String> {
     let title = if dry {
         "Owners who would be told"
     } else {
