@@ -169,9 +169,16 @@ pub(crate) async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
     }
     let errors_written = report.errors.len();
     let mut slack_named = Vec::new();
-    // Grouped once: the message's owner section and the e-mails are the same groups.
-    let owners = from_report(report);
-    if let (Some(chat), Some(message)) = (to_post, render_for(report, &owners)) {
+    // Grouped once, and only when a message or an e-mail will use the groups: the message's
+    // owner section and the e-mails are the same groups.
+    let owners = if to_post.is_some() || report.mode == Mode::Live {
+        from_report(report)
+    } else {
+        Vec::new()
+    };
+    // Rendered only for a chat that will post it (a tuple would render it for none).
+    let message = to_post.and_then(|chat| Some((chat, render_for(report, &owners)?)));
+    if let Some((chat, message)) = message {
         slack_named = message.named;
         report.delivery.slack = Some(match chat.post(&message.payload, deadline).await {
             Ok(attempts) => {
