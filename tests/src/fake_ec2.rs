@@ -620,6 +620,7 @@ mod tests {
         let ec2 = reaper::adapters::ec2::Ec2Fleet::from_sdk(&sdk);
         let mut wanted: Vec<String> = (0..1500).map(|i| format!("i-{i:017x}")).collect();
         wanted.push("i-0000000000000dead".into());
+        let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
         let listed = ec2.list(Some(&wanted), Deadline::NONE).await.unwrap();
         assert_eq!(listed.len(), 1500);
         assert!(listed.iter().all(|i| i.id != "i-0000000000000dead"));

@@ -151,7 +151,7 @@ pub trait Fleet: Send + Sync {
     /// too: a caller that must not act on half a fleet discards them.
     fn list_pages(
         &self,
-        ids: Option<&[String]>,
+        ids: Option<&[&str]>,
         deadline: Deadline,
         on_page: &mut (dyn FnMut(Vec<Instance>) + Send),
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
@@ -160,7 +160,7 @@ pub trait Fleet: Send + Sync {
     /// a sweep of the fleet streams with `list_pages`, so memory follows what it acts on.
     fn list(
         &self,
-        ids: Option<&[String]>,
+        ids: Option<&[&str]>,
         deadline: Deadline,
     ) -> impl Future<Output = Result<Vec<Instance>, ApiError>> + Send {
         async move {

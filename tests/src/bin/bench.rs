@@ -55,7 +55,7 @@ mod baseline {
     impl Fleet for Unbatched {
         async fn list_pages(
             &self,
-            ids: Option<&[String]>,
+            ids: Option<&[&str]>,
             deadline: Deadline,
             on_page: &mut (dyn FnMut(Vec<Instance>) + Send),
         ) -> Result<(), ApiError> {
@@ -610,7 +610,14 @@ struct Bins {
 /// cost, not the circuit breaker).
 fn tool_env(cmd: &mut Command, endpoint: &str) {
     cmd.env_clear();
-    for keep in ["PATH", "HOME"] {
+    // glibc's allocator settings pass through, so their effect on peak RSS can be compared.
+    for keep in [
+        "PATH",
+        "HOME",
+        "MALLOC_ARENA_MAX",
+        "MALLOC_MMAP_THRESHOLD_",
+        "MALLOC_TRIM_THRESHOLD_",
+    ] {
         if let Some(v) = env::var_os(keep) {
             cmd.env(keep, v);
         }

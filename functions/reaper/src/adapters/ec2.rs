@@ -207,7 +207,7 @@ fn collect(
 impl Fleet for Ec2Fleet {
     async fn list_pages(
         &self,
-        ids: Option<&[String]>,
+        ids: Option<&[&str]>,
         deadline: Deadline,
         on_page: &mut (dyn FnMut(Vec<Instance>) + Send),
     ) -> Result<(), ApiError> {
@@ -223,7 +223,7 @@ impl Fleet for Ec2Fleet {
                 for chunk in ids.chunks(IDS_PER_LISTING) {
                     let by_id = Filter::builder()
                         .name("instance-id")
-                        .set_values(Some(chunk.to_vec()))
+                        .set_values(Some(chunk.iter().map(|id| id.to_string()).collect()))
                         .build();
                     self.describe_pages(
                         vec![by_id, Self::state_filter()],
@@ -472,6 +472,7 @@ mod tests {
             .then_output(|| page(&[], None));
         let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&first, &second, &rest]);
         let ids: Vec<String> = (0..2500).map(|i| format!("i-{i:017x}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let got = fleet(client)
             .list(Some(&ids), Deadline::NONE)
             .await

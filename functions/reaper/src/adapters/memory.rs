@@ -85,7 +85,7 @@ const PAGE: usize = 1000;
 impl Fleet for MemoryFleet {
     async fn list_pages(
         &self,
-        ids: Option<&[String]>,
+        ids: Option<&[&str]>,
         _deadline: Deadline,
         on_page: &mut (dyn FnMut(Vec<Instance>) + Send),
     ) -> Result<(), ApiError> {
@@ -93,7 +93,7 @@ impl Fleet for MemoryFleet {
         let out: Vec<Instance> = Self::lock(&self.instances)
             .values()
             .filter(|i| InstanceState::JUDGED.contains(&i.state))
-            .filter(|i| ids.is_none_or(|ids| ids.contains(&i.id)))
+            .filter(|i| ids.is_none_or(|ids| ids.contains(&i.id.as_str())))
             .cloned()
             .collect();
         if let Some(edit) = Self::lock(&self.after_first_list).take() {

@@ -114,7 +114,8 @@ mod tests {
             inst("i-b", "indefinite"),
         ]);
         let ids = ["i-missing", "i-a", "i-b"].map(String::from);
-        let listed = fleet.list(Some(&ids), Deadline::NONE).await.unwrap();
+        let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let listed = fleet.list(Some(&wanted), Deadline::NONE).await.unwrap();
         let got = extend(
             &fleet,
             &ids,

@@ -415,8 +415,9 @@ async fn named(ids: &[String], target: Target) -> Result<Named, ExitCode> {
     check_region(&region).map_err(fail)?;
     let fleet = Ec2Fleet::from_sdk(&sdk);
     let deadline = Deadline::after(Duration::from_secs(120));
+    let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
     let listed = fleet
-        .list(Some(ids), deadline)
+        .list(Some(&wanted), deadline)
         .await
         .map_err(|err| fail(format!("describing the instances failed: {err}")))?;
     Ok(Named {

@@ -176,13 +176,14 @@ pub struct Plan {
 
 impl Plan {
     /// Every id the plan would act on (for the pre-action re-check).
-    pub fn action_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
+    /// Sorted, each once; borrowed (owned copies cost 10 MB at 100 000 instances).
+    pub fn action_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
             .stamps
             .iter()
             .chain(&self.terminations)
             .chain(&self.stops)
-            .flat_map(|b| b.ids.iter().cloned())
+            .flat_map(|b| b.ids.iter().map(String::as_str))
             .collect();
         ids.sort();
         ids.dedup();

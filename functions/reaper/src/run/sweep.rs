@@ -9,7 +9,7 @@ use crate::policy::tags::TERMINATION_DATE;
 use crate::policy::{judge, plan_with, Acting, Instance, InstanceState, VerdictKind};
 use crate::ports::{ApiError, Fleet, IdOutcome, Mutation};
 use chrono::Utc;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 /// Where the run happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +44,12 @@ pub async fn sweep<F: Fleet>(
     // memory follows what the run acts on or reports, not the size of the fleet.
     let mut ledger = Ledger::default();
     let mut found: HashSet<String> = HashSet::new();
+    let wanted: Option<Vec<&str>> = req
+        .ids
+        .as_ref()
+        .map(|ids| ids.iter().map(String::as_str).collect());
     let listing = fleet
-        .list_pages(req.ids.as_deref(), req.deadline, &mut |page| {
+        .list_pages(wanted.as_deref(), req.deadline, &mut |page| {
             for instance in page {
                 if req.ids.is_some() {
                     found.insert(instance.id.clone());
@@ -62,6 +66,7 @@ pub async fn sweep<F: Fleet>(
         // Half a fleet is not judged: nothing of what was listed is acted on or reported.
         ledger = Ledger::default();
     }
+    ledger.seal();
     if let (Some(wanted), true) = (&req.ids, errors.is_empty()) {
         let missing: Vec<&str> = wanted
             .iter()
@@ -192,7 +197,7 @@ async fn act<F: Fleet>(
     ledger: &mut Ledger,
     errors: &mut Vec<String>,
 ) {
-    let action_ids: Vec<String> = the_plan
+    let action_ids: Vec<&str> = the_plan
         .action_ids()
         .into_iter()
         .filter(|id| ledger.may_stamp(id))
@@ -211,17 +216,20 @@ async fn act<F: Fleet>(
     // state changed since the listing is never acted on by a stale verdict.
     // Streamed like the listing: each fresh instance is judged as its page arrives and only
     // the verdict's agreement is kept, not the instance.
-    let mut same: HashSet<String> = HashSet::new();
-    let mut now_kind: HashMap<String, VerdictKind> = HashMap::new();
+    // Per action id (sorted): `Some(None)` still as judged, `Some(Some(kind))` judged otherwise
+    // now, `None` not seen (gone). A byte or two per id, not a set of owned ids.
+    let mut fresh_kind: Vec<Option<Option<VerdictKind>>> = vec![None; action_ids.len()];
     let recheck = fleet
         .list_pages(Some(&action_ids), req.deadline, &mut |page| {
             for fresh in page {
+                let Ok(at) = action_ids.binary_search(&fresh.id.as_str()) else {
+                    continue;
+                };
                 let verdict = judge(&fresh, req.now, &cfg.rules);
-                if ledger.get(&fresh.id).map(|e| &e.verdict) == Some(&verdict) {
-                    same.insert(fresh.id);
-                } else {
-                    now_kind.insert(fresh.id, verdict.kind());
-                }
+                fresh_kind[at] = Some(
+                    (ledger.get(&fresh.id).map(|e| &e.verdict) != Some(&verdict))
+                        .then(|| verdict.kind()),
+                );
             }
         })
         .await;
@@ -234,12 +242,14 @@ async fn act<F: Fleet>(
         return;
     }
     let mut changed: BTreeSet<&str> = BTreeSet::new();
-    for id in &action_ids {
-        if !same.contains(id) {
-            let now = now_kind.get(id).copied();
-            ledger.set(id, Fate::Deferred(Deferral::Changed { now }));
-            changed.insert(id);
-        }
+    for (id, fresh) in action_ids.iter().zip(&fresh_kind) {
+        let now = match fresh {
+            Some(None) => continue,
+            Some(Some(kind)) => Some(*kind),
+            None => None,
+        };
+        ledger.set(id, Fate::Deferred(Deferral::Changed { now }));
+        changed.insert(*id);
     }
 
     // 1. Stamps (also the ones that precede a termination, which waits for its stamp).
@@ -365,7 +375,7 @@ async fn confirm<F: Fleet>(
     if lost.is_empty() {
         return Vec::new();
     }
-    let ids: Vec<String> = lost.iter().map(|(id, _)| id.clone()).collect();
+    let ids: Vec<&str> = lost.iter().map(|(id, _)| id.as_str()).collect();
     let seen = fleet.list(Some(&ids), req.deadline).await;
     let mut confirmed = Vec::new();
     for (id, error) in lost {
