@@ -1,5 +1,6 @@
 //! The heart: pure rules. No AWS types, no async, no clock.
 
+pub(crate) mod announce;
 pub mod extend;
 pub mod notice;
 pub mod plan;
