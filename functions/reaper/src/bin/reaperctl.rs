@@ -42,6 +42,9 @@ fn describe(var: &str) -> Option<&'static str> {
         "ALLOW_INDEFINITE" => "whether `indefinite` in a tag is honoured (true)",
         "ACTION_WINDOW" => "when to act, e.g. Mon-Fri 09:00-17:00 Europe/Berlin (always)",
         "NOTICE_FROM" => "SES address owner e-mails come from; empty sends none (none)",
+        "ENROLMENT_NOTICE" => "least notice before acting on machines older than the reaper (7d)",
+        "ENROLLED_AT" => "when the reaper was enrolled here, RFC 3339 (the stack's creation)",
+        "DIGEST_AT" => "hour of the daily channel digest, 00-23, window's zone or UTC (09)",
         _ => return None,
     })
 }
