@@ -412,10 +412,10 @@ mod tests {
             .collect();
         assert_eq!(vias, [("slack-mention", "sent"), ("email", "sent")]);
         for id in ["i-0000000000000000a", "i-0000000000000000c"] {
-            assert_eq!(
-                app.fleet.get(id).unwrap().tags[&"reaper:notified".to_owned()],
-                soon,
-                "{id}"
+            let record = &app.fleet.get(id).unwrap().tags[&"reaper:announced".to_owned()];
+            assert!(
+                record.starts_with(&format!("terminate {soon} told ")),
+                "{id}: {record}"
             );
         }
         // The next run tells nobody again: the notice for this date is recorded.
@@ -430,7 +430,10 @@ mod tests {
             tags: [
                 ("termination_date".to_string(), later.clone()),
                 ("owner".to_string(), "ana@example.com".to_string()),
-                ("reaper:notified".to_string(), soon.clone()),
+                (
+                    "reaper:announced".to_string(),
+                    format!("terminate {soon} told {}", crate::policy::format_date(now)),
+                ),
             ]
             .into_iter()
             .collect(),
@@ -440,9 +443,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(sent.lock().unwrap().len(), 2);
-        assert_eq!(
-            app.fleet.get("i-0000000000000000a").unwrap().tags[&"reaper:notified".to_owned()],
-            later
+        let record =
+            &app.fleet.get("i-0000000000000000a").unwrap().tags[&"reaper:announced".to_owned()];
+        assert!(
+            record.starts_with(&format!("terminate {later} told ")),
+            "{record}"
         );
     }
 
@@ -472,10 +477,10 @@ mod tests {
             .get(id)
             .unwrap()
             .tags
-            .contains_key("reaper:notified")
+            .contains_key("reaper:announced")
     }
 
-    /// Issue 18 finding 6: `reaper:notified` was written for every expiring instance once the
+    /// Issue 18 finding 6: `reaper:notified` (now `reaper:announced`) was written for every expiring instance once the
     /// channel's message was sent, also for those it folded into "…and N more", so their owners
     /// were never told of the date and never would be. Now only the instances the message names
     /// are marked; the others are told (and marked) by a later run's message.

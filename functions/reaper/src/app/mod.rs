@@ -4,6 +4,8 @@
 
 mod deliver;
 mod extend;
+#[cfg(test)]
+mod gate_tests;
 mod sweep;
 mod why;
 
