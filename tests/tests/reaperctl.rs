@@ -53,6 +53,11 @@ async fn plan_and_sweep_across_two_regions_in_both_formats() {
         &[
             ("termination_date", "2020-01-01T00:00:00Z"),
             ("Name", "eu-scratch"),
+            // Announced two days ahead: the notice gate lets it go.
+            (
+                "reaper:announced",
+                "terminate 2020-01-01T00:00:00Z told 2019-12-30T00:00:00Z",
+            ),
         ],
     )
     .await;

@@ -111,8 +111,10 @@ pub async fn sweep<F: Fleet>(
 
     // The notice gate comes before the plan and its caps: a date its owner was not told of in
     // time is neither acted on nor counted against a cap, whatever held it back until now.
+    // A forecast asks what happens at a later time, when the hourly runs until then will have
+    // announced what is due: it is not held back by announcements not yet made.
     let gated = gate_all(&mut ledger, cfg, req);
-    for (id, why) in gated {
+    for (id, why) in gated.into_iter().filter(|_| !req.forecast) {
         ledger.set(&id, Fate::Deferred(why));
     }
 
