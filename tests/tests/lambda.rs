@@ -631,3 +631,37 @@ async fn a_notice_slack_refused_is_not_recorded_and_nothing_is_terminated() {
         assert_eq!(tag(&tags, "reaper:announced"), None);
     }
 }
+
+/// Issue 18 enrolment, through the real binary: when the stack's creation time cannot be read
+/// (here: REAPER_STACK_ID names a stack moto does not have), the run treats every instance as
+/// launched before enrolment, so a date announced only two days ago is not acted on, and the
+/// report says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_enrolment_time_holds_every_action_and_says_why() {
+    let stack = "arn:aws:cloudformation:eu-west-1:123456789012:stack/ec2-reaper/0a1b2c3d";
+    let rig = rig(&[
+        ("LIVEMODE", "true"),
+        ("GRACE_PERIOD", "0m"),
+        ("REAPER_STACK_ID", stack),
+    ]);
+    let told = format!(
+        "terminate 2020-01-01T00:00:00Z told {}",
+        reaper::policy::format_date(chrono::Utc::now() - chrono::TimeDelta::days(2))
+    );
+    let due = rig
+        .launch(&[
+            ("termination_date", "2020-01-01T00:00:00Z"),
+            ("reaper:announced", &told),
+        ])
+        .await;
+    let r = rig.report(fixture("schedule.json"));
+    assert!(
+        r.errors.iter().any(|e| e.starts_with(&format!(
+            "enrolment: reading when stack {stack} (REAPER_STACK_ID) was created failed: "
+        )) && e.contains("ENROLMENT_NOTICE")),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(rig.state(&due).await.0, InstanceStateName::Running);
+    assert!(!r.api_calls.contains_key("TerminateInstances"));
+}

@@ -51,6 +51,9 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// ENROLMENT_NOTICE, ENROLLED_AT, DIGEST_AT (issue 18).
     pub notices: Notices,
+    /// REAPER_STACK_ID: the stack that deployed this function; its creation time is when the
+    /// reaper was enrolled here (unless ENROLLED_AT says otherwise).
+    pub stack_id: Option<String>,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             notice_from: None,
             warnings: Vec::new(),
             notices: Notices::default(),
+            stack_id: None,
         }
     }
 }
@@ -74,7 +78,7 @@ impl Default for Config {
 /// Every variable the reaper reads (SPEC §9), including those read by other parts of the code.
 /// A variable whose name is close to one of these is almost certainly meant as it, so it is
 /// reported rather than silently ignored.
-pub const KNOWN_VARS: [&str; 17] = [
+pub const KNOWN_VARS: [&str; 18] = [
     "LIVEMODE",
     "SLACKWEBHOOK",
     "SLACKWEBHOOK_SECRET_ARN",
@@ -92,6 +96,7 @@ pub const KNOWN_VARS: [&str; 17] = [
     "ENROLMENT_NOTICE",
     "ENROLLED_AT",
     "DIGEST_AT",
+    "REAPER_STACK_ID",
 ];
 
 /// Names the platform sets or reserves (Lambda's `AWS_*`, `LAMBDA_*`, `_HANDLER`, `_X_AMZN_*`):
@@ -301,6 +306,7 @@ impl Config {
             cfg.notice_from = Some(v);
         }
         cfg.notices = Notices::from_lookup(&lookup, &mut cfg.warnings)?;
+        cfg.stack_id = lookup("REAPER_STACK_ID").filter(|v| !v.trim().is_empty());
         Ok(cfg)
     }
 }

@@ -78,7 +78,20 @@ pub async fn handle<F: Fleet, A: Archive, C: Chat, M: Mail>(
         forecast = req.forecast,
         "run started"
     );
-    let mut report = sweep(&app.fleet, &app.config, ctx, &req).await;
+    // Instances that predate the reaper's enrolment get ENROLMENT_NOTICE; when that time
+    // cannot be read, every instance is taken for one (nothing is lost, the report says why).
+    let (enrolled_at, enrolment_error) = match app
+        .enrolment
+        .enrolled_at(app.config.notices.enrolled_at, invocation.deadline)
+        .await
+    {
+        Ok(at) => (at, None),
+        Err(why) => (Some(req.now), Some(why)),
+    };
+    let mut config = app.config.clone();
+    config.notices.enrolled_at = enrolled_at;
+    let mut report = sweep(&app.fleet, &config, ctx, &req).await;
+    report.errors.extend(enrolment_error);
     tracing::info!(
         judged = report.instances_judged,
         errors = report.errors.len(),
@@ -235,6 +248,7 @@ mod tests {
             mailer: None,
             config: Config::default(),
             region: "eu-west-1".into(),
+            enrolment: crate::adapters::cloudformation::Enrolment::none(),
         }
     }
 

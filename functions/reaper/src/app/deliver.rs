@@ -26,6 +26,8 @@ pub struct App<F, A, C, M> {
     pub mailer: Option<M>,
     pub config: Config,
     pub region: String,
+    /// When the reaper was enrolled here (the stack's creation time, read once).
+    pub enrolment: crate::adapters::cloudformation::Enrolment,
 }
 
 /// Owner notices (SPEC §8), after the channel's message: one e-mail per owner with an address
@@ -104,7 +106,7 @@ impl Reached<'_> {
 }
 
 /// Records on each instance what was announced to someone (`reaper:announced=terminate <date>
-/// told <when>`), grouped by value: one CreateTags per date. The notice gate reads it in later
+/// told <when>`, or `stop …` for a pre-enrolment instance), grouped by value: one CreateTags per date. The notice gate reads it in later
 /// runs; an instance not reached stays unrecorded, so it is announced again and not acted on.
 async fn record_announcements<F: Fleet, A, C, M>(
     app: &App<F, A, C, M>,
@@ -113,12 +115,19 @@ async fn record_announcements<F: Fleet, A, C, M>(
     deadline: Deadline,
 ) {
     let mut told: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let now = report.evaluated_at;
     for i in &report.instances {
-        let (Some(NoticeKind::WillTerminate), Some(date)) = (i.notice, i.termination_date) else {
-            continue;
+        let record = match (i.notice, i.termination_date) {
+            (Some(NoticeKind::WillTerminate), Some(date)) => {
+                Announcement::told(Deed::Terminate, date, now)
+            }
+            // The gate's own stop date for a pre-enrolment instance: ENROLMENT_NOTICE from now.
+            (Some(NoticeKind::WillStop), _) => {
+                Announcement::told(Deed::Stop, now + app.config.notices.enrolment_notice, now)
+            }
+            _ => continue,
         };
         if reached.told(&i.id, i.owner.as_deref()) {
-            let record = Announcement::told(Deed::Terminate, date, report.evaluated_at);
             told.entry(record.to_string())
                 .or_default()
                 .push(i.id.clone());

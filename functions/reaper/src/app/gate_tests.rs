@@ -117,6 +117,7 @@ fn rig(fleet: MemoryFleet, config: Config, mail: bool) -> (TestApp, Switches) {
         mailer: mail.then(|| TestMail(sw.clone())),
         config,
         region: "eu-west-1".into(),
+        enrolment: crate::adapters::cloudformation::Enrolment::none(),
     };
     (app, sw)
 }
@@ -355,6 +356,73 @@ async fn the_creators_own_date_is_recorded_before_the_termination() {
         record(&app, "i-fresh").as_deref(),
         Some("terminate 2030-03-04T09:59:00Z set 2030-03-04T10:00:00Z")
     );
+}
+
+/// Finding 9: a newly enrolled account lost machines on the first run. Now nothing that was
+/// there before enrolment is stopped or terminated for ENROLMENT_NOTICE (7 days) after its
+/// first announcement, and the first report says what will happen when.
+#[tokio::test]
+async fn a_newly_enrolled_account_loses_nothing_in_its_first_week() {
+    let soon = format_date(t0() + TimeDelta::hours(6));
+    let fleet = MemoryFleet::new([
+        old("i-untagged", &[("owner", "alice")]),
+        old(
+            "i-passed",
+            &[
+                ("termination_date", "2030-01-01T00:00:00Z"),
+                ("owner", "alice"),
+            ],
+        ),
+        old("i-soon", &[("termination_date", &soon), ("owner", "alice")]),
+    ]);
+    let mut cfg = Config::default();
+    cfg.notices.enrolled_at = Some(t0());
+    let (app, sw) = rig(fleet, cfg, false);
+    let first = run_at(&app, &sw, t0()).await;
+    let untagged = line(&first, "i-untagged");
+    assert_eq!(untagged.outcome, Some(Outcome::Deferred));
+    assert_eq!(untagged.notice, Some(crate::report::NoticeKind::WillStop));
+    assert!(
+        untagged.reason.contains("earliest 2030-03-11T10:00:00Z"),
+        "{}",
+        untagged.reason
+    );
+    assert!(
+        line(&first, "i-passed")
+            .reason
+            .contains("earliest 2030-03-11T10:00:00Z"),
+        "{}",
+        line(&first, "i-passed").reason
+    );
+    assert_eq!(
+        record(&app, "i-untagged").as_deref(),
+        Some("stop 2030-03-11T10:00:00Z told 2030-03-04T10:00:00Z")
+    );
+    // The channel's first message names them and says when.
+    let posted = sw.delivered.lock().unwrap()[0].1.clone();
+    assert!(
+        posted.contains("i-untagged") && posted.contains("2030-03-11T10:00:00Z"),
+        "{posted}"
+    );
+    // Hourly for a week: nothing old is stopped or terminated; a machine launched after
+    // enrolment is stopped as before.
+    app.fleet.edit(|all| {
+        let new = Instance {
+            launch_time: t0() + TimeDelta::hours(1),
+            ..old("i-new", &[])
+        };
+        all.insert(new.id.clone(), new);
+    });
+    for hour in 1..(7 * 24) {
+        run_at(&app, &sw, t0() + TimeDelta::hours(hour)).await;
+        for id in ["i-untagged", "i-passed", "i-soon"] {
+            assert_eq!(state(&app, id), InstanceState::Running, "{id} at +{hour}h");
+        }
+    }
+    assert_eq!(state(&app, "i-new"), InstanceState::Stopping);
+    run_at(&app, &sw, t0() + TimeDelta::days(7)).await;
+    assert_eq!(state(&app, "i-untagged"), InstanceState::Stopping);
+    assert_eq!(state(&app, "i-passed"), InstanceState::ShuttingDown);
 }
 
 mod properties {

@@ -9,10 +9,6 @@
 //! match the record and so re-arms the notice; a value the reaper cannot read counts as never
 //! announced, with a reason a person can read.
 
-// The sweep calls this once issue 17's outcome model has merged (the lead wires it); until then
-// only the tests do.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use super::tags::format_date;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::fmt;

@@ -51,7 +51,7 @@ pub(crate) fn notice(entry: &Entry, header: &Header) -> Option<NoticeKind> {
         // it back); only what a delivered message names is recorded as told.
         _ => match entry.announce?.deed {
             Deed::Terminate => Some(NoticeKind::WillTerminate),
-            Deed::Stop => None,
+            Deed::Stop => Some(NoticeKind::WillStop),
         },
     }
 }
