@@ -737,6 +737,10 @@ mod tests {
             ("ENROLMENT_NOTICE", "7d"),
             ("ENROLLED_AT", "2030-01-01T00:00:00Z"),
             ("DIGEST_AT", "09"),
+            (
+                "REAPER_STACK_ID",
+                "arn:aws:cloudformation:eu-west-1:123456789012:stack/ec2-reaper/0a1b",
+            ),
         ];
         assert_eq!(good.len(), KNOWN_VARS.len());
         for (var, value) in good {
