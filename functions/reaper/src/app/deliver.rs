@@ -176,7 +176,7 @@ const FIRST_COPY_MOST: std::time::Duration = std::time::Duration::from_secs(15);
 /// where the report went. A sink's failure is recorded, never fatal. A first S3 write that fails
 /// leaves `delivery.s3` empty (nothing links to it) and is not retried; a failed rewrite keeps
 /// the address of the first copy and says in `errors` that the copy lacks the delivery outcome.
-pub(crate) async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
+pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
     app: &App<F, A, C, M>,
     report: &mut RunReport,
     deadline: Deadline,

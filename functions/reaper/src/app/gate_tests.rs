@@ -124,13 +124,17 @@ fn rig(fleet: MemoryFleet, config: Config, mail: bool) -> (TestApp, Switches) {
 
 /// One scheduled live run at `now`, delivered like the Lambda delivers it.
 async fn run_at(app: &TestApp, sw: &Switches, now: DateTime<Utc>) -> RunReport {
+    run_mode(app, sw, now, true).await
+}
+
+async fn run_mode(app: &TestApp, sw: &Switches, now: DateTime<Utc>, live: bool) -> RunReport {
     *sw.now.lock().unwrap() = Some(now);
     let ctx = RunContext {
         run_id: format!("run-{}", now.timestamp()),
         account: "123456789012".into(),
         region: "eu-west-1".into(),
     };
-    let req = RunRequest::scheduled(true, now, Deadline::NONE);
+    let req = RunRequest::scheduled(live, now, Deadline::NONE);
     let mut report = sweep(&app.fleet, &app.config, ctx, &req).await;
     deliver(app, &mut report, Deadline::NONE, &mut Vec::new()).await;
     report
@@ -423,6 +427,48 @@ async fn a_newly_enrolled_account_loses_nothing_in_its_first_week() {
     run_at(&app, &sw, t0() + TimeDelta::days(7)).await;
     assert_eq!(state(&app, "i-untagged"), InstanceState::Stopping);
     assert_eq!(state(&app, "i-passed"), InstanceState::ShuttingDown);
+}
+
+/// Finding 8: the dry run's "Owners who would be told" listed 4 owners where the live run a
+/// second later told 14: the owners of what it would stop or terminate were missing.
+#[tokio::test]
+async fn the_dry_runs_owner_preview_lists_every_owner_the_live_run_tells() {
+    let soon = format_date(t0() + TimeDelta::hours(6));
+    let fleet = MemoryFleet::new([
+        old("i-soon", &[("termination_date", &soon), ("owner", "alice")]),
+        old("i-untagged", &[("owner", "bob")]),
+        old(
+            "i-due",
+            &[
+                ("termination_date", "2030-03-01T00:00:00Z"),
+                ("owner", "carol@example.com"),
+                (
+                    ANNOUNCED,
+                    "terminate 2030-03-01T00:00:00Z told 2030-02-27T00:00:00Z",
+                ),
+            ],
+        ),
+        old(
+            "i-never-told",
+            &[
+                ("termination_date", "2030-03-01T00:00:00Z"),
+                ("owner", "dan"),
+            ],
+        ),
+    ]);
+    let (app, sw) = rig(fleet, Config::default(), false);
+    let owners = |r: &RunReport| -> Vec<String> {
+        crate::render::notice::from_report(r)
+            .into_iter()
+            .map(|n| n.owner)
+            .collect()
+    };
+    let dry = run_mode(&app, &sw, t0(), false).await;
+    assert_eq!(app.fleet.mutating_calls(), 0);
+    let live = run_at(&app, &sw, t0()).await;
+    assert_eq!(state(&app, "i-due"), InstanceState::ShuttingDown);
+    assert_eq!(owners(&dry), owners(&live));
+    assert_eq!(owners(&live).len(), 4, "{:?}", owners(&live));
 }
 
 mod properties {

@@ -9,7 +9,7 @@ mod gate_tests;
 mod sweep;
 mod why;
 
-pub(crate) use deliver::deliver;
+pub use deliver::deliver;
 pub use deliver::{App, MAX_LOG_LINE_BYTES};
 pub use extend::{extend, Extend, TagWrite};
 pub use sweep::sweep;

@@ -42,11 +42,16 @@ pub(crate) fn notice(entry: &Entry, header: &Header) -> Option<NoticeKind> {
     if header.forecast {
         return None;
     }
-    let live = header.mode == Mode::Live;
+    // A dry run's notices are those the live run would give (its owner preview lists every
+    // owner the live run tells): what it would do has no fate yet.
+    let acted = match header.mode {
+        Mode::Live => matches!(entry.fate, Some(Fate::Done)),
+        Mode::DryRun => entry.fate.is_none(),
+    };
     match (&entry.fate, entry.verdict.kind()) {
-        (Some(Fate::Done), VerdictKind::Terminate) if live => Some(NoticeKind::Terminated),
-        (Some(Fate::Done), VerdictKind::Stop) if live => Some(NoticeKind::Stopped),
-        (Some(Fate::Deferred(Deferral::StoppedAtLaunch)), _) if live => Some(NoticeKind::Stopped),
+        (_, VerdictKind::Terminate) if acted => Some(NoticeKind::Terminated),
+        (_, VerdictKind::Stop) if acted => Some(NoticeKind::Stopped),
+        (Some(Fate::Deferred(Deferral::StoppedAtLaunch)), _) => Some(NoticeKind::Stopped),
         // What the notice gate asked to announce in this run (the date enforced, whatever held
         // it back); only what a delivered message names is recorded as told.
         _ => match entry.announce?.deed {
