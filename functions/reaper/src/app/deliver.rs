@@ -156,6 +156,43 @@ fn channel(slack_sent: bool) -> String {
     }
 }
 
+/// Announce once (SPEC §8): a live run posts when something happened (an action done, failed or
+/// unknown, a circuit, an error) or something is announced for the first time; what is only
+/// still true (still expiring, still waiting, already stopped) waits for the daily digest, the
+/// scheduled run in the hour DIGEST_AT (in ACTION_WINDOW's zone, else UTC). A dry run changes
+/// nothing and announces nothing, so every noteworthy dry run still posts.
+fn news(report: &RunReport, cfg: &Config) -> bool {
+    use crate::report::Outcome;
+    if report.mode == Mode::DryRun {
+        return true;
+    }
+    let happened = [Outcome::Done, Outcome::Failed, Outcome::Unknown]
+        .iter()
+        .any(|o| report.outcome_count(*o) > 0)
+        || !report.circuits.is_empty()
+        || !report.errors.is_empty();
+    let first_told = report.instances.iter().any(|i| {
+        matches!(
+            i.notice,
+            Some(NoticeKind::WillTerminate | NoticeKind::WillStop)
+        )
+    });
+    happened || first_told || digest_hour(report, cfg)
+}
+
+/// The scheduled run in the hour of the day DIGEST_AT names.
+fn digest_hour(report: &RunReport, cfg: &Config) -> bool {
+    use chrono::Timelike;
+    if report.trigger != crate::run::TriggerKind::Schedule {
+        return false;
+    }
+    let hour = match &cfg.action_window {
+        Some(window) => report.evaluated_at.with_timezone(&window.zone()).hour(),
+        None => report.evaluated_at.hour(),
+    };
+    hour == u32::from(cfg.notices.digest_hour)
+}
+
 /// Writes the whole report to the archive under its own key.
 async fn archive_copy<A: Archive>(
     archive: &A,
@@ -200,7 +237,7 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
             None
         }
         // `render` says nothing exactly when the report is not noteworthy; it renders once, below.
-        Some(chat) if report.is_noteworthy() => Some(chat),
+        Some(chat) if report.is_noteworthy() && news(report, &app.config) => Some(chat),
         Some(_) => {
             tracing::info!("slack: nothing to report, no message");
             report.delivery.slack = Some(SlackStatus::NothingToReport);

@@ -471,6 +471,39 @@ async fn the_dry_runs_owner_preview_lists_every_owner_the_live_run_tells() {
     assert_eq!(owners(&live).len(), 4, "{:?}", owners(&live));
 }
 
+/// Announce once: a simulated day of hourly live runs with one expiring instance and one
+/// untagged one. Before, every noteworthy run posted (24 messages); now the channel hears of
+/// the stop and the first announcement, then once in the digest hour (DIGEST_AT=09, UTC).
+#[tokio::test]
+async fn a_day_of_hourly_runs_posts_news_and_one_digest_not_every_hour() {
+    let date = format_date(t0() + TimeDelta::hours(20));
+    let fleet = MemoryFleet::new([
+        old(
+            "i-expiring",
+            &[("termination_date", &date), ("owner", "alice")],
+        ),
+        old("i-untagged", &[("owner", "bob")]),
+    ]);
+    let (app, sw) = rig(fleet, Config::default(), false);
+    let mut before = 0;
+    for hour in 0..24 {
+        let r = run_at(&app, &sw, t0() + TimeDelta::hours(hour)).await;
+        // The old rule: every noteworthy run posted.
+        before += u32::from(r.is_noteworthy());
+    }
+    let after = *sw.posts.lock().unwrap();
+    println!("24 hourly runs, one expiring + one untagged instance: {before} channel messages before, {after} after");
+    assert_eq!(before, 24);
+    // Run 0: stopped + announced; 09:00 UTC (t0 + 23h): the digest.
+    assert_eq!(after, 2);
+    assert_eq!(state(&app, "i-untagged"), InstanceState::Stopping);
+    assert_eq!(state(&app, "i-expiring"), InstanceState::Running);
+    // The date was announced at t0, a full WARN_WINDOW is up at t0 + 24h: it goes, and says so.
+    run_at(&app, &sw, t0() + TimeDelta::hours(24)).await;
+    assert_eq!(state(&app, "i-expiring"), InstanceState::ShuttingDown);
+    assert_eq!(*sw.posts.lock().unwrap(), 3);
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
