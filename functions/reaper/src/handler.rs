@@ -494,7 +494,7 @@ mod tests {
             .contains_key("reaper:announced")
     }
 
-    /// Issue 18 finding 6: `reaper:notified` (now `reaper:announced`) was written for every expiring instance once the
+    /// Issue 18 finding 6: the announcement record was written for every expiring instance once the
     /// channel's message was sent, also for those it folded into "…and N more", so their owners
     /// were never told of the date and never would be. Now only the instances the message names
     /// are marked; the others are told (and marked) by a later run's message.

@@ -46,7 +46,7 @@ pub struct NoticeItem {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoticeEvent {
-    /// `termination_date` entered `WARN_WINDOW` (sent once per date; `reaper:notified` records it).
+    /// `termination_date` entered `WARN_WINDOW` (sent once per date; `reaper:announced` records it).
     WillTerminate {
         at: DateTime<Utc>,
         /// The date is MAX_LIFETIME's (first launch + the organisation's maximum), not the
