@@ -515,6 +515,8 @@ mod properties {
         /// A person sets a termination_date this many minutes from now (negative: past).
         SetDate(usize, i64),
         SetLifetime(usize, i64),
+        /// Both date tags removed: the instance is to be stopped.
+        Untag(usize),
         /// Someone writes a value the reaper cannot read into its record.
         Garbage(usize),
         RemoveRecord(usize),
@@ -530,6 +532,7 @@ mod properties {
             6 => (0i64..36 * 60).prop_map(Step::Run),
             2 => (who.clone(), -3 * 24 * 60i64..3 * 24 * 60).prop_map(|(i, m)| Step::SetDate(i, m)),
             1 => (who.clone(), 0i64..90 * 24 * 60).prop_map(|(i, m)| Step::SetLifetime(i, m)),
+            1 => who.clone().prop_map(Step::Untag),
             1 => who.clone().prop_map(Step::Garbage),
             1 => who.prop_map(Step::RemoveRecord),
             1 => proptest::option::of(1i64..90 * 24 * 60).prop_map(Step::MaxLifetime),
@@ -546,10 +549,13 @@ mod properties {
 
         /// Whatever happens between runs, an instance is terminated only on a date that a
         /// message delivered a full WARN_WINDOW earlier named it under (its enforced date then
-        /// was the date acted on).
+        /// was the date acted on); in an account the reaper was enrolled in after the fleet
+        /// launched, the notice is ENROLMENT_NOTICE, and an instance is stopped only that long
+        /// after a delivered message named it as one to stop.
         #[test]
         fn fuzz_no_termination_without_a_delivered_announcement_in_time(
-            steps in proptest::collection::vec(step(), 1..40)
+            steps in proptest::collection::vec(step(), 1..40),
+            enrolled in any::<bool>(),
         ) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
@@ -561,8 +567,17 @@ mod properties {
                     }
                     old(id, &tags)
                 }));
-                let (mut app, sw) = rig(fleet, Config::default(), true);
-                let warn = app.config.rules.warn_window;
+                let mut cfg = Config::default();
+                cfg.notices.enrolled_at = enrolled.then_some(t0());
+                let (mut app, sw) = rig(fleet, cfg, true);
+                let enrolment = app.config.notices.enrolment_notice;
+                let lead = if enrolled {
+                    app.config.rules.warn_window.max(enrolment)
+                } else {
+                    app.config.rules.warn_window
+                };
+                // (id, when) of each delivery that named the instance while it was to be stopped.
+                let mut told_stop: Vec<(String, DateTime<Utc>)> = Vec::new();
                 let mut now = t0();
                 // (id, enforced date then, when) of each delivery that named the instance.
                 let mut told: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
@@ -570,29 +585,39 @@ mod properties {
                     match step {
                         Step::Run(m) => {
                             now += TimeDelta::minutes(m);
-                            let before: Vec<(String, Option<DateTime<Utc>>)> = ids.iter().filter_map(|id| {
+                            let before: Vec<(String, Option<DateTime<Utc>>, bool, InstanceState)> = ids.iter().filter_map(|id| {
                                 let i = app.fleet.get(id)?;
-                                Some((id.clone(), judge(&i, now, &app.config.rules).enforced_date()))
+                                let v = judge(&i, now, &app.config.rules);
+                                let stop = v.kind() == crate::policy::VerdictKind::Stop;
+                                Some((id.clone(), v.enforced_date(), stop, i.state))
                             }).collect();
                             let seen = sw.delivered.lock().unwrap().len();
                             run_at(&app, &sw, now).await;
                             let delivered = sw.delivered.lock().unwrap()[seen..].to_vec();
-                            for (id, date) in &before {
+                            for (id, date, stop, was) in &before {
                                 let i = app.fleet.get(id).unwrap();
+                                if i.state == InstanceState::Stopping && *was == InstanceState::Running && enrolled {
+                                    let in_time = told_stop.iter().any(|(tid, when)| tid == id && *when + enrolment <= now);
+                                    prop_assert!(in_time, "{id} stopped at {now}; told: {told_stop:?}");
+                                }
                                 if i.state == InstanceState::ShuttingDown {
                                     let date = date.expect("terminated without a date");
                                     let in_time = told.iter().any(|(tid, tdate, when)| {
-                                        tid == id && *tdate == date && *when + warn <= now
+                                        tid == id && *tdate == date && *when + lead <= now
                                     });
                                     prop_assert!(in_time, "{id} terminated at {now} on {date}; told: {told:?}");
                                     // Terminated once; it leaves the fleet for the next runs.
                                     app.fleet.edit(|all| { all.remove(id); });
                                 }
                                 for (_, text) in &delivered {
+                                    if !text.contains(id.as_str()) {
+                                        continue;
+                                    }
                                     if let Some(date) = date {
-                                        if text.contains(id.as_str()) {
-                                            told.push((id.clone(), *date, now));
-                                        }
+                                        told.push((id.clone(), *date, now));
+                                    }
+                                    if *stop {
+                                        told_stop.push((id.clone(), now));
                                     }
                                 }
                             }
@@ -606,6 +631,10 @@ mod properties {
                         Step::SetLifetime(k, m) => app.fleet.edit(|all| if let Some(i) = all.get_mut(&ids[k]) {
                             i.tags.remove("termination_date");
                             i.tags.insert("lifetime".into(), format!("{m}m"));
+                        }),
+                        Step::Untag(k) => app.fleet.edit(|all| if let Some(i) = all.get_mut(&ids[k]) {
+                            i.tags.remove("termination_date");
+                            i.tags.remove("lifetime");
                         }),
                         Step::Garbage(k) => app.fleet.edit(|all| if let Some(i) = all.get_mut(&ids[k]) {
                             i.tags.insert(ANNOUNCED.into(), "terminate soon".into());
