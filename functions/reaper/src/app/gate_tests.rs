@@ -345,6 +345,27 @@ async fn a_date_moved_earlier_after_its_notice_is_announced_again_before_it_bite
     assert_eq!(state(&app, "i-moved"), InstanceState::ShuttingDown);
 }
 
+/// A record the reaper cannot read counts as "not announced", and the report says why.
+#[tokio::test]
+async fn an_unreadable_record_counts_as_not_announced_and_the_report_says_why() {
+    let fleet = MemoryFleet::new([old(
+        "i-hand",
+        &[
+            ("termination_date", "2030-03-01T00:00:00Z"),
+            ("owner", "alice"),
+            (ANNOUNCED, "terminate 2030-03-01 told yesterday"),
+        ],
+    )]);
+    let (app, sw) = rig(fleet, Config::default(), false);
+    let r = run_at(&app, &sw, t0()).await;
+    assert_eq!(state(&app, "i-hand"), InstanceState::Running);
+    assert!(
+        r.warnings.iter().any(|w| w.starts_with("i-hand: reaper:announced=\"terminate 2030-03-01 told yesterday\": \"2030-03-01\" is not a UTC time")),
+        "{:?}",
+        r.warnings
+    );
+}
+
 /// The creator's own date still acts on the date: a `termination_date` present at launch (seen
 /// inside the grace period) is recorded as `set`, and IAM's condition is met before the call.
 #[tokio::test]

@@ -113,7 +113,17 @@ pub async fn sweep<F: Fleet>(
     // time is neither acted on nor counted against a cap, whatever held it back until now.
     // A forecast asks what happens at a later time, when the hourly runs until then will have
     // announced what is due: it is not held back by announcements not yet made.
-    let gated = gate_all(&mut ledger, cfg, req);
+    let (gated, unreadable) = gate_all(&mut ledger, cfg, req);
+    if let Some(first) = unreadable.first() {
+        warnings.push(if unreadable.len() == 1 {
+            first.clone()
+        } else {
+            format!(
+                "{} instances carry a reaper:announced value the reaper cannot read; the first: {first}",
+                unreadable.len()
+            )
+        });
+    }
     for (id, why) in gated.into_iter().filter(|_| !req.forecast) {
         ledger.set(&id, Fate::Deferred(why));
     }
@@ -189,8 +199,13 @@ pub async fn sweep<F: Fleet>(
 
 /// Asks the notice gate about every date the run could act on or announce (SPEC §8): sets each
 /// entry's announcement to deliver (`announce`) or creator's record to write (`record`), and
-/// returns the terminations it holds back.
-fn gate_all(ledger: &mut Ledger, cfg: &Config, req: &RunRequest) -> Vec<(String, Deferral)> {
+/// returns the terminations it holds back, and why each unreadable record counts as none.
+fn gate_all(
+    ledger: &mut Ledger,
+    cfg: &Config,
+    req: &RunRequest,
+) -> (Vec<(String, Deferral)>, Vec<String>) {
+    let mut unreadable = Vec::new();
     let now = req.now;
     let mut held = Vec::new();
     for entry in ledger.entries_mut() {
@@ -202,12 +217,20 @@ fn gate_all(ledger: &mut Ledger, cfg: &Config, req: &RunRequest) -> Vec<(String,
                 .enrolled_at
                 .is_some_and(|at| entry.fact.first_launch < at),
         };
-        // A value the reaper cannot read counts as never announced; `why` shows the reason.
-        let announced = entry
+        // A value the reaper cannot read counts as never announced; the report says why.
+        let announced = match entry
             .fact
             .announcement
             .as_deref()
-            .and_then(|v| Announcement::read(v, now).ok());
+            .map(|v| Announcement::read(v, now))
+        {
+            Some(Ok(a)) => Some(a),
+            Some(Err(why)) => {
+                unreadable.push(format!("{}: {why}", entry.fact.id));
+                None
+            }
+            None => None,
+        };
         let answer = match &entry.verdict {
             Verdict::Terminate { .. } | Verdict::Expiring { .. } | Verdict::Stamp { .. } => {
                 let Some(date) = entry.verdict.enforced_date() else {
@@ -269,7 +292,7 @@ fn gate_all(ledger: &mut Ledger, cfg: &Config, req: &RunRequest) -> Vec<(String,
             }
         }
     }
-    held
+    (held, unreadable)
 }
 
 /// The ids of `batch` still waiting for their action.
