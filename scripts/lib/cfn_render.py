@@ -72,7 +72,9 @@ class Renderer:
             else:
                 self.params[name] = value
         self.pseudo = {"AWS::AccountId": account, "AWS::Region": region, "AWS::Partition": partition,
-                       "AWS::StackName": "StackSet-ec2-reaper", "AWS::URLSuffix": "amazonaws.com"}
+                       "AWS::StackName": "StackSet-ec2-reaper", "AWS::URLSuffix": "amazonaws.com",
+                       "AWS::StackId": (f"arn:{partition}:cloudformation:{region}:{account}:stack/"
+                                        "StackSet-ec2-reaper/00000000-0000-0000-0000-000000000000")}
         self._conditions: dict[str, bool] = {}
 
     def condition(self, name: str) -> bool:

@@ -140,11 +140,15 @@ def test_function_is_deployed_from_the_regional_bucket(deployed, moto, artifact,
     assert cfg["CodeSha256"] == base64.b64encode(hashlib.sha256(artifact.data).digest()).decode()
     assert fn["Code"]["Location"].endswith(deployed["key"])
     # The webhook reached the function (from --slack-webhook-file) without appearing in any output.
-    assert cfg["Environment"]["Variables"] == {
+    env = dict(cfg["Environment"]["Variables"])
+    # The stack's own id: its creation time is when the reaper was enrolled here (issue 18).
+    assert env.pop("REAPER_STACK_ID").startswith(f"arn:aws:cloudformation:{region}:"), cfg
+    assert env == {
         "LIVEMODE": "false", "SLACKWEBHOOK": WEBHOOK, "SLACKWEBHOOK_SECRET_ARN": "",
         "GRACE_PERIOD": "30m", "WARN_WINDOW": "1d", "MAX_TERMINATIONS": "100", "MAX_STOPS": "50",
         "SKIP_MANAGED": "true", "OWNER_TAG": "owner", "REPORT_BUCKET": "", "MAX_LIFETIME": "unlimited",
-        "ALLOW_INDEFINITE": "true", "ACTION_WINDOW": "", "NOTICE_FROM": ""}
+        "ALLOW_INDEFINITE": "true", "ACTION_WINDOW": "", "NOTICE_FROM": "",
+        "ENROLMENT_NOTICE": "7d", "DIGEST_AT": "09"}
     # moto ignores Architectures and LoggingConfig; the deployed template must declare them.
     tpl, params = stack_template(moto, REAPER_SS, region)
     props = tpl["Resources"]["Function"]["Properties"]
@@ -215,7 +219,7 @@ def test_role_is_least_privilege(deployed, moto):
     for role in roles:
         assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == [], "no managed policies"
         by_sid = {s["Sid"]: s for s in _role_statements(iam, role)}
-        assert set(by_sid) == {"ListInstances", "OwnLogGroupOnly"} | ec2_sids, \
+        assert set(by_sid) == {"ListInstances", "OwnLogGroupOnly", "DescribeOwnStackOnly"} | ec2_sids, \
             "no S3, SES, Secrets Manager or KMS grant without its parameter, nothing else at all"
         for sid, st in by_sid.items():
             assert st["Effect"] == "Allow"

@@ -109,7 +109,8 @@ def test_the_table_covers_every_managed_tag_for_terminate_and_stop():
 
 def test_only_the_codes_own_tag_keys_may_be_written():
     keys = set(_rust_str_consts("functions/reaper/src/policy/plan.rs", r'pub const \w+_TAG: &str = "(reaper:[^"]+)";'))
-    assert keys == {"reaper:stopped_at", "reaper:stop_reason", "reaper:notified"}
+    keys |= set(_rust_str_consts("functions/reaper/src/policy/announce.rs", r'pub\(crate\) const \w+_TAG: &str = "(reaper:[^"]+)";'))
+    assert keys == {"reaper:stopped_at", "reaper:stop_reason", "reaper:notified", "reaper:announced"}
     sts = [s for s in render()["Statement"] if s["Action"] == "ec2:CreateTags"]
     written = {k for s in sts for k in s["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]}
     assert written == keys | {"termination_date"}
@@ -134,7 +135,7 @@ def test_the_table_refuses_a_row_it_cannot_evaluate(tmp_path, monkeypatch):
 def test_no_optional_grant_without_its_parameter():
     actions = {a for s in render()["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert actions == {"ec2:DescribeInstances", "ec2:TerminateInstances", "ec2:StopInstances", "ec2:CreateTags",
-                       "logs:CreateLogStream", "logs:PutLogEvents"}
+                       "logs:CreateLogStream", "logs:PutLogEvents", "cloudformation:DescribeStacks"}
 
 
 def test_ses_only_from_notice_from():
@@ -175,6 +176,25 @@ def test_function_environment_mirrors_the_new_parameters():
         assert env[var] == {"Ref": param}
     log_group = tpl["Resources"]["LogGroup"]
     assert log_group["DeletionPolicy"] == "Retain" and log_group["UpdateReplacePolicy"] == "Retain"
+
+
+def test_the_stack_records_its_enrolment_and_notice_settings():
+    """Issue 18: the function reads its stack's creation time (enrolment) with DescribeStacks on
+    exactly its own stack, and the notice settings mirror their parameters."""
+    tpl = cfn_render.load(TEMPLATE)
+    env = tpl["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert env["ENROLMENT_NOTICE"] == {"Ref": "EnrolmentNotice"}
+    assert env["DIGEST_AT"] == {"Ref": "DigestAt"}
+    assert env["REAPER_STACK_ID"] == {"Ref": "AWS::StackId"}
+    params = tpl["Parameters"]
+    assert params["EnrolmentNotice"]["Default"] == "7d" and params["DigestAt"]["Default"] == "09"
+    hour = re.compile(params["DigestAt"]["AllowedPattern"])
+    assert [h for h in (f"{i:02}" for i in range(100)) if hour.fullmatch(h)] == [f"{i:02}" for i in range(24)]
+    assert not any(hour.fullmatch(v) for v in ["", "9", "24", "09:00", " 09"])
+    stack = [p for p in tpl["Resources"]["Role"]["Properties"]["Policies"] if p["PolicyName"] == "own-stack"]
+    assert stack[0]["PolicyDocument"]["Statement"] == [{
+        "Sid": "DescribeOwnStackOnly", "Effect": "Allow", "Action": "cloudformation:DescribeStacks",
+        "Resource": {"Ref": "AWS::StackId"}}]
 
 
 def test_evaluator_refuses_an_operator_it_does_not_know():

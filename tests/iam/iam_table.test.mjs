@@ -73,7 +73,10 @@ test('every case variant of indefinite, as termination_date and as lifetime', as
     for (const v of variants) {
       const want = v === 'indefinite' && indefiniteEnds ? 'allowed' : 'denied'
       const terminate = { name: `terminate ${v}`, action: 'ec2:TerminateInstances', resource: instance,
-        context: { 'ec2:ResourceTag/termination_date': v, 'aws:ResourceTag/termination_date': v } }
+        // Announced, so that only termination_date decides (the notice gate has its own rows).
+        context: { 'ec2:ResourceTag/termination_date': v, 'aws:ResourceTag/termination_date': v,
+          'ec2:ResourceTag/reaper:announced': `terminate 2030-01-01T00:00:00Z told 2029-12-31T00:00:00Z`,
+          'aws:ResourceTag/reaper:announced': `terminate 2030-01-01T00:00:00Z told 2029-12-31T00:00:00Z` } }
       const stamp = { name: `stamp over lifetime=${v}`, action: 'ec2:CreateTags', resource: instance,
         context: { 'ec2:ResourceTag/lifetime': v, 'aws:ResourceTag/lifetime': v,
           'aws:RequestTag/termination_date': '2000-01-01T00:00:00Z', 'aws:TagKeys': ['termination_date'] } }

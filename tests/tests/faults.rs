@@ -162,6 +162,11 @@ async fn seed_fleet(ec2: &aws_sdk_ec2::Client) -> (BTreeMap<String, String>, Dat
     let base = old_done + TimeDelta::seconds(GRACE + 2);
     let past = format_date(base - TimeDelta::hours(1));
     let soon = format_date(base + TimeDelta::hours(2));
+    // The expired ones were announced two days ago: the notice gate lets them go.
+    let told = format!(
+        "terminate {past} told {}",
+        format_date(base - TimeDelta::days(2))
+    );
     launch_role(
         ec2,
         &mut names,
@@ -202,7 +207,11 @@ async fn seed_fleet(ec2: &aws_sdk_ec2::Client) -> (BTreeMap<String, String>, Dat
         &mut names,
         "expired",
         4,
-        &[("termination_date", &past), ("owner", "ana")],
+        &[
+            ("termination_date", &past),
+            ("reaper:announced", &told),
+            ("owner", "ana"),
+        ],
     )
     .await;
     for id in launch_role(
@@ -210,7 +219,7 @@ async fn seed_fleet(ec2: &aws_sdk_ec2::Client) -> (BTreeMap<String, String>, Dat
         &mut names,
         "expired-stopped",
         2,
-        &[("termination_date", &past)],
+        &[("termination_date", &past), ("reaper:announced", &told)],
     )
     .await
     {
@@ -234,7 +243,7 @@ async fn seed_fleet(ec2: &aws_sdk_ec2::Client) -> (BTreeMap<String, String>, Dat
         &mut names,
         "protected",
         1,
-        &[("termination_date", &past)],
+        &[("termination_date", &past), ("reaper:announced", &told)],
     )
     .await
     {
@@ -252,7 +261,15 @@ async fn seed_fleet(ec2: &aws_sdk_ec2::Client) -> (BTreeMap<String, String>, Dat
 
 /// A tag value with the run's times replaced by names, so runs on fresh fleets compare.
 fn normalise(value: &str, now: DateTime<Utc>, launch: DateTime<Utc>) -> String {
-    let base_candidates = [("base-1h", -3600), ("base+2h", 7200)];
+    // `reaper:announced`: `<action> <date> told|set <when>`, each time named on its own.
+    if let [deed, date, how, when] = value.split(' ').collect::<Vec<_>>()[..] {
+        return format!(
+            "{deed} {} {how} {}",
+            normalise(date, now, launch),
+            normalise(when, now, launch)
+        );
+    }
+    let base_candidates = [("base-1h", -3600), ("base+2h", 7200), ("base-2d", -172_800)];
     // `base` (the seed's reference) is within a second or two of `now`; try a few seconds.
     for (label, offset) in base_candidates {
         for drift in -5..=5 {
@@ -505,9 +522,21 @@ async fn outcomes_under_10_30_50_percent_faults_equal_the_fault_free_run() {
 /// A small fleet for the listing and deadline tests: 3 expired, 2 untagged (grace 0), 1 keep.
 async fn small_fleet(ec2: &aws_sdk_ec2::Client) -> (Vec<String>, Vec<String>, String) {
     let past = format_date(Utc::now() - TimeDelta::hours(1));
+    // Announced two days ago: the notice gate lets them go.
+    let told = format!(
+        "terminate {past} told {}",
+        format_date(Utc::now() - TimeDelta::days(2))
+    );
     let mut expired = Vec::new();
     for _ in 0..3 {
-        expired.extend(reaper_e2e::launch(ec2, 1, &[("termination_date", &past)]).await);
+        expired.extend(
+            reaper_e2e::launch(
+                ec2,
+                1,
+                &[("termination_date", &past), ("reaper:announced", &told)],
+            )
+            .await,
+        );
     }
     let mut untagged = Vec::new();
     for _ in 0..2 {
@@ -800,13 +829,16 @@ async fn lambda_with_hung_sinks_answers_before_its_deadline_and_logs_first() {
     ]);
     moto.create_bucket(REGION, bucket).await;
     let ec2 = moto.ec2(REGION);
+    let past = format_date(Utc::now() - TimeDelta::hours(1));
+    // Announced two days ago: the notice gate lets it go.
+    let told = format!(
+        "terminate {past} told {}",
+        format_date(Utc::now() - TimeDelta::days(2))
+    );
     let expired = reaper_e2e::launch(
         &ec2,
         1,
-        &[(
-            "termination_date",
-            &format_date(Utc::now() - TimeDelta::hours(1)),
-        )],
+        &[("termination_date", &past), ("reaper:announced", &told)],
     )
     .await
     .remove(0);

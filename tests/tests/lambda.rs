@@ -73,6 +73,9 @@ impl Rig {
     }
 }
 
+/// Announced to its owner two days before the date: the notice gate lets it go.
+const TOLD_2020: &str = "terminate 2020-01-01T00:00:00Z told 2019-12-30T00:00:00Z";
+
 fn tag<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
     tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
@@ -86,6 +89,7 @@ async fn the_schedule_fixture_sweeps_live_and_returns_the_report() {
         .launch(&[
             ("termination_date", "2020-01-01T00:00:00Z"),
             ("Name", "scratch"),
+            ("reaper:announced", TOLD_2020),
         ])
         .await;
     let untagged = rig.launch(&[("Name", "mystery")]).await;
@@ -448,7 +452,10 @@ async fn a_failing_or_silent_slack_never_fails_the_run() {
             ("GRACE_PERIOD", "0m"),
         ]);
         let due = rig
-            .launch(&[("termination_date", "2020-01-01T00:00:00Z")])
+            .launch(&[
+                ("termination_date", "2020-01-01T00:00:00Z"),
+                ("reaper:announced", TOLD_2020),
+            ])
             .await;
         let started = Instant::now();
         let r = rig.report(fixture("schedule.json"));
@@ -501,7 +508,12 @@ fn ses_sent_to(moto: &Moto, to: &str) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_owner_hears_once_per_date_and_again_when_the_date_changes() {
     let from = "reaper@example.com";
-    let rig = rig(&[("LIVEMODE", "true"), ("NOTICE_FROM", from)]);
+    // No grace period: a date seen inside it is the creator's own, recorded without a notice.
+    let rig = rig(&[
+        ("LIVEMODE", "true"),
+        ("NOTICE_FROM", from),
+        ("GRACE_PERIOD", "0m"),
+    ]);
     aws_sdk_sesv2::Client::new(&rig.moto.sdk_config(REGION))
         .create_email_identity()
         .email_identity(from)
@@ -520,10 +532,13 @@ async fn an_owner_hears_once_per_date_and_again_when_the_date_changes() {
         (r.notices[0].via.as_str(), r.notices[0].status.as_str()),
         ("email", "sent")
     );
+    // The record names the action, the date and when the owner was told.
     let notified = |tags: &[(String, String)]| {
         tags.iter()
-            .find(|(k, _)| k == "reaper:notified")
-            .map(|(_, v)| v.clone())
+            .find(|(k, _)| k == "reaper:announced")
+            .and_then(|(_, v)| v.strip_prefix("terminate "))
+            .and_then(|v| v.split(" told ").next())
+            .map(str::to_string)
     };
     assert_eq!(notified(&rig.state(&id).await.1), Some(soon.clone()));
 
@@ -550,4 +565,103 @@ async fn an_owner_hears_once_per_date_and_again_when_the_date_changes() {
     rig.report(fixture("schedule.json"));
     assert_eq!(ses_sent_to(&rig.moto, "kim@example.com"), 2);
     assert_eq!(notified(&rig.state(&id).await.1), Some(later));
+}
+
+/// Issue 18 findings 1 and 5, through the real binary: a date that has passed and was never
+/// announced (MAX_LIFETIME's bound, a date moved earlier by hand) is not terminated in the run
+/// that first sees it. With neither Slack nor e-mail configured the report's log line is the
+/// announcement, so the run records it (`told`) and says when it may act.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passed_date_never_announced_is_announced_and_not_terminated() {
+    let rig = rig(&[("LIVEMODE", "true"), ("GRACE_PERIOD", "0m")]);
+    let due = rig
+        .launch(&[
+            ("termination_date", "2020-01-01T00:00:00Z"),
+            ("owner", "kim"),
+        ])
+        .await;
+    let r = rig.report(fixture("schedule.json"));
+    let (state, tags) = rig.state(&due).await;
+    assert_eq!(state, InstanceStateName::Running);
+    assert!(!r.api_calls.contains_key("TerminateInstances"));
+    let line = r.instances.iter().find(|i| i.id == due).unwrap();
+    assert_eq!(line.outcome, Some(reaper::report::Outcome::Deferred));
+    assert!(
+        line.reason
+            .contains("not announced to its owner in time; announced in this run, earliest "),
+        "{}",
+        line.reason
+    );
+    let record = tag(&tags, "reaper:announced").expect("the announcement is recorded");
+    assert!(
+        record.starts_with("terminate 2020-01-01T00:00:00Z told "),
+        "{record}"
+    );
+    // Told now, so the next run inside WARN_WINDOW still waits.
+    rig.report(fixture("schedule.json"));
+    assert_eq!(rig.state(&due).await.0, InstanceStateName::Running);
+}
+
+/// Issue 18 finding 2, through the real binary: Slack answering 500 for an owner known only by
+/// name records nothing, so the date is never taken as announced and nothing is terminated.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notice_slack_refused_is_not_recorded_and_nothing_is_terminated() {
+    let sink = WebhookSink::start(WebhookMode::Status(500));
+    let url = sink.url();
+    let rig = rig(&[
+        ("SLACKWEBHOOK", url.as_str()),
+        ("LIVEMODE", "true"),
+        ("GRACE_PERIOD", "0m"),
+    ]);
+    let due = rig
+        .launch(&[
+            ("termination_date", "2020-01-01T00:00:00Z"),
+            ("owner", "kim"),
+        ])
+        .await;
+    for _ in 0..2 {
+        let r = rig.report(fixture("schedule.json"));
+        assert!(
+            r.errors.iter().any(|e| e.starts_with("slack: ")),
+            "{:?}",
+            r.errors
+        );
+        let (state, tags) = rig.state(&due).await;
+        assert_eq!(state, InstanceStateName::Running);
+        assert_eq!(tag(&tags, "reaper:announced"), None);
+    }
+}
+
+/// Issue 18 enrolment, through the real binary: when the stack's creation time cannot be read
+/// (here: REAPER_STACK_ID names a stack moto does not have), the run treats every instance as
+/// launched before enrolment, so a date announced only two days ago is not acted on, and the
+/// report says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_enrolment_time_holds_every_action_and_says_why() {
+    let stack = "arn:aws:cloudformation:eu-west-1:123456789012:stack/ec2-reaper/0a1b2c3d";
+    let rig = rig(&[
+        ("LIVEMODE", "true"),
+        ("GRACE_PERIOD", "0m"),
+        ("REAPER_STACK_ID", stack),
+    ]);
+    let told = format!(
+        "terminate 2020-01-01T00:00:00Z told {}",
+        reaper::policy::format_date(chrono::Utc::now() - chrono::TimeDelta::days(2))
+    );
+    let due = rig
+        .launch(&[
+            ("termination_date", "2020-01-01T00:00:00Z"),
+            ("reaper:announced", &told),
+        ])
+        .await;
+    let r = rig.report(fixture("schedule.json"));
+    assert!(
+        r.errors.iter().any(|e| e.starts_with(&format!(
+            "enrolment: reading when stack {stack} (REAPER_STACK_ID) was created failed: "
+        )) && e.contains("ENROLMENT_NOTICE")),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(rig.state(&due).await.0, InstanceStateName::Running);
+    assert!(!r.api_calls.contains_key("TerminateInstances"));
 }

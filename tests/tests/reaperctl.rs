@@ -53,6 +53,11 @@ async fn plan_and_sweep_across_two_regions_in_both_formats() {
         &[
             ("termination_date", "2020-01-01T00:00:00Z"),
             ("Name", "eu-scratch"),
+            // Announced two days ahead: the notice gate lets it go.
+            (
+                "reaper:announced",
+                "terminate 2020-01-01T00:00:00Z told 2019-12-30T00:00:00Z",
+            ),
         ],
     )
     .await;
@@ -888,4 +893,67 @@ fn check_config_validates_with_the_functions_rules() {
     let out = reaperctl_bare(&["check-config", "MAX_STOPS=1", "MAX_STOPS=2"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("MAX_STOPS is given twice"));
+}
+
+/// Issue 18 finding 7: `reaperctl sweep --live` told no owner at all (no Slack, no e-mail, no
+/// record) while its report said `notice: will-terminate`. Now it delivers as the Lambda does:
+/// the channel gets the message, and what it named is recorded on the instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_sweep_from_a_laptop_tells_the_owners_and_records_it() {
+    use reaper_e2e::webhook::{WebhookMode, WebhookSink};
+    let moto = Moto::start();
+    let sink = WebhookSink::start(WebhookMode::Ok);
+    let soon = reaper::policy::format_date(chrono::Utc::now() + chrono::TimeDelta::hours(5));
+    let id = launch(
+        &moto,
+        "eu-west-1",
+        &[("termination_date", &soon), ("owner", "alice")],
+    )
+    .await;
+    let url = sink.url();
+    let env = [("GRACE_PERIOD", "0m"), ("SLACKWEBHOOK", url.as_str())];
+    let out = reaperctl(
+        &moto,
+        &[
+            "sweep",
+            "--live",
+            "--yes",
+            "--output",
+            "json",
+            "--region",
+            "eu-west-1",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let posted = sink.recorded();
+    assert_eq!(posted.len(), 1, "one channel message");
+    assert!(
+        posted[0].body.to_string().contains(&id),
+        "{}",
+        posted[0].body
+    );
+    let tags = moto
+        .ec2("eu-west-1")
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .tags()
+        .to_vec();
+    let record = tags
+        .iter()
+        .find(|t| t.key() == Some("reaper:announced"))
+        .and_then(|t| t.value())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        record.starts_with(&format!("terminate {soon} told ")),
+        "{record}"
+    );
+    // The webhook is a secret: not in the output.
+    assert!(!text(&out.stdout).contains(&url) && !text(&out.stderr).contains(&url));
 }

@@ -300,7 +300,17 @@ async fn a_plan_over_the_cap_terminates_nothing_and_says_how_to_proceed() {
     let (ec2, fleet) = setup(&moto);
     // Due by their date: with GRACE_PERIOD=0m a lifetime is stamped a WARN_WINDOW ahead instead.
     let ids = ec2
-        .launch_n(3, &[("termination_date", "2020-01-01T00:00:00Z")], false)
+        .launch_n(
+            3,
+            &[
+                ("termination_date", "2020-01-01T00:00:00Z"),
+                (
+                    "reaper:announced",
+                    "terminate 2020-01-01T00:00:00Z told 2019-12-30T00:00:00Z",
+                ),
+            ],
+            false,
+        )
         .await;
     let untagged = ec2.launch_n(2, &[], false).await;
     let mut cfg = config(true);

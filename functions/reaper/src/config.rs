@@ -49,6 +49,11 @@ pub struct Config {
     pub notice_from: Option<String>,
     /// Things worth telling the operator that are not errors (e.g. an unrecognised LIVEMODE).
     pub warnings: Vec<String>,
+    /// ENROLMENT_NOTICE, ENROLLED_AT, DIGEST_AT (issue 18).
+    pub notices: Notices,
+    /// REAPER_STACK_ID: the stack that deployed this function; its creation time is when the
+    /// reaper was enrolled here (unless ENROLLED_AT says otherwise).
+    pub stack_id: Option<String>,
 }
 
 impl Default for Config {
@@ -64,6 +69,8 @@ impl Default for Config {
             action_window: None,
             notice_from: None,
             warnings: Vec::new(),
+            notices: Notices::default(),
+            stack_id: None,
         }
     }
 }
@@ -71,7 +78,7 @@ impl Default for Config {
 /// Every variable the reaper reads (SPEC §9), including those read by other parts of the code.
 /// A variable whose name is close to one of these is almost certainly meant as it, so it is
 /// reported rather than silently ignored.
-pub const KNOWN_VARS: [&str; 14] = [
+pub const KNOWN_VARS: [&str; 18] = [
     "LIVEMODE",
     "SLACKWEBHOOK",
     "SLACKWEBHOOK_SECRET_ARN",
@@ -86,6 +93,10 @@ pub const KNOWN_VARS: [&str; 14] = [
     "ALLOW_INDEFINITE",
     "ACTION_WINDOW",
     "NOTICE_FROM",
+    "ENROLMENT_NOTICE",
+    "ENROLLED_AT",
+    "DIGEST_AT",
+    "REAPER_STACK_ID",
 ];
 
 /// Names the platform sets or reserves (Lambda's `AWS_*`, `LAMBDA_*`, `_HANDLER`, `_X_AMZN_*`):
@@ -294,6 +305,8 @@ impl Config {
             }
             cfg.notice_from = Some(v);
         }
+        cfg.notices = Notices::from_lookup(&lookup, &mut cfg.warnings)?;
+        cfg.stack_id = lookup("REAPER_STACK_ID").filter(|v| !v.trim().is_empty());
         Ok(cfg)
     }
 }
@@ -442,6 +455,166 @@ pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The notice gate's settings (SPEC §5, §8, §9): how long an instance that predates the reaper
+/// is told before it is stopped or terminated, since when the reaper is enrolled, and the hour
+/// of the daily channel digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notices {
+    /// ENROLMENT_NOTICE: at least this long between the first announcement to a pre-enrolment
+    /// instance's owner and any stop or termination of it.
+    pub enrolment_notice: TimeDelta,
+    /// ENROLLED_AT: an explicit enrolment time (reaperctl, or to override the stack's creation
+    /// time); `None` leaves it to the stack (REAPER_STACK_ID).
+    pub enrolled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// DIGEST_AT: the hour (0..=23) of the daily digest, in ACTION_WINDOW's zone when set, else
+    /// UTC; the zone is resolved where the digest is sent.
+    pub digest_hour: u8,
+}
+
+impl Default for Notices {
+    fn default() -> Self {
+        Self {
+            enrolment_notice: TimeDelta::days(7),
+            enrolled_at: None,
+            digest_hour: 9,
+        }
+    }
+}
+
+impl Notices {
+    fn from_lookup(
+        lookup: &impl Fn(&str) -> Option<String>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut n = Notices::default();
+        if let Some(v) = lookup("ENROLMENT_NOTICE") {
+            n.enrolment_notice = duration("ENROLMENT_NOTICE", &v)?;
+            if n.enrolment_notice <= TimeDelta::zero() {
+                warnings.push(format!(
+                    "ENROLMENT_NOTICE={v:?} lets the reaper stop or terminate machines that existed before it was enrolled as soon as WARN_WINDOW allows, with no extra notice to teams that did not know it was switched on; set e.g. 7d"
+                ));
+            }
+        }
+        if let Some(v) = lookup("ENROLLED_AT").filter(|v| !v.is_empty()) {
+            let at = chrono::DateTime::parse_from_rfc3339(&v).map_err(|e| ConfigError {
+                var: "ENROLLED_AT",
+                value: v.clone(),
+                accepted: format!(
+                    "an RFC 3339 time with its offset, e.g. 2030-01-01T00:00:00Z, or empty to use the stack's creation time ({e})"
+                ),
+            })?;
+            n.enrolled_at = Some(at.with_timezone(&chrono::Utc));
+        }
+        if let Some(v) = lookup("DIGEST_AT") {
+            n.digest_hour = match v.as_bytes() {
+                [a @ b'0'..=b'2', b @ b'0'..=b'9'] if (a - b'0') * 10 + (b - b'0') <= 23 => {
+                    (a - b'0') * 10 + (b - b'0')
+                }
+                _ => {
+                    return Err(ConfigError {
+                        var: "DIGEST_AT",
+                        value: v,
+                        accepted: "an hour as two digits, 00 to 23 (in ACTION_WINDOW's time zone when set, else UTC), e.g. 09".into(),
+                    })
+                }
+            };
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod notices_tests {
+    use super::*;
+
+    fn notices(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: std::collections::HashMap<&str, &str> = vars.iter().copied().collect();
+        Config::from_lookup(|k| map.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn notice_settings_default_to_a_week_and_nine() {
+        let c = notices(&[]).unwrap();
+        assert_eq!(c.notices, Notices::default());
+        assert_eq!(c.notices.enrolment_notice, TimeDelta::days(7));
+        assert_eq!(c.notices.enrolled_at, None);
+        assert_eq!(c.notices.digest_hour, 9);
+    }
+
+    #[test]
+    fn notice_settings_are_read() {
+        let c = notices(&[
+            ("ENROLMENT_NOTICE", "2w"),
+            ("ENROLLED_AT", "2030-01-01T01:00:00+01:00"),
+            ("DIGEST_AT", "23"),
+        ])
+        .unwrap();
+        assert_eq!(c.notices.enrolment_notice, TimeDelta::weeks(2));
+        assert_eq!(
+            c.notices.enrolled_at.map(|t| t.to_rfc3339()),
+            Some("2030-01-01T00:00:00+00:00".into())
+        );
+        assert_eq!(c.notices.digest_hour, 23);
+        assert_eq!(
+            notices(&[("DIGEST_AT", "00")]).unwrap().notices.digest_hour,
+            0
+        );
+        assert_eq!(
+            notices(&[("ENROLLED_AT", "")]).unwrap().notices.enrolled_at,
+            None
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn a_zero_enrolment_notice_is_allowed_but_warned() {
+        let c = notices(&[("ENROLMENT_NOTICE", "0m")]).unwrap();
+        assert_eq!(c.notices.enrolment_notice, TimeDelta::zero());
+        assert!(
+            c.warnings[0].starts_with("ENROLMENT_NOTICE=\"0m\" lets the reaper"),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn bad_notice_settings_name_the_variable_value_and_what_is_accepted() {
+        let cases = [
+            ("ENROLMENT_NOTICE", "", "a whole number and one unit"),
+            ("ENROLMENT_NOTICE", "7 days", "a whole number and one unit"),
+            (
+                "ENROLMENT_NOTICE",
+                "indefinite",
+                "a whole number and one unit",
+            ),
+            ("ENROLLED_AT", "2030-01-01", "an RFC 3339 time"),
+            ("ENROLLED_AT", "yesterday", "an RFC 3339 time"),
+            ("DIGEST_AT", "", "00 to 23"),
+            ("DIGEST_AT", "9", "00 to 23"),
+            ("DIGEST_AT", "24", "00 to 23"),
+            ("DIGEST_AT", "09:00", "00 to 23"),
+            ("DIGEST_AT", "-1", "00 to 23"),
+        ];
+        for (var, value, accepted) in cases {
+            let err = notices(&[(var, value)]).unwrap_err();
+            assert_eq!((err.var, err.value.as_str()), (var, value));
+            assert!(err.accepted.contains(accepted), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("{var}={value:?} is not accepted")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn near_misses_of_notice_settings_are_named() {
+        assert_eq!(near_miss("ENROLLMENT_NOTICE"), Some("ENROLMENT_NOTICE"));
+        assert_eq!(near_miss("DIGEST_HOUR"), None);
+        assert_eq!(near_miss("DIGESTAT"), Some("DIGEST_AT"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,6 +734,13 @@ mod tests {
             ("ALLOW_INDEFINITE", "true"),
             ("ACTION_WINDOW", "mon-fri 09:00-17:00 UTC"),
             ("NOTICE_FROM", "reaper@example.com"),
+            ("ENROLMENT_NOTICE", "7d"),
+            ("ENROLLED_AT", "2030-01-01T00:00:00Z"),
+            ("DIGEST_AT", "09"),
+            (
+                "REAPER_STACK_ID",
+                "arn:aws:cloudformation:eu-west-1:123456789012:stack/ec2-reaper/0a1b",
+            ),
         ];
         assert_eq!(good.len(), KNOWN_VARS.len());
         for (var, value) in good {

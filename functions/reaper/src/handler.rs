@@ -78,7 +78,20 @@ pub async fn handle<F: Fleet, A: Archive, C: Chat, M: Mail>(
         forecast = req.forecast,
         "run started"
     );
-    let mut report = sweep(&app.fleet, &app.config, ctx, &req).await;
+    // Instances that predate the reaper's enrolment get ENROLMENT_NOTICE; when that time
+    // cannot be read, every instance is taken for one (nothing is lost, the report says why).
+    let (enrolled_at, enrolment_error) = match app
+        .enrolment
+        .enrolled_at(app.config.notices.enrolled_at, invocation.deadline)
+        .await
+    {
+        Ok(at) => (at, None),
+        Err(why) => (Some(req.now), Some(why)),
+    };
+    let mut config = app.config.clone();
+    config.notices.enrolled_at = enrolled_at;
+    let mut report = sweep(&app.fleet, &config, ctx, &req).await;
+    report.errors.extend(enrolment_error);
     tracing::info!(
         judged = report.instances_judged,
         errors = report.errors.len(),
@@ -235,6 +248,7 @@ mod tests {
             mailer: None,
             config: Config::default(),
             region: "eu-west-1".into(),
+            enrolment: crate::adapters::cloudformation::Enrolment::none(),
         }
     }
 
@@ -412,10 +426,10 @@ mod tests {
             .collect();
         assert_eq!(vias, [("slack-mention", "sent"), ("email", "sent")]);
         for id in ["i-0000000000000000a", "i-0000000000000000c"] {
-            assert_eq!(
-                app.fleet.get(id).unwrap().tags[&"reaper:notified".to_owned()],
-                soon,
-                "{id}"
+            let record = &app.fleet.get(id).unwrap().tags[&"reaper:announced".to_owned()];
+            assert!(
+                record.starts_with(&format!("terminate {soon} told ")),
+                "{id}: {record}"
             );
         }
         // The next run tells nobody again: the notice for this date is recorded.
@@ -430,7 +444,10 @@ mod tests {
             tags: [
                 ("termination_date".to_string(), later.clone()),
                 ("owner".to_string(), "ana@example.com".to_string()),
-                ("reaper:notified".to_string(), soon.clone()),
+                (
+                    "reaper:announced".to_string(),
+                    format!("terminate {soon} told {}", crate::policy::format_date(now)),
+                ),
             ]
             .into_iter()
             .collect(),
@@ -440,9 +457,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(sent.lock().unwrap().len(), 2);
-        assert_eq!(
-            app.fleet.get("i-0000000000000000a").unwrap().tags[&"reaper:notified".to_owned()],
-            later
+        let record =
+            &app.fleet.get("i-0000000000000000a").unwrap().tags[&"reaper:announced".to_owned()];
+        assert!(
+            record.starts_with(&format!("terminate {later} told ")),
+            "{record}"
         );
     }
 
@@ -472,10 +491,10 @@ mod tests {
             .get(id)
             .unwrap()
             .tags
-            .contains_key("reaper:notified")
+            .contains_key("reaper:announced")
     }
 
-    /// Issue 18 finding 6: `reaper:notified` was written for every expiring instance once the
+    /// Issue 18 finding 6: the announcement record was written for every expiring instance once the
     /// channel's message was sent, also for those it folded into "…and N more", so their owners
     /// were never told of the date and never would be. Now only the instances the message names
     /// are marked; the others are told (and marked) by a later run's message.

@@ -7,7 +7,8 @@ use lambda_runtime::{
     layers::TracingLayer, service_fn, Error, LambdaEvent, LambdaInvocation, Runtime,
 };
 use reaper::adapters::{
-    ec2::Ec2Fleet, load_sdk_config, s3::S3Archive, ses::Mailer, slack::SlackWebhook,
+    cloudformation::Enrolment, ec2::Ec2Fleet, load_sdk_config, s3::S3Archive, ses::Mailer,
+    slack::SlackWebhook,
 };
 use reaper::config::Config;
 use reaper::event::{EventPayload, RawEvent};
@@ -54,6 +55,10 @@ async fn main() -> Result<(), Error> {
             .notice_from
             .clone()
             .map(|from| Mailer::from_sdk_counted(&sdk, from, fleet.counter())),
+        enrolment: match &config.stack_id {
+            Some(stack) => Enrolment::from_sdk(&sdk, stack.clone(), fleet.counter()),
+            None => Enrolment::none(),
+        },
         fleet,
         config,
         region,

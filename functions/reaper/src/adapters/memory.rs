@@ -45,6 +45,11 @@ impl MemoryFleet {
         *Self::lock(&self.after_first_list) = Some(Box::new(edit));
     }
 
+    /// Changes the fleet between runs (a person edits tags, an instance launches).
+    pub fn edit(&self, edit: impl FnOnce(&mut BTreeMap<String, Instance>)) {
+        edit(&mut Self::lock(&self.instances));
+    }
+
     /// `operation` ("TerminateInstances", ...) on `id` fails with OperationNotPermitted.
     pub fn refuse(&self, operation: &'static str, id: &str) {
         Self::lock(&self.refused).insert((operation, id.to_string()));

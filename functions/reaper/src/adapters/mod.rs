@@ -1,6 +1,7 @@
 //! The only code that knows the AWS SDK and HTTP: `Fleet` over EC2, the S3 archive, Slack.
 
 pub mod bisect;
+pub mod cloudformation;
 pub mod ec2;
 pub mod lambda;
 #[cfg(any(test, feature = "test-util"))]

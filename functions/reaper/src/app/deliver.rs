@@ -1,16 +1,17 @@
 //! The deliver use case: the report's log and metrics lines, the S3 copy, the Slack message, the
-//! owner notices and the announcement tags (`reaper:notified`) for what was really delivered.
+//! owner notices and the announcement records (`reaper:announced`) for what was really delivered.
 //! Generic over the ports, so the order of delivery and the failure of each sink are unit-tested
 //! with fakes (in `handler`'s tests, through the whole invocation).
 
 use crate::config::Config;
-use crate::policy::{format_date, ResourceId, NOTIFIED_TAG};
+use crate::policy::announce::{Announcement, Deed, ANNOUNCED_TAG};
 use crate::ports::{Archive, ArchiveError, Chat, Deadline, Fleet, IdOutcome, Mail, Mutation};
-use crate::render::notice::{from_report, render_email, EmailContext, OwnerAddress, OwnerNotice};
+use crate::render::notice::{
+    classify, from_report, render_email, EmailContext, OwnerAddress, OwnerNotice,
+};
 use crate::render::slack::render_for;
 use crate::report::{NoticeDelivery, NoticeKind, RunReport, SlackStatus};
 use crate::run::Mode;
-use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 
 /// CloudWatch Logs takes events up to 256 KB; the report's log line stays below that.
@@ -25,39 +26,34 @@ pub struct App<F, A, C, M> {
     pub mailer: Option<M>,
     pub config: Config,
     pub region: String,
+    /// When the reaper was enrolled here (the stack's creation time, read once).
+    pub enrolment: crate::adapters::cloudformation::Enrolment,
 }
 
 /// Owner notices (SPEC §8), after the channel's message: one e-mail per owner with an address
-/// (when NOTICE_FROM is set), then `reaper:notified=<date>` on every "will be terminated" notice
-/// that a delivered message named (`slack_named`: the channel's message, if it was sent; or the
-/// owner's e-mail), so a stateless hourly sweep tells each date once. An instance only counted
-/// in "…and N more" was told nothing and stays unmarked, as does a failed delivery.
+/// (when NOTICE_FROM is set). Returns the instances the e-mails SES accepted named; an instance
+/// only counted in "…and N more" was told nothing, nor was one whose e-mail failed.
 async fn notify_owners<F: Fleet, A, C, M: Mail>(
     app: &App<F, A, C, M>,
     report: &mut RunReport,
     owners: &[OwnerNotice],
-    slack_named: &[ResourceId],
     deadline: Deadline,
-) {
+) -> HashSet<String> {
     let slack_sent = report.delivery.slack == Some(SlackStatus::Sent);
-    let mut told_ids: HashSet<&str> = HashSet::new();
-    if slack_sent {
-        told_ids.extend(slack_named.iter().map(|n| n.id.as_str()));
-    }
     let ctx = EmailContext {
         account: report.account.clone(),
         run_id: report.run_id.clone(),
         now: report.evaluated_at,
         owner_tag: app.config.owner_tag.clone(),
     };
-    let mut emailed: Vec<ResourceId> = Vec::new();
+    let mut emailed: HashSet<String> = HashSet::new();
     for notice in owners {
         let (via, status) = match (&notice.address, &app.mailer) {
             (OwnerAddress::Email(to), Some(mailer)) => {
                 let email = render_email(notice, &ctx);
                 match mailer.send(to, &email.payload, deadline).await {
                     Ok(()) => {
-                        emailed.extend(email.named);
+                        emailed.extend(email.named.into_iter().map(|n| n.id));
                         ("email", "sent".to_string())
                     }
                     Err(why) => {
@@ -77,25 +73,77 @@ async fn notify_owners<F: Fleet, A, C, M: Mail>(
             status,
         });
     }
-    told_ids.extend(emailed.iter().map(|n| n.id.as_str()));
-    // Mark what was told, grouped by date: one CreateTags per date.
-    let mut told: BTreeMap<DateTime<Utc>, Vec<String>> = BTreeMap::new();
-    for i in &report.instances {
-        let (Some(NoticeKind::WillTerminate), Some(date)) = (i.notice, i.termination_date) else {
-            continue;
-        };
-        if told_ids.contains(i.id.as_str()) {
-            told.entry(date).or_default().push(i.id.clone());
+    emailed
+}
+
+/// What reached someone, per instance (SPEC §8 "Announced"): an owner with an e-mail address,
+/// while NOTICE_FROM is set, only through an e-mail SES accepted that named the instance; any
+/// other owner, or none, through a posted channel message that named it; with neither Slack nor
+/// e-mail configured, the run's report line that lists it.
+struct Reached<'a> {
+    mail: bool,
+    chat: bool,
+    emailed: &'a HashSet<String>,
+    /// `None`: the channel's message was not posted.
+    posted: Option<&'a HashSet<String>>,
+    logged: &'a HashSet<String>,
+}
+
+impl Reached<'_> {
+    fn told(&self, id: &str, owner: Option<&str>) -> bool {
+        let mailed_owner = self.mail && matches!(owner.map(classify), Some(OwnerAddress::Email(_)));
+        if mailed_owner {
+            self.emailed.contains(id)
+        } else if self.chat {
+            self.posted.is_some_and(|named| named.contains(id))
+        } else if !self.mail {
+            self.logged.contains(id)
+        } else {
+            // Only e-mail is configured and this owner has no address: nobody was told.
+            false
         }
     }
-    for (date, ids) in told {
-        let tags = vec![(NOTIFIED_TAG.to_string(), format_date(date))];
-        for (id, outcome) in app.fleet.apply(Mutation::Tag(&tags), &ids, deadline).await {
-            if outcome != IdOutcome::Done {
-                report.errors.push(format!(
-                    "notice for {id} was delivered, but {NOTIFIED_TAG} was not written ({outcome:?}); it may be repeated"
-                ));
+}
+
+/// Records on each instance what was announced to someone (`reaper:announced=terminate <date>
+/// told <when>`, or `stop …` for a pre-enrolment instance), grouped by value: one CreateTags per date. The notice gate reads it in later
+/// runs; an instance not reached stays unrecorded, so it is announced again and not acted on.
+async fn record_announcements<F: Fleet, A, C, M>(
+    app: &App<F, A, C, M>,
+    report: &mut RunReport,
+    reached: &Reached<'_>,
+    deadline: Deadline,
+) {
+    let mut told: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let now = report.evaluated_at;
+    for i in &report.instances {
+        let record = match (i.notice, i.termination_date) {
+            (Some(NoticeKind::WillTerminate), Some(date)) => {
+                Announcement::told(Deed::Terminate, date, now)
             }
+            // The gate's own stop date for a pre-enrolment instance: ENROLMENT_NOTICE from now.
+            (Some(NoticeKind::WillStop), _) => {
+                Announcement::told(Deed::Stop, now + app.config.notices.enrolment_notice, now)
+            }
+            _ => continue,
+        };
+        if reached.told(&i.id, i.owner.as_deref()) {
+            told.entry(record.to_string())
+                .or_default()
+                .push(i.id.clone());
+        }
+    }
+    for (value, ids) in told {
+        let tags = vec![(ANNOUNCED_TAG.to_string(), value)];
+        for (id, outcome) in app.fleet.apply(Mutation::Tag(&tags), &ids, deadline).await {
+            let why = match outcome {
+                IdOutcome::Done => continue,
+                IdOutcome::Failed(err) | IdOutcome::Lost(err) => err.to_string(),
+                IdOutcome::NotAttempted => "the run's time was up".to_string(),
+            };
+            report.errors.push(format!(
+                "{id}: the notice was delivered, but {ANNOUNCED_TAG} was not written ({why}); it will be announced again and nothing is done before"
+            ));
         }
     }
 }
@@ -106,6 +154,43 @@ fn channel(slack_sent: bool) -> String {
     } else {
         "not delivered: the channel's message was not sent".into()
     }
+}
+
+/// Announce once (SPEC §8): a live run posts when something happened (an action done, failed or
+/// unknown, a circuit, an error) or something is announced for the first time; what is only
+/// still true (still expiring, still waiting, already stopped) waits for the daily digest, the
+/// scheduled run in the hour DIGEST_AT (in ACTION_WINDOW's zone, else UTC). A dry run changes
+/// nothing and announces nothing, so every noteworthy dry run still posts.
+fn news(report: &RunReport, cfg: &Config) -> bool {
+    use crate::report::Outcome;
+    if report.mode == Mode::DryRun {
+        return true;
+    }
+    let happened = [Outcome::Done, Outcome::Failed, Outcome::Unknown]
+        .iter()
+        .any(|o| report.outcome_count(*o) > 0)
+        || !report.circuits.is_empty()
+        || !report.errors.is_empty();
+    let first_told = report.instances.iter().any(|i| {
+        matches!(
+            i.notice,
+            Some(NoticeKind::WillTerminate | NoticeKind::WillStop)
+        )
+    });
+    happened || first_told || digest_hour(report, cfg)
+}
+
+/// The scheduled run in the hour of the day DIGEST_AT names.
+fn digest_hour(report: &RunReport, cfg: &Config) -> bool {
+    use chrono::Timelike;
+    if report.trigger != crate::run::TriggerKind::Schedule {
+        return false;
+    }
+    let hour = match &cfg.action_window {
+        Some(window) => report.evaluated_at.with_timezone(&window.zone()).hour(),
+        None => report.evaluated_at.hour(),
+    };
+    hour == u32::from(cfg.notices.digest_hour)
 }
 
 /// Writes the whole report to the archive under its own key.
@@ -128,14 +213,21 @@ const FIRST_COPY_MOST: std::time::Duration = std::time::Duration::from_secs(15);
 /// where the report went. A sink's failure is recorded, never fatal. A first S3 write that fails
 /// leaves `delivery.s3` empty (nothing links to it) and is not retried; a failed rewrite keeps
 /// the address of the first copy and says in `errors` that the copy lacks the delivery outcome.
-pub(crate) async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
+pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
     app: &App<F, A, C, M>,
     report: &mut RunReport,
     deadline: Deadline,
     out: &mut impl std::io::Write,
 ) {
     // A huge report's log line is shortened like the return value; counts stay exact.
-    let _ = writeln!(out, "{}", report.trimmed(MAX_LOG_LINE_BYTES).log_line());
+    let line = report.trimmed(MAX_LOG_LINE_BYTES);
+    let _ = writeln!(out, "{}", line.log_line());
+    // With no channel and no e-mail, the log line is the announcement: what it lists is told.
+    let logged: HashSet<String> = if app.chat.is_none() && app.mailer.is_none() {
+        line.instances.into_iter().map(|i| i.id).collect()
+    } else {
+        HashSet::new()
+    };
     let _ = writeln!(out, "{}", report.emf_line());
 
     // What Slack will get is known now, except whether its post works.
@@ -145,7 +237,7 @@ pub(crate) async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
             None
         }
         // `render` says nothing exactly when the report is not noteworthy; it renders once, below.
-        Some(chat) if report.is_noteworthy() => Some(chat),
+        Some(chat) if report.is_noteworthy() && news(report, &app.config) => Some(chat),
         Some(_) => {
             tracing::info!("slack: nothing to report, no message");
             report.delivery.slack = Some(SlackStatus::NothingToReport);
@@ -193,7 +285,16 @@ pub(crate) async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
         });
     }
     if report.mode == Mode::Live {
-        notify_owners(app, report, &owners, &slack_named, deadline).await;
+        let emailed = notify_owners(app, report, &owners, deadline).await;
+        let posted: HashSet<String> = slack_named.into_iter().map(|n| n.id).collect();
+        let reached = Reached {
+            mail: app.mailer.is_some(),
+            chat: app.chat.is_some(),
+            emailed: &emailed,
+            posted: (report.delivery.slack == Some(SlackStatus::Sent)).then_some(&posted),
+            logged: &logged,
+        };
+        record_announcements(app, report, &reached, deadline).await;
     }
     // The copy already written says "slack: null"; write it again with what happened since.
     let changed =

@@ -4,10 +4,12 @@
 
 mod deliver;
 mod extend;
+#[cfg(test)]
+mod gate_tests;
 mod sweep;
 mod why;
 
-pub(crate) use deliver::deliver;
+pub use deliver::deliver;
 pub use deliver::{App, MAX_LOG_LINE_BYTES};
 pub use extend::{extend, Extend, TagWrite};
 pub use sweep::sweep;

@@ -59,6 +59,11 @@ mod sweep_tests {
                     ("termination_date", "2030-01-01T00:00:00Z"),
                     ("Name", "old"),
                     ("owner", "ana"),
+                    // Announced a full WARN_WINDOW ahead: the notice gate lets it go.
+                    (
+                        "reaper:announced",
+                        "terminate 2030-01-01T00:00:00Z told 2029-12-31T00:00:00Z",
+                    ),
                 ],
             ),
             inst("i-lifetime", Running, &[("lifetime", "1d")]),
@@ -157,11 +162,18 @@ mod sweep_tests {
         );
         assert_eq!(get(&f, "i-stopped-untagged").state, InstanceState::Stopped);
         assert_eq!(r.outcome_count(Outcome::Done), 4);
-        // list + re-check; 2 stamp values; 1 terminate batch; 1 stop + its tags.
+        // The creator's own date (a lifetime due inside the grace period) is recorded as
+        // announced before the termination: IAM requires the record.
+        assert_eq!(
+            get(&f, "i-due").tags[&"reaper:announced".to_owned()],
+            "terminate 2030-01-01T11:51:00Z set 2030-01-01T12:00:00Z"
+        );
+        // list + re-check; 2 stamp values; 1 creator's record; 1 terminate batch; 1 stop + its
+        // tags.
         assert_eq!(
             r.api_calls,
             BTreeMap::from([
-                ("CreateTags".to_string(), 3),
+                ("CreateTags".to_string(), 4),
                 ("DescribeInstances".to_string(), 2),
                 ("StopInstances".to_string(), 1),
                 ("TerminateInstances".to_string(), 1),

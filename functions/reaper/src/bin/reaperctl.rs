@@ -8,7 +8,10 @@ use reaper::adapters::lambda::{function_environment, DEFAULT_FUNCTION};
 use reaper::adapters::{
     account_id, check_credentials, check_profile, check_region, enabled_regions, load_sdk_config,
 };
-use reaper::app::{self, sweep, Extend, TagWrite};
+use reaper::adapters::{
+    cloudformation::Enrolment, s3::S3Archive, ses::Mailer, slack::SlackWebhook,
+};
+use reaper::app::{self, sweep, App, Extend, TagWrite};
 use reaper::config::{near_miss, Config, KNOWN_VARS};
 use reaper::event::valid_instance_id;
 use reaper::policy::extend::Extension;
@@ -42,6 +45,10 @@ fn describe(var: &str) -> Option<&'static str> {
         "ALLOW_INDEFINITE" => "whether `indefinite` in a tag is honoured (true)",
         "ACTION_WINDOW" => "when to act, e.g. Mon-Fri 09:00-17:00 Europe/Berlin (always)",
         "NOTICE_FROM" => "SES address owner e-mails come from; empty sends none (none)",
+        "ENROLMENT_NOTICE" => "least notice before acting on machines older than the reaper (7d)",
+        "ENROLLED_AT" => "when the reaper was enrolled here, RFC 3339 (the stack's creation)",
+        "DIGEST_AT" => "hour of the daily channel digest, 00-23, window's zone or UTC (09)",
+        "REAPER_STACK_ID" => "the deploying stack; its creation time is the enrolment (template)",
         _ => return None,
     })
 }
@@ -288,7 +295,32 @@ async fn sweep_regions(
                 account: account.to_string(),
                 region,
             };
-            let report = sweep(&fleet, config, ctx, req).await;
+            let mut report = sweep(&fleet, config, ctx, req).await;
+            // A live sweep tells the owners and records what reached them, as the Lambda does;
+            // its log lines are not wanted on a terminal (the table or JSON is the output).
+            if req.is_live() {
+                let app = App {
+                    chat: match (&config.slack_webhook, &config.slack_webhook_secret_arn) {
+                        (Some(webhook), _) => Some(SlackWebhook::new(webhook.clone())),
+                        (None, Some(arn)) => Some(SlackWebhook::from_secret(
+                            &sdk,
+                            fleet.counter(),
+                            arn.clone(),
+                        )),
+                        (None, None) => None,
+                    },
+                    mailer: config
+                        .notice_from
+                        .clone()
+                        .map(|from| Mailer::from_sdk_counted(&sdk, from, fleet.counter())),
+                    archive: None::<S3Archive>,
+                    config: config.clone(),
+                    region: report.region.clone(),
+                    enrolment: Enrolment::none(),
+                    fleet,
+                };
+                app::deliver(&app, &mut report, Deadline::NONE, &mut std::io::sink()).await;
+            }
             if tty {
                 eprint!("\r\x1b[K");
             }
@@ -378,19 +410,12 @@ fn confirmed(account: &str, plan: &[RunReport]) -> Result<(), String> {
     }
 }
 
-/// Rules from the environment, as the Lambda reads them; delivery settings and LIVEMODE do not
-/// apply to a laptop.
+/// Rules from the environment, as the Lambda reads them, and the owner notices' sinks
+/// (SLACKWEBHOOK, SLACKWEBHOOK_SECRET_ARN, NOTICE_FROM): a live sweep from a laptop tells the
+/// owners what the Lambda would. LIVEMODE and REPORT_BUCKET do not apply to a laptop.
 fn rules_config() -> Result<Config, String> {
-    let laptop = std::env::vars().filter(|(name, _)| {
-        !matches!(
-            name.as_str(),
-            "LIVEMODE"
-                | "SLACKWEBHOOK"
-                | "SLACKWEBHOOK_SECRET_ARN"
-                | "REPORT_BUCKET"
-                | "NOTICE_FROM"
-        )
-    });
+    let laptop =
+        std::env::vars().filter(|(name, _)| !matches!(name.as_str(), "LIVEMODE" | "REPORT_BUCKET"));
     // from_vars: a misspelt variable (MAX_TERMINATION=0) is a warning in every report.
     Config::from_vars(laptop).map_err(|err| format!("configuration error: {err}"))
 }

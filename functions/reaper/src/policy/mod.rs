@@ -1,6 +1,7 @@
 //! The heart: pure rules. No AWS types, no async, no clock.
 
 pub(crate) mod address;
+pub(crate) mod announce;
 pub mod extend;
 pub mod notice;
 pub mod plan;

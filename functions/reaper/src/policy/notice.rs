@@ -43,6 +43,9 @@ pub fn notice_due(
 pub enum NoticeKind {
     /// Its `termination_date` entered WARN_WINDOW and the owner has not been told of that date.
     WillTerminate,
+    /// It was launched before the reaper was enrolled here and has no usable date: it is
+    /// stopped only ENROLMENT_NOTICE after this notice (issue 18).
+    WillStop,
     Terminated,
     Stopped,
 }

@@ -4,7 +4,7 @@
 //!
 //! What every renderer returns: the payload a sink takes, and the resources it named. A message
 //! that folds an instance into "…and N more" has not told anyone about it, so what is recorded
-//! as announced (`reaper:notified`) comes from `named`, never from what the run meant to say.
+//! as announced (`reaper:announced`) comes from `named`, never from what the run meant to say.
 
 pub mod mrkdwn;
 pub mod notice;

@@ -46,12 +46,17 @@ pub struct NoticeItem {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoticeEvent {
-    /// `termination_date` entered `WARN_WINDOW` (sent once per date; `reaper:notified` records it).
+    /// `termination_date` entered `WARN_WINDOW` (sent once per date; `reaper:announced` records it).
     WillTerminate {
         at: DateTime<Utc>,
         /// The date is MAX_LIFETIME's (first launch + the organisation's maximum), not the
         /// tag's: extending cannot move it, so the notice must not advise it.
         bound: bool,
+    },
+    /// A pre-enrolment instance without a usable date: stopped only after ENROLMENT_NOTICE.
+    /// `reason` says why and from when.
+    WillStop {
+        reason: String,
     },
     /// After the fact, same run.
     Terminated {
@@ -167,6 +172,9 @@ pub fn from_report(report: &crate::report::RunReport) -> Vec<OwnerNotice> {
             NoticeKind::Terminated => NoticeEvent::Terminated {
                 reason: i.reason.clone(),
             },
+            NoticeKind::WillStop => NoticeEvent::WillStop {
+                reason: i.reason.clone(),
+            },
             NoticeKind::Stopped => NoticeEvent::Stopped {
                 reason: i.reason.clone(),
             },
@@ -208,6 +216,7 @@ pub fn group(items: impl IntoIterator<Item = (String, NoticeItem)>) -> Vec<Owner
 fn item_order(i: &NoticeItem) -> (u8, Option<DateTime<Utc>>, &str, &str) {
     match &i.event {
         NoticeEvent::WillTerminate { at, .. } => (0, Some(*at), i.id.as_str(), ""),
+        NoticeEvent::WillStop { reason } => (0, None, i.id.as_str(), reason.as_str()),
         NoticeEvent::Stopped { reason } => (1, None, i.id.as_str(), reason.as_str()),
         NoticeEvent::Terminated { reason } => (2, None, i.id.as_str(), reason.as_str()),
     }
@@ -330,6 +339,20 @@ fn entry(item: &NoticeItem, ctx: &EmailContext) -> Entry {
                 ),
             }
         }
+        NoticeEvent::WillStop { reason } => Entry {
+            title,
+            what: format!(
+                "Will be stopped: it was running before the reaper was enrolled in this account and has no usable date ({}).",
+                sentence(reason)
+            ),
+            how: Some(
+                "To keep it running, give it a termination_date tag (RFC 3339 with a zone, \
+                 e.g. 2030-01-01T00:00:00Z) or a lifetime tag (e.g. 7d)."
+                    .to_string(),
+            ),
+            commands: Vec::new(),
+            after: None,
+        },
         NoticeEvent::Terminated { reason } => Entry {
             title,
             what: format!("Terminated: {}.", sentence(reason)),
@@ -376,6 +399,10 @@ fn sections(notice: &OwnerNotice, ctx: &EmailContext) -> (Vec<Section>, usize) {
         title: "Will be terminated soon",
         entries: Vec::new(),
     };
+    let mut will_stop = Section {
+        title: "Will be stopped",
+        entries: Vec::new(),
+    };
     let mut stopped = Section {
         title: "Stopped",
         entries: Vec::new(),
@@ -387,13 +414,14 @@ fn sections(notice: &OwnerNotice, ctx: &EmailContext) -> (Vec<Section>, usize) {
     for item in notice.items.iter().take(MAX_EMAIL_ITEMS) {
         let target = match item.event {
             NoticeEvent::WillTerminate { .. } => &mut will,
+            NoticeEvent::WillStop { .. } => &mut will_stop,
             NoticeEvent::Stopped { .. } => &mut stopped,
             NoticeEvent::Terminated { .. } => &mut terminated,
         };
         target.entries.push(entry(item, ctx));
     }
     let left_out = notice.items.len().saturating_sub(MAX_EMAIL_ITEMS);
-    let sections = [will, stopped, terminated]
+    let sections = [will, will_stop, stopped, terminated]
         .into_iter()
         .filter(|s| !s.entries.is_empty())
         .collect();
@@ -404,11 +432,15 @@ fn sections(notice: &OwnerNotice, ctx: &EmailContext) -> (Vec<Section>, usize) {
 fn subject(notice: &OwnerNotice, ctx: &EmailContext) -> String {
     let count = |f: fn(&NoticeEvent) -> bool| notice.items.iter().filter(|i| f(&i.event)).count();
     let will = count(|e| matches!(e, NoticeEvent::WillTerminate { .. }));
+    let will_stop = count(|e| matches!(e, NoticeEvent::WillStop { .. }));
     let stopped = count(|e| matches!(e, NoticeEvent::Stopped { .. }));
     let terminated = count(|e| matches!(e, NoticeEvent::Terminated { .. }));
     let mut parts = Vec::new();
     if will > 0 {
         parts.push(format!("{will} to be terminated soon"));
+    }
+    if will_stop > 0 {
+        parts.push(format!("{will_stop} to be stopped"));
     }
     if stopped > 0 {
         parts.push(format!("{stopped} stopped"));
@@ -631,6 +663,7 @@ fn slack_owner_line(n: &OwnerNotice) -> String {
                 NoticeEvent::WillTerminate { at, .. } => {
                     let _ = write!(s, " terminates at {}", format_date(*at));
                 }
+                NoticeEvent::WillStop { .. } => s.push_str(" will be stopped"),
                 NoticeEvent::Stopped { .. } => s.push_str(" stopped"),
                 NoticeEvent::Terminated { .. } => s.push_str(" terminated"),
             }

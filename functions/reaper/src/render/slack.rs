@@ -374,14 +374,15 @@ fn owner_sections(owners: &[OwnerNotice], dry: bool) -> Vec<String> {
     let (mut warned, mut stopped, mut terminated) = (0usize, 0usize, 0usize);
     for item in owners.iter().flat_map(|o| &o.items) {
         match item.event {
-            super::notice::NoticeEvent::WillTerminate { .. } => warned += 1,
+            super::notice::NoticeEvent::WillTerminate { .. }
+            | super::notice::NoticeEvent::WillStop { .. } => warned += 1,
             super::notice::NoticeEvent::Stopped { .. } => stopped += 1,
             super::notice::NoticeEvent::Terminated { .. } => terminated += 1,
         }
     }
     let mut what = Vec::new();
     for (n, said) in [
-        (warned, "told of a termination to come"),
+        (warned, "told of a termination or stop to come"),
         (stopped, "told of a stop"),
         (terminated, "told of a termination"),
     ] {

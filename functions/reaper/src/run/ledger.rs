@@ -2,7 +2,8 @@
 //! precedence of fates decided here and nowhere else.
 
 use super::request::STOPPED_AT_LAUNCH;
-use crate::policy::{Instance, InstanceState, NoticeKind, Verdict, VerdictKind, NOTIFIED_TAG};
+use crate::policy::announce::{Announcement, ANNOUNCED_TAG};
+use crate::policy::{format_date, Instance, InstanceState, NoticeKind, Verdict, VerdictKind};
 use crate::ports::{ApiError, ErrorKind, IdOutcome};
 use chrono::{DateTime, Utc};
 use std::fmt;
@@ -14,6 +15,9 @@ pub const MAX_TAGS: usize = 50;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Stamp,
+    /// Writing the `reaper:announced` record of the creator's own date, which IAM requires
+    /// before a termination.
+    Announce,
     Terminate,
     Stop,
 }
@@ -23,6 +27,7 @@ impl Step {
     fn describe(self) -> &'static str {
         match self {
             Step::Stamp => "tagging termination_date",
+            Step::Announce => "tagging reaper:announced",
             Step::Terminate => "terminate",
             Step::Stop => "stop",
         }
@@ -47,6 +52,12 @@ pub enum Deferral {
     /// The instance carries EC2's maximum of 50 tags: a stamp cannot be written, and a due
     /// lifetime is not acted on without it.
     TagLimit,
+    /// The notice gate (SPEC §8): the owner has not been told of this action and date at least
+    /// the notice lead ahead. `told_at`: when it was announced, if it was.
+    NotAnnounced {
+        earliest: DateTime<Utc>,
+        told_at: Option<DateTime<Utc>>,
+    },
 }
 
 impl fmt::Display for Deferral {
@@ -67,6 +78,23 @@ impl fmt::Display for Deferral {
             Deferral::TagLimit => write!(
                 f,
                 "has {MAX_TAGS} tags, EC2's limit; remove one so the reaper can stamp termination_date"
+            ),
+            Deferral::NotAnnounced {
+                earliest,
+                told_at: None,
+            } => write!(
+                f,
+                "not announced to its owner in time; announced in this run, earliest {}",
+                format_date(*earliest)
+            ),
+            Deferral::NotAnnounced {
+                earliest,
+                told_at: Some(told),
+            } => write!(
+                f,
+                "announced to its owner at {}; the notice period runs until {}",
+                format_date(*told),
+                format_date(*earliest)
             ),
         }
     }
@@ -130,7 +158,8 @@ pub struct Fact {
     pub owner: Option<String>,
     /// How many tags it carries (EC2 allows `MAX_TAGS`: a stamp needs room).
     pub tag_count: usize,
-    /// The raw value of the reaper's announcement tag (`reaper:notified`).
+    /// The raw value of the reaper's announcement tag (`reaper:announced`); read, strictly, by
+    /// the notice gate.
     pub announcement: Option<String>,
 }
 
@@ -142,7 +171,7 @@ impl Fact {
         let owner = instance.tags.remove(owner_tag);
         Fact {
             name: instance.tags.remove("Name"),
-            announcement: instance.tags.remove(NOTIFIED_TAG),
+            announcement: instance.tags.remove(ANNOUNCED_TAG),
             owner,
             tag_count,
             first_launch,
@@ -161,6 +190,12 @@ pub struct Entry {
     pub afterwards: Option<String>,
     /// What the owner hears about it in this run; set once the run has acted.
     pub notice: Option<NoticeKind>,
+    /// The announcement the notice gate asks to deliver in this run; recorded on the instance
+    /// only for the ids a delivered message named.
+    pub(crate) announce: Option<Announcement>,
+    /// The creator's own date (`set`), written before any action (IAM requires it for
+    /// TerminateInstances).
+    pub(crate) record: Option<Announcement>,
 }
 
 impl Entry {
@@ -199,6 +234,8 @@ impl Ledger {
             fate: None,
             afterwards: None,
             notice: None,
+            announce: None,
+            record: None,
         });
     }
 
@@ -240,6 +277,10 @@ impl Ledger {
 
     pub fn get(&self, id: &str) -> Option<&Entry> {
         self.position(id).map(|i| &self.entries[i])
+    }
+
+    pub(crate) fn entries_mut(&mut self) -> &mut [Entry] {
+        &mut self.entries
     }
 
     fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
@@ -377,7 +418,7 @@ mod tests {
             ("Name", "web"),
             ("team", "x"),
             ("owner", "ana"),
-            (NOTIFIED_TAG, "d"),
+            (ANNOUNCED_TAG, "d"),
         ];
         let instance = |id: &str| Instance {
             id: id.into(),

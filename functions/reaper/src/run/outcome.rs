@@ -1,10 +1,11 @@
 //! What a run did, as typed facts: the single source of every view of it (the report, the EMF
-//! line, Slack, the owners' e-mails, the `reaper:notified` tags, the CLI table). A view reads
+//! line, Slack, the owners' e-mails, the `reaper:announced` tags, the CLI table). A view reads
 //! these types; nothing downstream parses a string the sweep produced.
 
 use super::ledger::{Deferral, Entry, Fate};
 use super::request::{Mode, TriggerKind};
-use crate::policy::{notice_due, Circuit, NoticeKind, Rules, VerdictKind};
+use crate::policy::announce::Deed;
+use crate::policy::{Circuit, NoticeKind, VerdictKind};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -37,21 +38,25 @@ pub struct RunOutcome {
 
 /// What the owner hears about this instance in this run: a notice before the reaper acts (once
 /// per date, SPEC §8), and after the fact for what it did. Not for a forecast.
-pub(crate) fn notice(entry: &Entry, header: &Header, rules: &Rules) -> Option<NoticeKind> {
+pub(crate) fn notice(entry: &Entry, header: &Header) -> Option<NoticeKind> {
     if header.forecast {
         return None;
     }
-    let live = header.mode == Mode::Live;
+    // A dry run's notices are those the live run would give (its owner preview lists every
+    // owner the live run tells): what it would do has no fate yet.
+    let acted = match header.mode {
+        Mode::Live => matches!(entry.fate, Some(Fate::Done)),
+        Mode::DryRun => entry.fate.is_none(),
+    };
     match (&entry.fate, entry.verdict.kind()) {
-        (Some(Fate::Done), VerdictKind::Terminate) if live => Some(NoticeKind::Terminated),
-        (Some(Fate::Done), VerdictKind::Stop) if live => Some(NoticeKind::Stopped),
-        (Some(Fate::Deferred(Deferral::StoppedAtLaunch)), _) if live => Some(NoticeKind::Stopped),
-        _ => notice_due(
-            entry.fact.announcement.as_deref(),
-            &entry.verdict,
-            header.evaluated_at,
-            rules,
-        )
-        .map(|_| NoticeKind::WillTerminate),
+        (_, VerdictKind::Terminate) if acted => Some(NoticeKind::Terminated),
+        (_, VerdictKind::Stop) if acted => Some(NoticeKind::Stopped),
+        (Some(Fate::Deferred(Deferral::StoppedAtLaunch)), _) => Some(NoticeKind::Stopped),
+        // What the notice gate asked to announce in this run (the date enforced, whatever held
+        // it back); only what a delivered message names is recorded as told.
+        _ => match entry.announce?.deed {
+            Deed::Terminate => Some(NoticeKind::WillTerminate),
+            Deed::Stop => Some(NoticeKind::WillStop),
+        },
     }
 }

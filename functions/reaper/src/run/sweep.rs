@@ -4,12 +4,16 @@ use super::ledger::{Deferral, Fate, Ledger, Step, MAX_TAGS};
 use super::outcome::{notice, Header, RunOutcome};
 use super::request::RunRequest;
 use crate::config::Config;
-use crate::policy::plan::{Batch, Plan};
+use crate::policy::announce::{
+    gate, gate_stop, Announcement, Deed, DeferReason, Gate, Notice, Provenance, ANNOUNCED_TAG,
+};
+use crate::policy::plan::{Batch, Plan, MAX_BATCH};
 use crate::policy::tags::TERMINATION_DATE;
-use crate::policy::{judge, plan_with, Acting, Instance, InstanceState, VerdictKind};
+use crate::policy::verdict::StampRule;
+use crate::policy::{judge, plan_with, Acting, Instance, InstanceState, Verdict, VerdictKind};
 use crate::ports::{ApiError, Fleet, IdOutcome, Mutation};
 use chrono::Utc;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Where the run happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +114,25 @@ pub async fn sweep<F: Fleet>(
         ledger.set(&id, Fate::Deferred(Deferral::NotInScope(why)));
     }
 
+    // The notice gate comes before the plan and its caps: a date its owner was not told of in
+    // time is neither acted on nor counted against a cap, whatever held it back until now.
+    // A forecast asks what happens at a later time, when the hourly runs until then will have
+    // announced what is due: it is not held back by announcements not yet made.
+    let (gated, unreadable) = gate_all(&mut ledger, cfg, req);
+    if let Some(first) = unreadable.first() {
+        warnings.push(if unreadable.len() == 1 {
+            first.clone()
+        } else {
+            format!(
+                "{} instances carry a reaper:announced value the reaper cannot read; the first: {first}",
+                unreadable.len()
+            )
+        });
+    }
+    for (id, why) in gated.into_iter().filter(|_| !req.forecast) {
+        ledger.set(&id, Fate::Deferred(why));
+    }
+
     // Outside ACTION_WINDOW nobody may be around to react: terminations and stops wait.
     let outside = cfg.action_window.as_ref().and_then(|w| w.deferral(req.now));
     let the_plan = plan_with(
@@ -166,7 +189,7 @@ pub async fn sweep<F: Fleet>(
         .collect();
     let (mut entries, kept) = ledger.into_parts();
     for entry in &mut entries {
-        entry.notice = notice(entry, &header, &cfg.rules);
+        entry.notice = notice(entry, &header);
     }
     RunOutcome {
         header,
@@ -177,6 +200,104 @@ pub async fn sweep<F: Fleet>(
         warnings,
         api_calls,
     }
+}
+
+/// Asks the notice gate about every date the run could act on or announce (SPEC §8): sets each
+/// entry's announcement to deliver (`announce`) or creator's record to write (`record`), and
+/// returns the terminations it holds back, and why each unreadable record counts as none.
+fn gate_all(
+    ledger: &mut Ledger,
+    cfg: &Config,
+    req: &RunRequest,
+) -> (Vec<(String, Deferral)>, Vec<String>) {
+    let mut unreadable = Vec::new();
+    let now = req.now;
+    let mut held = Vec::new();
+    for entry in ledger.entries_mut() {
+        let notice = Notice {
+            warn_window: cfg.rules.warn_window,
+            enrolment_notice: cfg.notices.enrolment_notice,
+            pre_enrolment: cfg
+                .notices
+                .enrolled_at
+                .is_some_and(|at| entry.fact.first_launch < at),
+        };
+        // A value the reaper cannot read counts as never announced; the report says why.
+        let announced = match entry
+            .fact
+            .announcement
+            .as_deref()
+            .map(|v| Announcement::read(v, now))
+        {
+            Some(Ok(a)) => Some(a),
+            Some(Err(why)) => {
+                unreadable.push(format!("{}: {why}", entry.fact.id));
+                None
+            }
+            None => None,
+        };
+        let answer = match &entry.verdict {
+            Verdict::Terminate { .. } | Verdict::Expiring { .. } | Verdict::Stamp { .. } => {
+                let Some(date) = entry.verdict.enforced_date() else {
+                    continue;
+                };
+                // Inside the grace period the date is the creator's own: present at launch or a
+                // lifetime stamped now (`lifetime=0m` on a fresh instance is "due now").
+                let creators_own = now < entry.fact.first_launch + cfg.rules.grace_period;
+                gate(date, announced.as_ref(), creators_own, now, notice)
+            }
+            Verdict::Stop { .. } => gate_stop(announced.as_ref(), now, notice),
+            _ => continue,
+        };
+        let acts = matches!(
+            entry.verdict.kind(),
+            VerdictKind::Terminate | VerdictKind::Stop
+        );
+        // A stamp under the notice rule is written a full WARN_WINDOW ahead (rounded up to the
+        // second) precisely so that it is announced in this run.
+        let answer = match (answer, &entry.verdict) {
+            (
+                Gate::Defer {
+                    earliest,
+                    reason: DeferReason::NotDue,
+                    record: None,
+                },
+                Verdict::Stamp {
+                    rule: StampRule::NoticeFirst { .. },
+                    ..
+                },
+            ) => Gate::Defer {
+                earliest,
+                reason: DeferReason::NotAnnounced,
+                record: Some(Announcement::told(Deed::Terminate, earliest, now)),
+            },
+            (answer, _) => answer,
+        };
+        match answer {
+            Gate::Act { record } => entry.record = record,
+            Gate::Defer {
+                earliest,
+                reason,
+                record,
+            } => {
+                match record {
+                    Some(r) if r.provenance == Provenance::Set => entry.record = Some(r),
+                    other => entry.announce = other,
+                }
+                if acts {
+                    let told_at = match reason {
+                        DeferReason::Notice { told_at } => Some(told_at),
+                        DeferReason::NotDue | DeferReason::NotAnnounced => None,
+                    };
+                    held.push((
+                        entry.fact.id.clone(),
+                        Deferral::NotAnnounced { earliest, told_at },
+                    ));
+                }
+            }
+        }
+    }
+    (held, unreadable)
 }
 
 /// The ids of `batch` still waiting for their action.
@@ -202,7 +323,8 @@ async fn act<F: Fleet>(
         .into_iter()
         .filter(|id| ledger.may_stamp(id))
         .collect();
-    if action_ids.is_empty() {
+    let has_records = ledger.entries().iter().any(|e| e.record.is_some());
+    if action_ids.is_empty() && !has_records {
         return;
     }
     // Out of time before the re-check: nothing starts. Later every call asks the deadline itself
@@ -219,20 +341,25 @@ async fn act<F: Fleet>(
     // Per action id (sorted): `Some(None)` still as judged, `Some(Some(kind))` judged otherwise
     // now, `None` not seen (gone). A byte or two per id, not a set of owned ids.
     let mut fresh_kind: Vec<Option<Option<VerdictKind>>> = vec![None; action_ids.len()];
-    let recheck = fleet
-        .list_pages(Some(&action_ids), req.deadline, &mut |page| {
-            for fresh in page {
-                let Ok(at) = action_ids.binary_search(&fresh.id.as_str()) else {
-                    continue;
-                };
-                let verdict = judge(&fresh, req.now, &cfg.rules);
-                fresh_kind[at] = Some(
-                    (ledger.get(&fresh.id).map(|e| &e.verdict) != Some(&verdict))
-                        .then(|| verdict.kind()),
-                );
-            }
-        })
-        .await;
+    // Only the creator's records to write: there is nothing to re-check.
+    let recheck = if action_ids.is_empty() {
+        Ok(())
+    } else {
+        fleet
+            .list_pages(Some(&action_ids), req.deadline, &mut |page| {
+                for fresh in page {
+                    let Ok(at) = action_ids.binary_search(&fresh.id.as_str()) else {
+                        continue;
+                    };
+                    let verdict = judge(&fresh, req.now, &cfg.rules);
+                    fresh_kind[at] = Some(
+                        (ledger.get(&fresh.id).map(|e| &e.verdict) != Some(&verdict))
+                            .then(|| verdict.kind()),
+                    );
+                }
+            })
+            .await
+    };
     if let Err(err) = recheck {
         errors.push(format!(
             "re-checking {} instances before acting failed, so nothing was changed: {err}",
@@ -278,7 +405,32 @@ async fn act<F: Fleet>(
         .await;
     }
 
-    // 2. Terminations (never of an instance whose stamp failed: its tags would not say why).
+    // 2. The creator's own dates are recorded as announced (`set`) before anything is
+    // terminated: IAM allows TerminateInstances only on an instance that carries the record.
+    let mut records: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in ledger.entries() {
+        let Some(record) = &e.record else { continue };
+        if ledger.may_stamp(&e.fact.id) && !changed.contains(e.fact.id.as_str()) {
+            records
+                .entry(record.to_string())
+                .or_default()
+                .push(e.fact.id.clone());
+        }
+    }
+    for (value, ids) in records {
+        for chunk in ids.chunks(MAX_BATCH) {
+            let tags = vec![(ANNOUNCED_TAG.to_string(), value.clone())];
+            let results = fleet.apply(Mutation::Tag(&tags), chunk, req.deadline).await;
+            let (_, lost) = ledger.record(Step::Announce, results);
+            confirm(fleet, req, ledger, Step::Announce, lost, |seen| {
+                seen.is_some_and(|i| i.tag(ANNOUNCED_TAG) == Some(value.as_str()))
+            })
+            .await;
+        }
+    }
+
+    // 3. Terminations (never of an instance whose stamp or record failed: its tags would not
+    // say why, and IAM would refuse it).
     let mut lost_terminations = Vec::new();
     for batch in &the_plan.terminations {
         let ids = pending(ledger, batch);
@@ -310,7 +462,7 @@ async fn act<F: Fleet>(
     )
     .await;
 
-    // 3. Stops, then the tags that tell a person why the machine is off.
+    // 4. Stops, then the tags that tell a person why the machine is off.
     let mut stopped: BTreeSet<String> = BTreeSet::new();
     for batch in &the_plan.stops {
         let ids = pending(ledger, batch);
