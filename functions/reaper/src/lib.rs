@@ -12,6 +12,7 @@ pub mod handler;
 pub mod logging;
 pub mod policy;
 pub mod ports;
+pub mod process;
 pub mod render;
 pub mod report;
 pub mod run;

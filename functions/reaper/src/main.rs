@@ -21,6 +21,7 @@ use tracing::Instrument;
 // (peak memory) and start-up time.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
+    reaper::process::tune_allocator();
     reaper::logging::init();
     // A bad setting stops the function before it touches anything: one line, then exit.
     let config = match Config::from_env() {

@@ -163,7 +163,7 @@ fn child(mode: &str) -> ExitCode {
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Expect {
     Untouched,
-    /// Untouched but for the owner notice of SPEC §8 (`reaper:notified`), once it exists.
+    /// Untouched but for the record of its announcement (SPEC §8, `reaper:announced`).
     Expiring,
     Terminated,
     /// Stopped, with `reaper:stopped_at` and `reaper:stop_reason`.
@@ -224,7 +224,15 @@ const GROUPS: &[Group] = &[
         name: "termination_date passed",
         verdict: "terminate",
         share: 10,
-        tags: |now| tags(&[("termination_date", &date(now - TimeDelta::days(1)))]),
+        // Announced to its owner two days before it passed (SPEC §8: no termination otherwise).
+        tags: |now| {
+            let due = date(now - TimeDelta::days(1));
+            let told = date(now - TimeDelta::days(3));
+            tags(&[
+                ("termination_date", &due),
+                ("reaper:announced", &format!("terminate {due} told {told}")),
+            ])
+        },
         young: false,
         stopped: false,
         expect: Expect::Terminated,
@@ -442,7 +450,7 @@ fn meets(expect: Expect, seeded: &Seeded, fin: &Final) -> bool {
         }
         Expect::Expiring => {
             let mut tags = fin.tags.clone();
-            tags.remove("reaper:notified");
+            tags.remove("reaper:announced");
             fin.state == seeded.state.name()
                 && tags == seeded.tags.iter().cloned().collect::<BTreeMap<_, _>>()
         }

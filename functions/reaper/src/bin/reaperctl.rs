@@ -670,6 +670,7 @@ fn table_layout(wide: bool) -> table::Layout {
 // add malloc arenas (peak memory).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    reaper::process::tune_allocator();
     let cli = Cli::parse();
     let (common, live, yes, expect_account) = match cli.command {
         Command::CheckConfig { vars } => return check_config(&vars),
