@@ -10,8 +10,8 @@ pub mod tags;
 pub mod verdict;
 pub mod window;
 
-pub use notice::{notice_due, NoticeKind};
-pub use plan::{plan, plan_with, Acting, Action, Batch, Cap, Caps, Circuit, Plan, NOTIFIED_TAG};
+pub use notice::NoticeKind;
+pub use plan::{plan, plan_with, Acting, Action, Batch, Cap, Caps, Circuit, Plan};
 pub use resource::{ResourceId, ResourceKind};
 pub use tags::{
     format_date, format_duration, parse_lifetime, parse_termination_date, Lifetime, TagError,

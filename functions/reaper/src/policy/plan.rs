@@ -13,9 +13,6 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_TAG_VALUE_CHARS: usize = 256;
 pub const STOPPED_AT_TAG: &str = "reaper:stopped_at";
 pub const STOP_REASON_TAG: &str = "reaper:stop_reason";
-/// The `termination_date` the owner was last told about (SPEC §8): one notice per date, so a
-/// stateless hourly sweep never repeats itself and a changed date re-arms the notice.
-pub const NOTIFIED_TAG: &str = "reaper:notified";
 
 /// A per-run, per-region limit on one destructive action. In JSON: a number or `"unlimited"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
