@@ -83,8 +83,8 @@ pub fn build(run: RunOutcome) -> RunReport {
         }
         report.instances.push(InstanceReport {
             notice: e.notice,
-            name: e.fact.name,
-            owner: e.fact.owner,
+            name: e.fact.name.map(String::from),
+            owner: e.fact.owner.map(String::from),
             state: e.fact.state.to_string(),
             verdict: kind,
             reason,
@@ -92,7 +92,11 @@ pub fn build(run: RunOutcome) -> RunReport {
             termination_date: e.verdict.enforced_date(),
             bound: e.verdict.bound().is_some(),
             outcome,
-            error: e.fate.as_ref().and_then(Fate::error_text).or(e.afterwards),
+            error: e
+                .fate
+                .as_ref()
+                .and_then(Fate::error_text)
+                .or(e.afterwards.map(String::from)),
             id: e.fact.id,
         });
     }

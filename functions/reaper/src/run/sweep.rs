@@ -100,7 +100,7 @@ pub async fn sweep<F: Fleet>(
     let full: Vec<String> = ledger
         .entries()
         .iter()
-        .filter(|e| e.verdict.stamp().is_some() && e.fact.tag_count >= MAX_TAGS)
+        .filter(|e| e.verdict.stamp().is_some() && usize::from(e.fact.tag_count) >= MAX_TAGS)
         .map(|e| e.fact.id.clone())
         .collect();
     ledger.defer_all(&full, &Deferral::TagLimit);
@@ -538,7 +538,13 @@ async fn confirm<F: Fleet>(
         if happened {
             confirmed.push(id);
         } else {
-            ledger.set(&id, Fate::Unknown { step, error });
+            ledger.set(
+                &id,
+                Fate::Unknown {
+                    step,
+                    error: Box::new(error),
+                },
+            );
         }
     }
     confirmed
