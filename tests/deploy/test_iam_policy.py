@@ -110,7 +110,7 @@ def test_the_table_covers_every_managed_tag_for_terminate_and_stop():
 def test_only_the_codes_own_tag_keys_may_be_written():
     keys = set(_rust_str_consts("functions/reaper/src/policy/plan.rs", r'pub const \w+_TAG: &str = "(reaper:[^"]+)";'))
     keys |= set(_rust_str_consts("functions/reaper/src/policy/announce.rs", r'pub\(crate\) const \w+_TAG: &str = "(reaper:[^"]+)";'))
-    assert keys == {"reaper:stopped_at", "reaper:stop_reason", "reaper:notified", "reaper:announced"}
+    assert keys == {"reaper:stopped_at", "reaper:stop_reason", "reaper:announced"}
     sts = [s for s in render()["Statement"] if s["Action"] == "ec2:CreateTags"]
     written = {k for s in sts for k in s["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]}
     assert written == keys | {"termination_date"}
