@@ -21,7 +21,7 @@ pub struct ConfigError {
 pub struct Webhook(String);
 
 impl Webhook {
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.0
     }
 }
@@ -405,7 +405,7 @@ pub(crate) fn parse_webhook(v: &str) -> Result<Webhook, ConfigError> {
 /// S3's naming rules for general purpose buckets
 /// (docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html). `Err` is the rule
 /// the name breaks, in words an operator can act on.
-pub fn check_bucket_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_bucket_name(name: &str) -> Result<(), &'static str> {
     let b = name.as_bytes();
     if !(3..=63).contains(&b.len()) {
         return Err("a bucket name is 3 to 63 characters long");

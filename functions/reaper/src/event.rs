@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::fmt;
 
-pub const SCHEDULED_EVENT: &str = "Scheduled Event";
-pub const STATE_CHANGE_EVENT: &str = "EC2 Instance State-change Notification";
+pub(crate) const SCHEDULED_EVENT: &str = "Scheduled Event";
+pub(crate) const STATE_CHANGE_EVENT: &str = "EC2 Instance State-change Notification";
 const MANUAL_FIELDS: &str =
     "dry_run (bool), at (RFC 3339 date-time, dry run only), instance_ids (array of instance ids)";
 /// The top-level fields of every EventBridge event, in the order AWS documents them.
@@ -104,7 +104,7 @@ pub enum EventError {
 
 impl EventError {
     /// The Lambda `errorType`: a stable name callers can match on, never a Rust type path.
-    pub fn error_type(&self) -> &'static str {
+    pub(crate) fn error_type(&self) -> &'static str {
         match self {
             // The event is fine; it asks for something this configuration refuses.
             EventError::AtInLiveMode => "InvalidRequest",
@@ -174,7 +174,7 @@ pub fn valid_instance_id(id: &str) -> bool {
 
 /// Does this text say "dry run", in any case or separator (`dryRun`, `DRY_RUN`, `dry-run`,
 /// `"dry run"`, `is_dry.run`)? Letters and digits only, compared in lower case.
-pub fn says_dry_run(text: &str) -> bool {
+pub(crate) fn says_dry_run(text: &str) -> bool {
     let squeezed: String = text
         .chars()
         .filter(|c| c.is_alphanumeric())
@@ -211,7 +211,7 @@ fn find_dry_run_in(obj: &Map<String, Value>, path: &str) -> Option<(String, Stri
 impl Trigger {
     /// Parses an already-built `Value`. Duplicate keys are invisible here (the `Value` kept one
     /// copy); [`parse_event_bytes`] and [`EventPayload`] see them.
-    pub fn parse(event: &Value) -> Result<Trigger, EventError> {
+    pub(crate) fn parse(event: &Value) -> Result<Trigger, EventError> {
         let Value::Object(obj) = event else {
             return Err(EventError::NotAnObject(type_name(event)));
         };
@@ -553,7 +553,7 @@ impl EventPayload {
         }
     }
 
-    pub fn trigger(&self) -> Result<Trigger, EventError> {
+    pub(crate) fn trigger(&self) -> Result<Trigger, EventError> {
         match &self.0 {
             Ok(value) => Trigger::parse(value),
             Err(err) => Err(err.clone()),

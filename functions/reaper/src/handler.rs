@@ -37,7 +37,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn error_type(&self) -> &'static str {
+    pub(crate) fn error_type(&self) -> &'static str {
         match self {
             Refusal::Event(err) => err.error_type(),
         }

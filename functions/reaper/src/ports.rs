@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// A Lambda run stops starting new work when less than this remains (SPEC §5).
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 /// What a sink call leaves unused at the very end, so the return value still goes out.
 const SINK_RESERVE: Duration = Duration::from_secs(2);
 
@@ -38,20 +38,20 @@ impl Deadline {
     }
 
     /// True while there is time to start another piece of work (more than the margin left).
-    pub fn has_time(self) -> bool {
+    pub(crate) fn has_time(self) -> bool {
         self.left().is_none_or(|left| left >= DEADLINE_MARGIN)
     }
 
     /// The longest a piece of work may take so that half the margin is still left for the
     /// report's sinks; `None` when there is no deadline.
-    pub fn for_work(self) -> Option<Duration> {
+    pub(crate) fn for_work(self) -> Option<Duration> {
         self.left()
             .map(|left| left.saturating_sub(DEADLINE_MARGIN / 2))
     }
 
     /// This deadline, or `now + most` if that is sooner: a bounded share for one piece of work
     /// that must leave time to the ones after it.
-    pub fn capped(self, most: Duration) -> Deadline {
+    pub(crate) fn capped(self, most: Duration) -> Deadline {
         let cap = Deadline::after(most);
         match (self.0, cap.0) {
             (Some(a), Some(b)) => Deadline(Some(a.min(b))),
@@ -60,7 +60,7 @@ impl Deadline {
     }
 
     /// The longest a sink (Slack, S3, e-mail) may take so the return value still goes out.
-    pub fn for_sink(self) -> Option<Duration> {
+    pub(crate) fn for_sink(self) -> Option<Duration> {
         self.left().map(|left| left.saturating_sub(SINK_RESERVE))
     }
 }
@@ -91,7 +91,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(code: impl Into<String>, message: impl Into<String>, kind: ErrorKind) -> Self {
+    pub(crate) fn new(
+        code: impl Into<String>,
+        message: impl Into<String>,
+        kind: ErrorKind,
+    ) -> Self {
         Self {
             code: code.into(),
             message: message.into(),
@@ -100,7 +104,7 @@ impl ApiError {
     }
 
     /// Worth splitting a failed batch for: the error may belong to one instance only.
-    pub fn splittable(&self) -> bool {
+    pub(crate) fn splittable(&self) -> bool {
         matches!(self.kind, ErrorKind::Instance | ErrorKind::Protected)
     }
 }

@@ -1,7 +1,7 @@
 //! Text helpers shared by every renderer (Slack, tables, error messages).
 
 /// At most `max` characters, an ellipsis marking the cut.
-pub fn clip(s: &str, max: usize) -> String {
+pub(crate) fn clip(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
@@ -12,7 +12,7 @@ pub fn clip(s: &str, max: usize) -> String {
 
 /// Characters that change how a line reads without being visible: line and paragraph separators
 /// fake a new line, bidi controls reorder text (`U+202E` shows "exe.txt" as "txt.exe").
-pub fn invisible(c: char) -> bool {
+pub(crate) fn invisible(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
@@ -22,7 +22,7 @@ pub fn invisible(c: char) -> bool {
 }
 
 /// One line of plain characters: every invisible or line-breaking character becomes a space.
-pub fn oneline(s: &str) -> String {
+pub(crate) fn oneline(s: &str) -> String {
     s.chars()
         .map(|c| if invisible(c) { ' ' } else { c })
         .collect::<String>()

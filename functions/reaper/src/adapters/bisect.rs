@@ -7,7 +7,7 @@ use std::future::Future;
 /// per bad instance, plus the first call). An error that hits every instance (an SCP denying the
 /// action, say) would otherwise cost 2n-1 calls; past the budget the rest fail with their error,
 /// which changes nothing and the next run tries again.
-pub fn bisect_budget(n: usize) -> usize {
+pub(crate) fn bisect_budget(n: usize) -> usize {
     let depth = usize::BITS - n.max(1).saturating_sub(1).leading_zeros();
     8 * 2 * depth as usize + 1
 }
@@ -17,7 +17,11 @@ pub fn bisect_budget(n: usize) -> usize {
 /// so one bad instance costs at most 2*ceil(log2 n)+1 calls and every other instance is acted on.
 /// Bounded by `bisect_budget`; the deadline is asked before every call (the first too), and ids
 /// never attempted come back `NotAttempted`. A lost answer is never split: the ids are `Lost`.
-pub async fn bisect<F, Fut>(ids: &[String], deadline: Deadline, call: F) -> Vec<(String, IdOutcome)>
+pub(crate) async fn bisect<F, Fut>(
+    ids: &[String],
+    deadline: Deadline,
+    call: F,
+) -> Vec<(String, IdOutcome)>
 where
     F: Fn(Vec<String>) -> Fut,
     Fut: Future<Output = Result<(), ApiError>>,

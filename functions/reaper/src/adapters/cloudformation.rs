@@ -11,12 +11,12 @@ use std::time::Duration;
 
 /// One DescribeStacks, retries included, and one attempt of it: a small answer, so a hung
 /// connection is given up on long before the run's deadline.
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The stack's creation time (`CreationTime` of DescribeStacks for `stack_id`).
-pub async fn stack_created_at(
+pub(crate) async fn stack_created_at(
     client: &aws_sdk_cloudformation::Client,
     stack_id: &str,
     deadline: Deadline,
@@ -89,7 +89,7 @@ impl Enrolment {
     /// The enrolment time: `explicit` (ENROLLED_AT) when set, else the stack's creation time,
     /// else `None` (nothing is known: no instance counts as pre-enrolment). A failed read is an
     /// error a person can act on; the caller treats every instance as pre-enrolment.
-    pub async fn enrolled_at(
+    pub(crate) async fn enrolled_at(
         &self,
         explicit: Option<DateTime<Utc>>,
         deadline: Deadline,

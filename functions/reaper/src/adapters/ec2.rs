@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 
 /// DescribeInstances page size (the API's maximum).
-pub const PAGE_SIZE: i32 = 1000;
+pub(crate) const PAGE_SIZE: i32 = 1000;
 /// Instance ids per `instance-id` filter when listing by id.
 const IDS_PER_LISTING: usize = 1000;
 /// More pages than any account's fleet fills (a million instances at full pages): an endless

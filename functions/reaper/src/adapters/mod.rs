@@ -1,6 +1,6 @@
 //! The only code that knows the AWS SDK and HTTP: `Fleet` over EC2, the S3 archive, Slack.
 
-pub mod bisect;
+pub(crate) mod bisect;
 pub mod cloudformation;
 pub mod ec2;
 pub mod lambda;
@@ -39,8 +39,8 @@ const TRANSIENT_CODES: &[&str] = &[
 /// deadline. One attempt may take `ATTEMPT_TIMEOUT` (a 1000-instance DescribeInstances page is a
 /// few MB), the whole operation with its retries `OPERATION_TIMEOUT`; each call is further held
 /// to what the run's deadline leaves (`ports::Deadline::for_work`).
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn timeout_config() -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -65,7 +65,7 @@ impl CallCounter {
         self.0.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
-    pub fn record(&self, operation: &str) {
+    pub(crate) fn record(&self, operation: &str) {
         if let Ok(mut m) = self.0.lock() {
             *m.entry(operation.to_string()).or_default() += 1;
         }
@@ -119,7 +119,7 @@ pub async fn load_sdk_config(
 /// Every region of every partition, as the SDK's endpoint partitions list them (aws-sdk-ec2
 /// 1.274, `endpoint_lib.rs`; refresh with the SDK). The SDK itself resolves any name that fits a
 /// partition's pattern, so without this list a typo reached AWS as a host that does not exist.
-pub const PARTITION_REGIONS: &[(&str, &[&str])] = &[
+pub(crate) const PARTITION_REGIONS: &[(&str, &[&str])] = &[
     (
         "aws",
         &[
@@ -268,7 +268,7 @@ const PROTECTED_CODE: &str = "OperationNotPermitted";
 
 /// An error and its causes, each by its `Display`, on one line: what a person reads. (The SDK's
 /// `DisplayErrorContext` appends the `Debug` structure, which no person should have to read.)
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = vec![err.to_string()];
     let mut source = err.source();
     while let Some(cause) = source {
@@ -283,7 +283,7 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// Turns any SDK error into the report's `ApiError`, with the full context as the message. The
 /// only place that reads AWS error codes to decide what kind of failure it is.
-pub fn api_error<E>(err: SdkError<E, HttpResponse>) -> ApiError
+pub(crate) fn api_error<E>(err: SdkError<E, HttpResponse>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {

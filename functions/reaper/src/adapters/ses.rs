@@ -13,9 +13,9 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use std::time::Duration;
 
 /// Default limit for one `SendEmail`, retries included.
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default limit for one attempt of it.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const CHARSET: &str = "UTF-8";
 const THROTTLING_CODES: &[&str] = &["TooManyRequestsException", "LimitExceededException"];
@@ -56,7 +56,7 @@ impl Mailer {
 
     /// The same mailer with other time limits: `operation` for a whole `send` (retries
     /// included), `attempt` for each try. A run near its deadline passes what is left.
-    pub fn with_timeouts(self, operation: Duration, attempt: Duration) -> Mailer {
+    pub(crate) fn with_timeouts(self, operation: Duration, attempt: Duration) -> Mailer {
         let conf = self
             .client
             .config()

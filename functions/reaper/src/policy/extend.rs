@@ -32,7 +32,7 @@ fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
 /// The new date for `instance`, or why not: never earlier than now or than the current date,
 /// never `indefinite`-to-a-date, never past first launch + MAX_LIFETIME (naming the bound), and
 /// never a date the reaper could not read back (more than 100 years ahead; 4-digit years).
-pub fn extended(
+pub(crate) fn extended(
     instance: &Instance,
     how: Extension,
     now: DateTime<Utc>,

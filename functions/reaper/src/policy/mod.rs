@@ -3,14 +3,14 @@
 pub(crate) mod address;
 pub(crate) mod announce;
 pub mod extend;
-pub mod notice;
+pub(crate) mod notice;
 pub mod plan;
-pub mod resource;
+pub(crate) mod resource;
 pub mod tags;
-pub mod verdict;
-pub mod window;
+pub(crate) mod verdict;
+pub(crate) mod window;
 
-pub use notice::NoticeKind;
+pub(crate) use notice::NoticeKind;
 pub use plan::{plan, plan_with, Acting, Action, Batch, Cap, Caps, Circuit, Plan};
 pub use resource::{ResourceId, ResourceKind};
 pub use tags::{

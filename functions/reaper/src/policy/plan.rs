@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// EC2 accepts at most this many instance ids in one mutating call.
-pub const MAX_BATCH: usize = 1000;
+pub(crate) const MAX_BATCH: usize = 1000;
 /// EC2 tag values are at most 256 characters.
-pub const MAX_TAG_VALUE_CHARS: usize = 256;
-pub const STOPPED_AT_TAG: &str = "reaper:stopped_at";
-pub const STOP_REASON_TAG: &str = "reaper:stop_reason";
+pub(crate) const MAX_TAG_VALUE_CHARS: usize = 256;
+pub(crate) const STOPPED_AT_TAG: &str = "reaper:stopped_at";
+pub(crate) const STOP_REASON_TAG: &str = "reaper:stop_reason";
 
 /// A per-run, per-region limit on one destructive action. In JSON: a number or `"unlimited"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +67,7 @@ impl std::str::FromStr for Cap {
 }
 
 impl Cap {
-    pub fn allows(self, planned: usize) -> bool {
+    pub(crate) fn allows(self, planned: usize) -> bool {
         match self {
             Cap::Limited(max) => planned as u64 <= max,
             Cap::Unlimited => true,
@@ -108,7 +108,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn env_var(self) -> &'static str {
+    pub(crate) fn env_var(self) -> &'static str {
         match self {
             Action::Terminate => "MAX_TERMINATIONS",
             Action::Stop => "MAX_STOPS",
@@ -125,7 +125,7 @@ pub struct Circuit {
 }
 
 impl Circuit {
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         let what = match self.action {
             Action::Terminate => "terminations",
             Action::Stop => "stops",
@@ -145,7 +145,7 @@ impl Circuit {
     }
 }
 
-pub type TagSet = Vec<(String, String)>;
+pub(crate) type TagSet = Vec<(String, String)>;
 
 /// One mutating call: a tag set (empty for terminate/stop) and at most `MAX_BATCH` ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,7 +174,7 @@ pub struct Plan {
 impl Plan {
     /// Every id the plan would act on (for the pre-action re-check).
     /// Sorted, each once; borrowed (owned copies cost 10 MB at 100 000 instances).
-    pub fn action_ids(&self) -> Vec<&str> {
+    pub(crate) fn action_ids(&self) -> Vec<&str> {
         let mut ids: Vec<&str> = self
             .stamps
             .iter()
@@ -207,7 +207,7 @@ pub fn plan<'a>(
 }
 
 /// The reason tag of an expired instance stopped at launch rather than terminated (SPEC §7).
-pub fn stopped_at_launch_reason(date: DateTime<Utc>) -> String {
+pub(crate) fn stopped_at_launch_reason(date: DateTime<Utc>) -> String {
     format!(
         "{TERMINATION_DATE} {} had passed when it started; stopped at launch, the scheduled sweep terminates it",
         format_date(date)

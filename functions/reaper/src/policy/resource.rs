@@ -17,7 +17,7 @@ pub struct ResourceId {
 }
 
 impl ResourceId {
-    pub fn instance(id: impl Into<String>) -> Self {
+    pub(crate) fn instance(id: impl Into<String>) -> Self {
         Self {
             kind: ResourceKind::Ec2Instance,
             id: id.into(),

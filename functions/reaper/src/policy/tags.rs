@@ -10,13 +10,13 @@ use chrono::{
 use std::fmt;
 
 /// Tag keys and keywords, exact and case-sensitive.
-pub const TERMINATION_DATE: &str = "termination_date";
-pub const LIFETIME: &str = "lifetime";
-pub const INDEFINITE: &str = "indefinite";
+pub(crate) const TERMINATION_DATE: &str = "termination_date";
+pub(crate) const LIFETIME: &str = "lifetime";
+pub(crate) const INDEFINITE: &str = "indefinite";
 
 /// The longest lifetime accepted; anything longer is almost certainly a typo (and 100 years of
 /// minutes still fits comfortably in chrono's range, so the date arithmetic cannot overflow).
-pub const MAX_LIFETIME_DAYS: i64 = 36_525;
+pub(crate) const MAX_LIFETIME_DAYS: i64 = 36_525;
 
 /// A parsed `termination_date`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

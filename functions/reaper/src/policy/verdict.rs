@@ -48,16 +48,16 @@ pub enum InstanceState {
 }
 
 impl InstanceState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         self.into()
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         s.parse().ok()
     }
 
     /// The states a sweep judges; the server-side listing filter uses exactly these.
-    pub const JUDGED: [InstanceState; 4] =
+    pub(crate) const JUDGED: [InstanceState; 4] =
         [Self::Pending, Self::Running, Self::Stopping, Self::Stopped];
 }
 
@@ -78,13 +78,13 @@ pub type Tags = litemap::LiteMap<String, String>;
 
 impl Instance {
     /// When the instance first launched (SPEC §2): root volume attach time, else LaunchTime.
-    pub fn first_launch(&self) -> DateTime<Utc> {
+    pub(crate) fn first_launch(&self) -> DateTime<Utc> {
         // A root volume attached after launch (a replaced root) must not extend the lifetime.
         self.root_attach_time
             .map_or(self.launch_time, |attached| attached.min(self.launch_time))
     }
 
-    pub fn tag(&self, key: &str) -> Option<&str> {
+    pub(crate) fn tag(&self, key: &str) -> Option<&str> {
         self.tags.get(key).map(String::as_str)
     }
 }
@@ -190,7 +190,7 @@ pub enum Stamp {
 }
 
 impl Stamp {
-    pub fn tag_value(self) -> String {
+    pub(crate) fn tag_value(self) -> String {
         match self {
             Stamp::Indefinite => INDEFINITE.to_string(),
             Stamp::At(at) => format_date(at),
@@ -295,7 +295,7 @@ pub enum VerdictKind {
 
 impl VerdictKind {
     /// In the order a person should read them: what the reaper does first.
-    pub const ALL: [VerdictKind; 8] = [
+    pub(crate) const ALL: [VerdictKind; 8] = [
         Self::Terminate,
         Self::Stop,
         Self::Stamp,
@@ -306,13 +306,13 @@ impl VerdictKind {
         Self::Keep,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         self.into()
     }
 }
 
 impl Verdict {
-    pub fn kind(&self) -> VerdictKind {
+    pub(crate) fn kind(&self) -> VerdictKind {
         match self {
             Verdict::SkipManaged { .. } => VerdictKind::SkipManaged,
             Verdict::Keep { .. } => VerdictKind::Keep,
@@ -326,7 +326,7 @@ impl Verdict {
     }
 
     /// The termination date the verdict rests on, if any: for a stamp, the date written.
-    pub fn termination_date(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn termination_date(&self) -> Option<DateTime<Utc>> {
         match self {
             Verdict::Keep { until, .. } => *until,
             Verdict::Terminate { date, .. } | Verdict::Expiring { date, .. } => Some(*date),
@@ -339,14 +339,14 @@ impl Verdict {
     }
 
     /// The date the reaper will act on: `termination_date`, unless MAX_LIFETIME cuts it.
-    pub fn enforced_date(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn enforced_date(&self) -> Option<DateTime<Utc>> {
         self.bound()
             .map(|b| b.at)
             .or_else(|| self.termination_date())
     }
 
     /// MAX_LIFETIME, when it (not the tag) decides the date.
-    pub fn bound(&self) -> Option<&Bound> {
+    pub(crate) fn bound(&self) -> Option<&Bound> {
         match self {
             Verdict::Keep { bound, .. }
             | Verdict::Terminate { bound, .. }
@@ -357,7 +357,7 @@ impl Verdict {
     }
 
     /// One sentence for the report and Slack.
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         match self {
             Verdict::SkipManaged { tag_key } => {
                 format!("managed (tag {tag_key}); its owner would replace it")
@@ -440,7 +440,7 @@ impl Verdict {
     }
 
     /// The `termination_date` value to write, when the verdict writes one.
-    pub fn stamp(&self) -> Option<Stamp> {
+    pub(crate) fn stamp(&self) -> Option<Stamp> {
         match self {
             Verdict::Stamp { stamp, .. } => Some(*stamp),
             Verdict::Terminate { stamp, .. } => *stamp,

@@ -52,7 +52,7 @@ impl ActionWindow {
     /// A warning for a zone whose name reads the wrong way round: `Etc/GMT+1` is POSIX's
     /// notation for UTC−1 (west of Greenwich), not UTC+1. Accepted (it is a valid IANA name),
     /// but never silently.
-    pub fn zone_warning(&self) -> Option<String> {
+    pub(crate) fn zone_warning(&self) -> Option<String> {
         let name = self.zone.name();
         let offset = name.strip_prefix("Etc/GMT")?;
         // (what the name means, what a reader takes it for, the name for the latter)
@@ -76,7 +76,7 @@ impl ActionWindow {
         })
     }
 
-    pub fn parse(raw: &str) -> Result<Self, WindowError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, WindowError> {
         let parts: Vec<&str> = raw.split_whitespace().collect();
         let [days, times, zone] = parts[..] else {
             return Err(error(
@@ -99,12 +99,12 @@ impl ActionWindow {
         })
     }
 
-    pub fn zone(&self) -> Tz {
+    pub(crate) fn zone(&self) -> Tz {
         self.zone
     }
 
     /// Whether the window is open at `now`.
-    pub fn contains(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn contains(&self, now: DateTime<Utc>) -> bool {
         let local = now.with_timezone(&self.zone);
         let minute = local.hour() * 60 + local.minute();
         self.days[local.weekday().num_days_from_monday() as usize]
@@ -119,7 +119,7 @@ impl ActionWindow {
     /// today's UTC offsets and their transitions), and the walk needs no special case for a start
     /// time lost in a DST gap or a window re-opened by a fold. At most 15 days of minutes
     /// (21 600 offset look-ups), once per run.
-    pub fn next_open(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+    pub(crate) fn next_open(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         if self.contains(now) {
             return now;
         }
@@ -140,7 +140,7 @@ impl ActionWindow {
     }
 
     /// The reason a termination or stop is deferred at `now`, or `None` inside the window.
-    pub fn deferral(&self, now: DateTime<Utc>) -> Option<String> {
+    pub(crate) fn deferral(&self, now: DateTime<Utc>) -> Option<String> {
         (!self.contains(now)).then(|| {
             format!(
                 "outside ACTION_WINDOW {self}; next opens {}",

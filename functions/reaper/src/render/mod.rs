@@ -6,9 +6,9 @@
 //! that folds an instance into "…and N more" has not told anyone about it, so what is recorded
 //! as announced (`reaper:announced`) comes from `named`, never from what the run meant to say.
 
-pub mod mrkdwn;
+pub(crate) mod mrkdwn;
 pub mod notice;
-pub mod slack;
+pub(crate) mod slack;
 #[cfg(any(test, feature = "test-util"))]
 pub mod slack_text;
 

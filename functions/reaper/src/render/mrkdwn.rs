@@ -1,11 +1,11 @@
 //! Slack's mrkdwn: making text from outside (tag values, AWS messages) safe to show.
 
 use crate::text::clip;
-pub use crate::text::oneline;
+pub(crate) use crate::text::oneline;
 
 /// Slack's escaping for mrkdwn text: only these three characters, so that a tag value can never
 /// become a link, a mention (`<!channel>`) or a user reference.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -38,16 +38,16 @@ fn defuse(s: &str) -> String {
 }
 
 /// Text from outside made safe for mrkdwn: one line, clipped, no formatting, escaped.
-pub fn clean(s: &str, max: usize) -> String {
+pub(crate) fn clean(s: &str, max: usize) -> String {
     escape(&defuse(&clip(&oneline(s), max)))
 }
 
-pub fn len(s: &str) -> usize {
+pub(crate) fn len(s: &str) -> usize {
     s.chars().count()
 }
 
 /// Clips already-escaped mrkdwn without cutting an entity (`&amp;`) in half.
-pub fn clip_mrkdwn(s: &str, max: usize) -> String {
+pub(crate) fn clip_mrkdwn(s: &str, max: usize) -> String {
     if len(s) <= max {
         return s.to_string();
     }

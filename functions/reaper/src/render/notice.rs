@@ -16,16 +16,16 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// How much longer the `extend` command in a notice keeps an instance.
-pub const EXTEND_BY_DAYS: i64 = 3;
+pub(crate) const EXTEND_BY_DAYS: i64 = 3;
 /// The `termination_date` suggested for a stopped instance that its owner wants back.
-pub const RESTART_FOR_DAYS: i64 = 7;
+pub(crate) const RESTART_FOR_DAYS: i64 = 7;
 /// Instances listed in one e-mail; the rest are counted (the run report has them all).
-pub const MAX_EMAIL_ITEMS: usize = 100;
+pub(crate) const MAX_EMAIL_ITEMS: usize = 100;
 /// Instances listed in one owner's Slack line before "and N more".
-pub const MAX_SLACK_ITEMS: usize = 10;
+pub(crate) const MAX_SLACK_ITEMS: usize = 10;
 /// One owner's Slack line, so that one owner cannot crowd out the others (Block Kit allows 3000
 /// characters per section).
-pub const MAX_SLACK_LINE_CHARS: usize = 1000;
+pub(crate) const MAX_SLACK_LINE_CHARS: usize = 1000;
 const MAX_NAME_CHARS: usize = 64;
 const MAX_OWNER_CHARS: usize = 100;
 const MAX_REASON_CHARS: usize = 300;
@@ -115,7 +115,7 @@ pub use crate::ports::Email;
 /// - An e-mail address `local@domain.tld`: ASCII, no display name or brackets, a dot-atom local
 ///   part, a domain of at least two labels whose last is alphabetic; at most 254 characters.
 /// - Anything else is a name (shown in the channel, never mailed or mentioned).
-pub fn classify(owner_tag_value: &str) -> OwnerAddress {
+pub(crate) fn classify(owner_tag_value: &str) -> OwnerAddress {
     let v = owner_tag_value.trim();
     let bare = v
         .strip_prefix("<@")
@@ -618,13 +618,13 @@ fn esc(s: &str) -> String {
 /// is mentioned (`<@U…>`), an e-mail owner shown by address, any other owner by name. Each line
 /// lists the owner's instances (`id` Name, and what happens), at most `MAX_SLACK_ITEMS` of them;
 /// tag values are escaped and kept on one line.
-pub fn slack_owner_lines(notices: &[OwnerNotice]) -> Vec<String> {
+pub(crate) fn slack_owner_lines(notices: &[OwnerNotice]) -> Vec<String> {
     notices.iter().map(slack_owner_line).collect()
 }
 
 /// The shorter per-owner lines, for a message with too many owners to list their instances:
 /// who, and how many instances.
-pub fn slack_owner_count_lines(notices: &[OwnerNotice]) -> Vec<String> {
+pub(crate) fn slack_owner_count_lines(notices: &[OwnerNotice]) -> Vec<String> {
     notices
         .iter()
         .map(|n| format!("• {}: {}", slack_who(n), n.items.len()))

@@ -16,11 +16,11 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 
 /// Instances listed per section before "…and N more".
-pub const MAX_LINES: usize = 20;
+pub(crate) const MAX_LINES: usize = 20;
 /// Block Kit: at most 50 blocks per message.
-pub const MAX_BLOCKS: usize = 50;
+pub(crate) const MAX_BLOCKS: usize = 50;
 /// Block Kit: a section's text is at most 3000 characters.
-pub const MAX_SECTION_CHARS: usize = 3000;
+pub(crate) const MAX_SECTION_CHARS: usize = 3000;
 /// Block Kit: a header's plain text is at most 150 characters.
 const MAX_HEADER_CHARS: usize = 150;
 /// A context element's text; Block Kit allows 3000 but these are one-liners.
@@ -137,14 +137,16 @@ impl Group {
 }
 
 /// The Block Kit message for this run, with the instances it names by id, or `None` when there
-/// is nothing worth a message (`RunReport::is_noteworthy`).
-pub fn render(report: &RunReport) -> Option<Rendered<Value>> {
+/// is nothing worth a message (`RunReport::is_noteworthy`). Delivery groups the owners once and
+/// calls `render_for`; this is the same for a report alone.
+#[cfg(test)]
+fn render(report: &RunReport) -> Option<Rendered<Value>> {
     render_for(report, &super::notice::from_report(report))
 }
 
 /// `render`, with the run's owner notices grouped once by the caller: delivery mails the same
 /// groups the message names, so the grouping is built once per run, not once per view.
-pub fn render_for(report: &RunReport, owners: &[OwnerNotice]) -> Option<Rendered<Value>> {
+pub(crate) fn render_for(report: &RunReport, owners: &[OwnerNotice]) -> Option<Rendered<Value>> {
     let payload = message_for(report, owners)?;
     let named = named(&payload, report);
     Some(Rendered { payload, named })

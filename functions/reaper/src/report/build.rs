@@ -22,7 +22,7 @@ fn outcome(entry: &Entry, mode: Mode) -> Option<Outcome> {
 }
 
 /// The report of a run: a view of its outcome.
-pub fn build(run: RunOutcome) -> RunReport {
+pub(crate) fn build(run: RunOutcome) -> RunReport {
     let RunOutcome {
         header,
         mut entries,

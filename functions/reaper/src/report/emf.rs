@@ -6,7 +6,7 @@ use crate::policy::VerdictKind;
 use serde_json::{json, Map, Value};
 
 impl RunReport {
-    pub fn emf_line(&self) -> String {
+    pub(crate) fn emf_line(&self) -> String {
         let mut metrics = Vec::new();
         let mut values = Map::new();
         let mut count = |name: String, value: u64, unit: &str| {

@@ -2,12 +2,12 @@
 //! source of the Slack message. `build` makes it from a run's ledger, `emf` the metrics line,
 //! `table` the text a person reads in a terminal.
 
-pub mod build;
-pub mod emf;
+pub(crate) mod build;
+pub(crate) mod emf;
 pub mod explain;
 pub mod table;
 
-pub use crate::policy::NoticeKind;
+pub(crate) use crate::policy::NoticeKind;
 use crate::policy::{Action, Cap, Circuit, VerdictKind};
 pub use crate::run::{Mode, TriggerKind};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Bumped whenever a field changes meaning or disappears (adding a field does not bump it).
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 /// Errors and warnings kept in a trimmed copy, and the length of each.
 const MAX_NOTES: usize = 50;
 const MAX_NOTE_CHARS: usize = 2000;
@@ -86,7 +86,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub(crate) const ALL: [Outcome; 6] = [
         Outcome::Done,
         Outcome::Would,
         Outcome::Failed,
@@ -259,7 +259,7 @@ impl RunReport {
         )
     }
 
-    pub fn new(
+    pub(crate) fn new(
         run_id: String,
         account: String,
         region: String,
@@ -328,14 +328,14 @@ impl RunReport {
             || !self.errors.is_empty()
     }
 
-    pub fn duration_ms(&self) -> i64 {
+    pub(crate) fn duration_ms(&self) -> i64 {
         (self.finished_at - self.started_at).num_milliseconds()
     }
 
     /// A copy whose JSON stays below `max_bytes` (Lambda responses are limited to 6 MB): errors and
     /// warnings are kept to `MAX_NOTES` each, instances dropped from the end, most important
     /// verdicts first being kept; counts stay exact and `*_omitted` say what was left out.
-    pub fn trimmed(&self, max_bytes: usize) -> RunReport {
+    pub(crate) fn trimmed(&self, max_bytes: usize) -> RunReport {
         // Everything but the instances is cloned; the instances are measured one by one (no copy
         // of a 100 000-entry list, no serialisation of the whole report) and only the kept ones
         // are cloned.
@@ -449,7 +449,7 @@ impl RunReport {
     }
 
     /// The single JSON log line that carries the whole report.
-    pub fn log_line(&self) -> String {
+    pub(crate) fn log_line(&self) -> String {
         serde_json::json!({
             "timestamp": self.finished_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             "level": "INFO",

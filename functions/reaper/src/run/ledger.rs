@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use std::fmt;
 
 /// EC2 allows at most this many tags on an instance.
-pub const MAX_TAGS: usize = 50;
+pub(crate) const MAX_TAGS: usize = 50;
 
 /// The step of the run an outcome belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +122,7 @@ pub enum Fate {
 
 impl Fate {
     /// The error text of the report for a fate that has one.
-    pub fn error_text(&self) -> Option<String> {
+    pub(crate) fn error_text(&self) -> Option<String> {
         match self {
             Fate::Failed { step, error } if error.kind == ErrorKind::Protected => {
                 Some(format!("protected: {} refused: {error}", step.describe()))
@@ -167,7 +167,7 @@ pub struct Fact {
 
 impl Fact {
     /// Takes what it needs out of `instance` (after it was judged) and drops the rest.
-    pub fn of(mut instance: Instance, owner_tag: &str) -> Self {
+    pub(crate) fn of(mut instance: Instance, owner_tag: &str) -> Self {
         let first_launch = instance.first_launch();
         // Saturates: only `>= MAX_TAGS` is ever asked.
         let tag_count = u8::try_from(instance.tags.len()).unwrap_or(u8::MAX);
@@ -205,7 +205,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn is_actionable(&self) -> bool {
+    pub(crate) fn is_actionable(&self) -> bool {
         matches!(
             self.verdict.kind(),
             VerdictKind::Terminate | VerdictKind::Stamp | VerdictKind::Stop
@@ -219,7 +219,7 @@ impl Entry {
 /// are binary searches. A map of 80 000 ids cost 17 MB at 100 000 instances (heaptrack, issue
 /// 17) — more than half of what the entries themselves hold.
 #[derive(Debug, Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     entries: Vec<Entry>,
     kept: u64,
     sorted: bool,
@@ -228,7 +228,7 @@ pub struct Ledger {
 impl Ledger {
     /// Enters one judged instance as it is listed: `keep` is only counted; anything else is
     /// kept as its `Fact`.
-    pub fn enter(&mut self, instance: Instance, verdict: Verdict, owner_tag: &str) {
+    pub(crate) fn enter(&mut self, instance: Instance, verdict: Verdict, owner_tag: &str) {
         if verdict.kind() == VerdictKind::Keep {
             self.kept += 1;
             return;
@@ -246,22 +246,23 @@ impl Ledger {
     }
 
     /// How many instances were judged `keep` (and not kept).
-    pub fn kept(&self) -> u64 {
+    #[cfg(test)]
+    fn kept(&self) -> u64 {
         self.kept
     }
 
-    pub fn entries(&self) -> &[Entry] {
+    pub(crate) fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
     /// The entries and the count of `keep`.
-    pub fn into_parts(self) -> (Vec<Entry>, u64) {
+    pub(crate) fn into_parts(self) -> (Vec<Entry>, u64) {
         (self.entries, self.kept)
     }
 
     /// Ends the listing: sorts the entries by id and drops repeats (listings are de-duplicated
     /// by the fleet; a repeat here would double-count caps). The first one listed is kept.
-    pub fn seal(&mut self) {
+    pub(crate) fn seal(&mut self) {
         if !self.sorted {
             self.entries.sort_by(|a, b| a.fact.id.cmp(&b.fact.id));
             self.entries
@@ -281,7 +282,7 @@ impl Ledger {
         }
     }
 
-    pub fn get(&self, id: &str) -> Option<&Entry> {
+    pub(crate) fn get(&self, id: &str) -> Option<&Entry> {
         self.position(id).map(|i| &self.entries[i])
     }
 
@@ -294,13 +295,13 @@ impl Ledger {
     }
 
     /// Still waiting for its action (no fate yet).
-    pub fn is_pending(&self, id: &str) -> bool {
+    pub(crate) fn is_pending(&self, id: &str) -> bool {
         self.get(id).is_some_and(|e| e.fate.is_none())
     }
 
     /// May still be tagged: pending, or held back by a tripped circuit or the action window (a
     /// stamp destroys nothing, and the date it writes is what a person checks).
-    pub fn may_stamp(&self, id: &str) -> bool {
+    pub(crate) fn may_stamp(&self, id: &str) -> bool {
         self.get(id).is_some_and(|e| {
             matches!(
                 e.fate,
@@ -311,7 +312,7 @@ impl Ledger {
 
     /// Records `fate`, keeping the precedence: a deferral never replaces a failure, an unknown
     /// outcome or a tripped circuit.
-    pub fn set(&mut self, id: &str, fate: Fate) {
+    pub(crate) fn set(&mut self, id: &str, fate: Fate) {
         if let Some(entry) = self.get_mut(id) {
             let keep = matches!(fate, Fate::Deferred(_))
                 && entry.fate.as_ref().is_some_and(Fate::outranks_deferral);
@@ -321,13 +322,17 @@ impl Ledger {
         }
     }
 
-    pub fn defer_all<I: AsRef<str>>(&mut self, ids: impl IntoIterator<Item = I>, why: &Deferral) {
+    pub(crate) fn defer_all<I: AsRef<str>>(
+        &mut self,
+        ids: impl IntoIterator<Item = I>,
+        why: &Deferral,
+    ) {
         for id in ids {
             self.set(id.as_ref(), Fate::Deferred(why.clone()));
         }
     }
 
-    pub fn note_afterwards(&mut self, id: &str, problem: String) {
+    pub(crate) fn note_afterwards(&mut self, id: &str, problem: String) {
         if let Some(entry) = self.get_mut(id) {
             entry.afterwards = Some(problem.into());
         }
@@ -336,7 +341,7 @@ impl Ledger {
     /// Records what a mutating call answered, for a `step` whose success is recorded later (or
     /// not at all: `Done` leaves the entry pending for the next step). Returns the ids done and
     /// the ids whose answer was lost, to be confirmed by a re-describe.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         step: Step,
         results: Vec<(String, IdOutcome)>,

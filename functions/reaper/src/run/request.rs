@@ -41,11 +41,11 @@ pub enum Scope {
 }
 
 /// Why a launch event stops an expired instance rather than terminating it (SPEC §7).
-pub const STOPPED_AT_LAUNCH: &str = "a launch event never terminates: it stops the instance instead, with reaper: reason tags; the next scheduled sweep terminates it within its caps";
+pub(crate) const STOPPED_AT_LAUNCH: &str = "a launch event never terminates: it stops the instance instead, with reaper: reason tags; the next scheduled sweep terminates it within its caps";
 
 impl Scope {
     /// Why a verdict is not acted on as judged in this scope, if it is not.
-    pub fn holds_back(self, kind: VerdictKind) -> Option<&'static str> {
+    pub(crate) fn holds_back(self, kind: VerdictKind) -> Option<&'static str> {
         match (self, kind) {
             (Scope::LaunchEvent, VerdictKind::Stop) => Some("left to the scheduled sweep"),
             // Terminations happen only in sweeps, where the caps hold: a burst of restarts of
@@ -56,7 +56,7 @@ impl Scope {
     }
 
     /// A verdict this scope holds back but still acts on by stopping the instance.
-    pub fn stops_instead(self, kind: VerdictKind) -> bool {
+    pub(crate) fn stops_instead(self, kind: VerdictKind) -> bool {
         self == Scope::LaunchEvent && kind == VerdictKind::Terminate
     }
 }
@@ -81,7 +81,7 @@ pub struct RunRequest {
 impl RunRequest {
     /// A Lambda invocation. `livemode` is what the function's LIVEMODE says: a payload can force a
     /// dry run but never turn live mode on.
-    pub fn from_trigger(
+    pub(crate) fn from_trigger(
         trigger: &Trigger,
         livemode: bool,
         clock: DateTime<Utc>,

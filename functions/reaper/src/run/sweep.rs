@@ -24,7 +24,7 @@ pub struct RunContext {
 }
 
 /// Runs one sweep. Never fails: every problem ends up in the outcome.
-pub async fn sweep<F: Fleet>(
+pub(crate) async fn sweep<F: Fleet>(
     fleet: &F,
     cfg: &Config,
     ctx: RunContext,

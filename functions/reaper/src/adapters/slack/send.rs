@@ -16,7 +16,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// The HTTP client for Slack, built once per process (rustls, no redirects: a webhook that
 /// redirects is misconfigured, and the message should not follow it elsewhere).
-pub fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
