@@ -43,19 +43,8 @@ async fn main() -> Result<(), Error> {
             .report_bucket
             .clone()
             .map(|bucket| S3Archive::from_sdk(&sdk, fleet.counter(), bucket)),
-        chat: match (&config.slack_webhook, &config.slack_webhook_secret_arn) {
-            (Some(webhook), _) => Some(SlackWebhook::new(webhook.clone())),
-            (None, Some(arn)) => Some(SlackWebhook::from_secret(
-                &sdk,
-                fleet.counter(),
-                arn.clone(),
-            )),
-            (None, None) => None,
-        },
-        mailer: config
-            .notice_from
-            .clone()
-            .map(|from| Mailer::from_sdk_counted(&sdk, from, fleet.counter())),
+        chat: SlackWebhook::configured(&config, &sdk, fleet.counter()),
+        mailer: Mailer::configured(&config, &sdk, fleet.counter()),
         enrolment: match &config.stack_id {
             Some(stack) => Enrolment::from_sdk(&sdk, stack.clone(), fleet.counter()),
             None => Enrolment::none(),

@@ -46,6 +46,18 @@ impl Mailer {
         )
     }
 
+    /// The owners' e-mail, when NOTICE_FROM is set; every attempt counted.
+    pub fn configured(
+        config: &crate::config::Config,
+        sdk: &aws_config::SdkConfig,
+        calls: &CallCounter,
+    ) -> Option<Mailer> {
+        config
+            .notice_from
+            .clone()
+            .map(|from| Mailer::from_sdk_counted(sdk, from, calls))
+    }
+
     fn build(conf: aws_sdk_sesv2::config::Builder, from: String) -> Mailer {
         let conf = conf.timeout_config(timeouts(OPERATION_TIMEOUT, ATTEMPT_TIMEOUT));
         Mailer {

@@ -300,19 +300,8 @@ async fn sweep_regions(
             // its log lines are not wanted on a terminal (the table or JSON is the output).
             if req.is_live() {
                 let app = App {
-                    chat: match (&config.slack_webhook, &config.slack_webhook_secret_arn) {
-                        (Some(webhook), _) => Some(SlackWebhook::new(webhook.clone())),
-                        (None, Some(arn)) => Some(SlackWebhook::from_secret(
-                            &sdk,
-                            fleet.counter(),
-                            arn.clone(),
-                        )),
-                        (None, None) => None,
-                    },
-                    mailer: config
-                        .notice_from
-                        .clone()
-                        .map(|from| Mailer::from_sdk_counted(&sdk, from, fleet.counter())),
+                    chat: SlackWebhook::configured(config, &sdk, fleet.counter()),
+                    mailer: Mailer::configured(config, &sdk, fleet.counter()),
                     archive: None::<S3Archive>,
                     config: config.clone(),
                     region: report.region.clone(),

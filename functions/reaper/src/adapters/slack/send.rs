@@ -77,6 +77,20 @@ impl SlackWebhook {
         })
     }
 
+    /// The channel the configuration names: the webhook itself, or the secret holding it; `None`
+    /// when neither is set. The Lambda and `reaperctl sweep --live` post through the same one.
+    pub fn configured(
+        config: &crate::config::Config,
+        sdk: &aws_config::SdkConfig,
+        calls: &CallCounter,
+    ) -> Option<Self> {
+        match (&config.slack_webhook, &config.slack_webhook_secret_arn) {
+            (Some(webhook), _) => Some(Self::new(webhook.clone())),
+            (None, Some(arn)) => Some(Self::from_secret(sdk, calls, arn.clone())),
+            (None, None) => None,
+        }
+    }
+
     fn with_source(source: Source) -> Self {
         Self {
             http: http_client(),
