@@ -2,7 +2,7 @@
 //! precedence of fates decided here and nowhere else.
 
 use super::request::STOPPED_AT_LAUNCH;
-use crate::policy::announce::{Announcement, ANNOUNCED_TAG};
+use crate::policy::announce::{Announcement, Provenance, ANNOUNCED_TAG};
 use crate::policy::{format_date, Instance, InstanceState, NoticeKind, Verdict, VerdictKind};
 use crate::ports::{ApiError, ErrorKind, IdOutcome};
 use chrono::{DateTime, Utc};
@@ -196,15 +196,26 @@ pub struct Entry {
     pub afterwards: Option<Box<str>>,
     /// What the owner hears about it in this run; set once the run has acted.
     pub notice: Option<NoticeKind>,
-    /// The announcement the notice gate asks to deliver in this run; recorded on the instance
-    /// only for the ids a delivered message named.
-    pub(crate) announce: Option<Announcement>,
-    /// The creator's own date (`set`), written before any action (IAM requires it for
-    /// TerminateInstances).
-    pub(crate) record: Option<Announcement>,
+    /// What the notice gate asks this run to write in `reaper:announced`, by its provenance:
+    /// `told` is delivered first and recorded only for the ids a delivered message named
+    /// (`announce`); `set` is the creator's own date, written before any action (`record`; IAM
+    /// requires it for TerminateInstances). One field: an entry never needs both.
+    pub(crate) pending: Option<Announcement>,
 }
 
 impl Entry {
+    /// The announcement to deliver in this run (`told`).
+    pub(crate) fn announce(&self) -> Option<Announcement> {
+        self.pending.filter(|a| a.provenance == Provenance::Told)
+    }
+
+    /// The creator's own date to record before acting (`set`).
+    pub(crate) fn record(&self) -> Option<&Announcement> {
+        self.pending
+            .as_ref()
+            .filter(|a| a.provenance == Provenance::Set)
+    }
+
     pub(crate) fn is_actionable(&self) -> bool {
         matches!(
             self.verdict.kind(),
@@ -240,8 +251,7 @@ impl Ledger {
             fate: None,
             afterwards: None,
             notice: None,
-            announce: None,
-            record: None,
+            pending: None,
         });
     }
 
@@ -428,7 +438,7 @@ mod tests {
         // 80 000 of them at 100 000 instances (`make bench`): a byte here is 80 kB there. It was
         // 368 before the error was boxed and the strings became `Box<str>` (issue 17).
         let size = std::mem::size_of::<Entry>();
-        assert!(size <= 296, "Entry grew to {size} bytes");
+        assert!(size <= 264, "Entry grew to {size} bytes");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::outcome::{notice, Header, RunOutcome};
 use super::request::RunRequest;
 use crate::config::Config;
 use crate::policy::announce::{
-    gate, gate_stop, Announcement, Deed, DeferReason, Gate, Notice, Provenance, ANNOUNCED_TAG,
+    gate, gate_stop, Announcement, Deed, DeferReason, Gate, Notice, ANNOUNCED_TAG,
 };
 use crate::policy::plan::{Batch, Plan, MAX_BATCH};
 use crate::policy::tags::TERMINATION_DATE;
@@ -274,16 +274,13 @@ fn gate_all(
             (answer, _) => answer,
         };
         match answer {
-            Gate::Act { record } => entry.record = record,
+            Gate::Act { record } => entry.pending = record,
             Gate::Defer {
                 earliest,
                 reason,
                 record,
             } => {
-                match record {
-                    Some(r) if r.provenance == Provenance::Set => entry.record = Some(r),
-                    other => entry.announce = other,
-                }
+                entry.pending = record;
                 if acts {
                     let told_at = match reason {
                         DeferReason::Notice { told_at } => Some(told_at),
@@ -323,7 +320,7 @@ async fn act<F: Fleet>(
         .into_iter()
         .filter(|id| ledger.may_stamp(id))
         .collect();
-    let has_records = ledger.entries().iter().any(|e| e.record.is_some());
+    let has_records = ledger.entries().iter().any(|e| e.record().is_some());
     if action_ids.is_empty() && !has_records {
         return;
     }
@@ -409,7 +406,7 @@ async fn act<F: Fleet>(
     // terminated: IAM allows TerminateInstances only on an instance that carries the record.
     let mut records: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in ledger.entries() {
-        let Some(record) = &e.record else { continue };
+        let Some(record) = e.record() else { continue };
         if ledger.may_stamp(&e.fact.id) && !changed.contains(e.fact.id.as_str()) {
             records
                 .entry(record.to_string())
@@ -464,8 +461,12 @@ async fn act<F: Fleet>(
 
     // 4. Stops, then the tags that tell a person why the machine is off.
     let mut stopped: BTreeSet<String> = BTreeSet::new();
-    for batch in &the_plan.stops {
-        let ids = pending(ledger, batch);
+    for batch in the_plan.stops() {
+        let ids: Vec<String> = batch
+            .into_iter()
+            .filter(|id| ledger.is_pending(id))
+            .map(str::to_string)
+            .collect();
         if ids.is_empty() {
             continue;
         }
