@@ -3,8 +3,8 @@
 /// glibc raises its mmap threshold each time a large block is freed, so after the first
 /// DescribeInstances page (several MB of XML and parsed structs, freed a second later) every
 /// later page is carved from the heap, which fragments and is not given back. A fixed threshold
-/// keeps each such buffer in its own mapping, returned when freed: 11 MB less peak RSS at
-/// 100 000 instances, 4 MB at 10 000 (`make bench`, issue 17). Nothing to do elsewhere.
+/// keeps each such buffer in its own mapping, returned when freed: 5 MB less peak RSS at
+/// 100 000 instances (85.5 → 80.2 MB, `make bench`, issue 17). Nothing to do elsewhere.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
