@@ -76,7 +76,7 @@ def _rust_str_consts(path: str, pattern: str) -> list[str]:
 def managed_tag_keys() -> list[str]:
     """MANAGED_TAG_KEYS of the code (SPEC §5), read from its source: the one list."""
     src = (ROOT / "functions/reaper/src/policy/verdict.rs").read_text(encoding="utf-8")
-    body = re.search(r"pub const MANAGED_TAG_KEYS: &\[&str\] = &\[(.*?)\];", src, re.S)
+    body = re.search(r"pub(?:\(crate\))? const MANAGED_TAG_KEYS: &\[&str\] = &\[(.*?)\];", src, re.S)
     assert body, "MANAGED_TAG_KEYS not found in verdict.rs"
     return re.findall(r'"([^"]+)"', re.sub(r"//[^\n]*", "", body.group(1)))
 
@@ -108,8 +108,9 @@ def test_the_table_covers_every_managed_tag_for_terminate_and_stop():
 
 
 def test_only_the_codes_own_tag_keys_may_be_written():
-    keys = set(_rust_str_consts("functions/reaper/src/policy/plan.rs", r'pub const \w+_TAG: &str = "(reaper:[^"]+)";'))
-    keys |= set(_rust_str_consts("functions/reaper/src/policy/announce.rs", r'pub\(crate\) const \w+_TAG: &str = "(reaper:[^"]+)";'))
+    const = r'pub(?:\(crate\))? const \w+_TAG: &str = "(reaper:[^"]+)";'
+    keys = set(_rust_str_consts("functions/reaper/src/policy/plan.rs", const))
+    keys |= set(_rust_str_consts("functions/reaper/src/policy/announce.rs", const))
     assert keys == {"reaper:stopped_at", "reaper:stop_reason", "reaper:announced"}
     sts = [s for s in render()["Statement"] if s["Action"] == "ec2:CreateTags"]
     written = {k for s in sts for k in s["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]}
