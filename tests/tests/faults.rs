@@ -261,7 +261,7 @@ async fn seed_fleet(ec2: &aws_sdk_ec2::Client) -> (BTreeMap<String, String>, Dat
 
 /// A tag value with the run's times replaced by names, so runs on fresh fleets compare.
 fn normalise(value: &str, now: DateTime<Utc>, launch: DateTime<Utc>) -> String {
-    // `reaper:announced`: `<action> <date> told|set <when>`, each time named on its own.
+    // `reaper:announced`: `<action> <date> told|set|warned <when>`, each time named on its own.
     if let [deed, date, how, when] = value.split(' ').collect::<Vec<_>>()[..] {
         // When it was told or set is the run's own clock: any time from launch to now is the
         // same outcome (a fast run writes its launch second, a slow one a later one).

@@ -144,12 +144,9 @@ fn show_owner_email(moto: &Moto, report: &RunReport, problems: &mut Vec<String>)
         .iter()
         .filter(|m| m["destinations"]["ToAddresses"][0] == "kim@example.com")
         .count();
-    // Every demo instance is inside its grace period (the emulator cannot backdate a launch), so
-    // kim's date is her own: the notice gate counts it as announced (`reaper:announced=… set …`,
-    // SPEC §5) and no heads-up goes out. SPEC §8 still asks for one; issue 18 tracks the gap.
-    if to_kim > 1 {
+    if to_kim != 1 {
         problems.push(format!(
-            "expected at most 1 e-mail to kim@example.com, SES recorded {to_kim} of {}: {}",
+            "expected 1 e-mail to kim@example.com, SES recorded {to_kim} of {}: {}",
             sent.len(),
             sent.first().map(|m| m.to_string()).unwrap_or_default()
         ));
@@ -164,7 +161,7 @@ fn show_owner_email(moto: &Moto, report: &RunReport, problems: &mut Vec<String>)
         .into_iter()
         .find(|n| n.owner == "kim@example.com")
     else {
-        banner("kim@example.com's date is her own (set inside the grace period): announced as set, no heads-up e-mail (the gap issue 18 tracks)");
+        problems.push("no owner notice for kim@example.com in the live report".into());
         return;
     };
     let email = reaper::render::notice::render_email(&notice, &ctx).payload;

@@ -87,6 +87,7 @@ mod tests {
             reason: "termination_date 2030-03-01T00:00:00Z has passed".into(),
             termination_date: "2030-03-01T00:00:00Z".parse().ok(),
             bound: false,
+            heads_up: false,
             outcome: Some(Outcome::Done),
             error: None,
             notice: None,

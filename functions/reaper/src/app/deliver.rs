@@ -106,8 +106,10 @@ impl Reached<'_> {
 }
 
 /// Records on each instance what was announced to someone (`reaper:announced=terminate <date>
-/// told <when>`, or `stop …` for a pre-enrolment instance), grouped by value: one CreateTags per date. The notice gate reads it in later
-/// runs; an instance not reached stays unrecorded, so it is announced again and not acted on.
+/// told <when>`; `warned` for the heads-up on the creator's own date; `stop …` for a
+/// pre-enrolment instance), grouped by value: one CreateTags per date. The notice gate reads it
+/// in later runs; an instance not reached stays unrecorded, so it is announced again and (unless
+/// the date is the creator's own) not acted on.
 async fn record_announcements<F: Fleet, A, C, M>(
     app: &App<F, A, C, M>,
     report: &mut RunReport,
@@ -118,6 +120,10 @@ async fn record_announcements<F: Fleet, A, C, M>(
     let now = report.evaluated_at;
     for i in &report.instances {
         let record = match (i.notice, i.termination_date) {
+            // The creator's own date keeps its date: the heads-up is recorded as `warned`.
+            (Some(NoticeKind::WillTerminate), Some(date)) if i.heads_up => {
+                Announcement::warned(date, now)
+            }
             (Some(NoticeKind::WillTerminate), Some(date)) => {
                 Announcement::told(Deed::Terminate, date, now)
             }

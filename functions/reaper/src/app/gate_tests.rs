@@ -383,6 +383,85 @@ async fn the_creators_own_date_is_recorded_before_the_termination() {
     );
 }
 
+/// SPEC §8 (one notice per date when it enters WARN_WINDOW), regression of issue 18: a date the
+/// creator set at launch was recorded `set`, counted as announced, and its owner heard nothing
+/// before the termination. Now the owner gets one heads-up when the date enters WARN_WINDOW; it
+/// is recorded as `warned` (not `told`, which would move the creator's date a WARN_WINDOW
+/// after the telling), is not repeated, and the termination happens on the creator's date.
+#[tokio::test]
+async fn the_creators_own_date_gets_one_heads_up_and_is_kept_to() {
+    let fleet = MemoryFleet::new([
+        Instance {
+            launch_time: t0() - TimeDelta::minutes(5),
+            ..old(
+                "i-far",
+                &[
+                    ("termination_date", "2030-03-07T10:00:00Z"),
+                    ("owner", "kim@example.com"),
+                ],
+            )
+        },
+        Instance {
+            launch_time: t0() - TimeDelta::minutes(5),
+            ..old(
+                "i-soon",
+                &[
+                    ("termination_date", "2030-03-04T16:00:00Z"),
+                    ("owner", "kim@example.com"),
+                ],
+            )
+        },
+    ]);
+    let (app, sw) = rig(fleet, Config::default(), true);
+    let first = run_at(&app, &sw, t0()).await;
+    let to_kim = |sw: &Switches| {
+        sw.delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, text)| text.starts_with("to kim@example.com"))
+            .map(|(_, text)| text.clone())
+            .collect::<Vec<_>>()
+    };
+    // Seen at launch: both dates are the creator's. The near one is inside WARN_WINDOW (1 day):
+    // recorded and its owner told now; the far one needs nothing yet (`keep`).
+    let mails = to_kim(&sw);
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(
+        mails[0].contains("i-soon") && !mails[0].contains("i-far"),
+        "{}",
+        mails[0]
+    );
+    assert_eq!(
+        line(&first, "i-soon").notice,
+        Some(crate::report::NoticeKind::WillTerminate)
+    );
+    assert_eq!(
+        record(&app, "i-soon").as_deref(),
+        Some("terminate 2030-03-04T16:00:00Z warned 2030-03-04T10:00:00Z")
+    );
+    assert_eq!(record(&app, "i-far"), None);
+    // Not repeated in the hours before the date.
+    run_at(&app, &sw, t0() + TimeDelta::hours(3)).await;
+    assert_eq!(to_kim(&sw).len(), 1);
+    // On the creator's date, not a WARN_WINDOW after the heads-up: terminated.
+    let due = run_at(&app, &sw, t0() + TimeDelta::hours(6)).await;
+    assert_eq!(state(&app, "i-soon"), InstanceState::ShuttingDown);
+    assert_eq!(line(&due, "i-soon").outcome, Some(Outcome::Done));
+    // The far date enters WARN_WINDOW after the grace period: the ordinary notice, told a full
+    // WARN_WINDOW ahead by an hourly sweep, so it too is kept to within the hour.
+    run_at(&app, &sw, t0() + TimeDelta::days(2) + TimeDelta::hours(1)).await;
+    let mails = to_kim(&sw);
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    assert!(mails[2].contains("i-far"), "{}", mails[2]);
+    assert_eq!(
+        record(&app, "i-far").as_deref(),
+        Some("terminate 2030-03-07T10:00:00Z told 2030-03-06T11:00:00Z")
+    );
+    run_at(&app, &sw, t0() + TimeDelta::days(3) + TimeDelta::hours(1)).await;
+    assert_eq!(state(&app, "i-far"), InstanceState::ShuttingDown);
+}
+
 /// Finding 9: a newly enrolled account lost machines on the first run. Now nothing that was
 /// there before enrolment is stopped or terminated for ENROLMENT_NOTICE (7 days) after its
 /// first announcement, and the first report says what will happen when.

@@ -45,6 +45,10 @@ pub(crate) enum Provenance {
     /// The creator's own date (a `termination_date` or a lifetime present inside the grace
     /// period); `when` is the moment the reaper saw it.
     Set,
+    /// The creator's own date, and a delivered heads-up named it at `when` (SPEC §8: one notice
+    /// per date when it enters WARN_WINDOW). Counts as announced from the date itself, like
+    /// `set`: telling the owner of their own date must not postpone it, as `told` would.
+    Warned,
 }
 
 impl Provenance {
@@ -52,6 +56,7 @@ impl Provenance {
         match self {
             Provenance::Told => "told",
             Provenance::Set => "set",
+            Provenance::Warned => "warned",
         }
     }
 }
@@ -69,13 +74,13 @@ pub(crate) struct Announcement {
 /// (`reaperctl why`, the report); it quotes the value and says what the reaper writes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum AnnouncementError {
-    #[error("reaper:announced={value:?} is not four fields separated by single spaces (<action> <date> told|set <when>, e.g. `terminate 2030-01-02T00:00:00Z told 2030-01-01T00:00:00Z`), so it counts as not announced")]
+    #[error("reaper:announced={value:?} is not four fields separated by single spaces (<action> <date> told|set|warned <when>, e.g. `terminate 2030-01-02T00:00:00Z told 2030-01-01T00:00:00Z`), so it counts as not announced")]
     Shape { value: String },
     #[error("reaper:announced={value:?}: the action {field:?} is neither `terminate` nor `stop`, so it counts as not announced")]
     Action { value: String, field: String },
     #[error("reaper:announced={value:?}: {field:?} is not a UTC time to the second as the reaper writes it (e.g. 2030-01-02T00:00:00Z), so it counts as not announced")]
     Time { value: String, field: String },
-    #[error("reaper:announced={value:?}: the provenance {field:?} is neither `told` nor `set`, so it counts as not announced")]
+    #[error("reaper:announced={value:?}: the provenance {field:?} is none of `told`, `set`, `warned`, so it counts as not announced")]
     Provenance { value: String, field: String },
     #[error("reaper:announced={value:?}: it says the announcement was made at {when}, which is later than now ({now}), so it counts as not announced")]
     Future {
@@ -123,6 +128,7 @@ impl Announcement {
         let provenance = match provenance {
             "told" => Provenance::Told,
             "set" => Provenance::Set,
+            "warned" => Provenance::Warned,
             other => {
                 return Err(AnnouncementError::Provenance {
                     value: value.into(),
@@ -160,6 +166,14 @@ impl Announcement {
             date: whole_seconds(date),
             provenance: Provenance::Told,
             when: whole_seconds(now),
+        }
+    }
+
+    /// The record of a delivered heads-up on the creator's own termination date.
+    pub(crate) fn warned(date: DateTime<Utc>, now: DateTime<Utc>) -> Announcement {
+        Announcement {
+            provenance: Provenance::Warned,
+            ..Announcement::told(Deed::Terminate, date, now)
         }
     }
 
@@ -225,11 +239,14 @@ pub(crate) enum Gate {
     /// date, seen for the first time).
     Act { record: Option<Announcement> },
     /// Not before `earliest`. `record`: a `told` announcement to deliver now and write only once
-    /// delivered, or a `set` one to write at once.
+    /// delivered, or a `set` one to write at once. `heads_up`: the creator's own date has
+    /// entered WARN_WINDOW and its owner has not had the one notice for it: deliver it now and,
+    /// once delivered, write `warned` (which, unlike `told`, does not move the date).
     Defer {
         earliest: DateTime<Utc>,
         reason: DeferReason,
         record: Option<Announcement>,
+        heads_up: bool,
     },
 }
 
@@ -239,7 +256,7 @@ pub(crate) enum Gate {
 /// held back, a late lifetime and a date moved earlier are all just "no matching announcement".
 ///
 /// Also the answer for an expiring instance the sweep does not act on: a `told` record in a
-/// `Defer` is the notice due now.
+/// `Defer` is the notice due now, and so is `heads_up` for the creator's own date.
 pub(crate) fn gate(
     date: DateTime<Utc>,
     announced: Option<&Announcement>,
@@ -249,10 +266,13 @@ pub(crate) fn gate(
 ) -> Gate {
     let date = whole_seconds(date);
     let lead = notice.lead();
-    let (earliest, record) = match announced.filter(|a| a.matches(Deed::Terminate, date)) {
+    // `warned`: the creator's date whose heads-up has been delivered; `Some(false)`: the
+    // creator's date, not yet the subject of a heads-up.
+    let (earliest, record, warned) = match announced.filter(|a| a.matches(Deed::Terminate, date)) {
         Some(a) => match a.provenance {
-            Provenance::Set => (date, None),
-            Provenance::Told => (date.max(a.when + lead), None),
+            Provenance::Set => (date, None, Some(false)),
+            Provenance::Warned => (date, None, Some(true)),
+            Provenance::Told => (date.max(a.when + lead), None, None),
         },
         None if creators_own => (
             date,
@@ -262,12 +282,14 @@ pub(crate) fn gate(
                 provenance: Provenance::Set,
                 when: whole_seconds(now),
             }),
+            Some(false),
         ),
         None if date > now + lead => {
             return Gate::Defer {
                 earliest: date,
                 reason: DeferReason::NotDue,
                 record: None,
+                heads_up: false,
             }
         }
         None => {
@@ -275,6 +297,7 @@ pub(crate) fn gate(
                 earliest: date.max(now + lead),
                 reason: DeferReason::NotAnnounced,
                 record: Some(Announcement::told(Deed::Terminate, date, now)),
+                heads_up: false,
             }
         }
     };
@@ -290,6 +313,10 @@ pub(crate) fn gate(
             _ => DeferReason::NotDue,
         },
         record,
+        // The creator's own date needs no notice to be acted on, but its owner still hears of
+        // it once, when it enters WARN_WINDOW (not ENROLMENT_NOTICE: such a date is set inside
+        // the grace period, long after enrolment).
+        heads_up: warned == Some(false) && date <= now + notice.warn_window,
     }
 }
 
@@ -316,6 +343,7 @@ pub(crate) fn gate_stop(
                     earliest,
                     reason: DeferReason::Notice { told_at: a.when },
                     record: None,
+                    heads_up: false,
                 }
             }
         }
@@ -325,6 +353,7 @@ pub(crate) fn gate_stop(
                 earliest: date,
                 reason: DeferReason::NotAnnounced,
                 record: Some(Announcement::told(Deed::Stop, date, now)),
+                heads_up: false,
             }
         }
     }
@@ -400,11 +429,11 @@ mod tests {
             ),
             (
                 &*format!("terminate {d} TOLD {d}"),
-                "neither `told` nor `set`",
+                "none of `told`, `set`, `warned`",
             ),
             (
                 &*format!("terminate {d} said {d}"),
-                "neither `told` nor `set`",
+                "none of `told`, `set`, `warned`",
             ),
             (
                 "terminate 2030-01-02 told 2030-01-01T00:00:00Z",
@@ -501,6 +530,7 @@ mod tests {
                     earliest: date.max(now() + TimeDelta::days(1)),
                     reason: DeferReason::NotAnnounced,
                     record: Some(Announcement::told(Deed::Terminate, date, now())),
+                    heads_up: false,
                 },
                 "{case}"
             );
@@ -534,6 +564,7 @@ mod tests {
                     told_at: t("2030-01-10T06:00:00Z")
                 },
                 record: None,
+                heads_up: false,
             }
         );
         assert_eq!(
@@ -579,6 +610,88 @@ mod tests {
         );
     }
 
+    /// SPEC §8: the creator's own date gets its one notice when it enters WARN_WINDOW, and the
+    /// delivered notice (`warned`) does not move it, as a `told` record would. Failed on the
+    /// gate before `heads_up` (the creator's date was never the subject of a notice).
+    #[test]
+    fn the_creators_own_date_gets_one_heads_up_and_keeps_its_date() {
+        let date = now() + TimeDelta::days(3);
+        // First seen far ahead: recorded as `set`, nothing to tell yet.
+        let Gate::Defer {
+            record: Some(set),
+            heads_up: false,
+            reason: DeferReason::NotDue,
+            ..
+        } = gate(date, None, true, now(), day())
+        else {
+            panic!("a far creator's date is recorded, not announced")
+        };
+        assert_eq!(set.provenance, Provenance::Set);
+        // Outside the grace period the record is what counts; the date enters WARN_WINDOW.
+        let inside = date - TimeDelta::hours(20);
+        assert_eq!(
+            gate(date, Some(&set), false, inside, day()),
+            Gate::Defer {
+                earliest: date,
+                reason: DeferReason::NotDue,
+                record: None,
+                heads_up: true,
+            }
+        );
+        // Delivered 20 h before the date: the termination still happens on the date, not a
+        // full WARN_WINDOW after the heads-up.
+        let warned = Announcement {
+            provenance: Provenance::Warned,
+            when: inside,
+            ..set
+        };
+        assert_eq!(
+            warned.to_string(),
+            "terminate 2030-01-13T12:00:00Z warned 2030-01-12T16:00:00Z"
+        );
+        assert_eq!(Announcement::parse(&warned.to_string()), Ok(warned));
+        assert_eq!(
+            gate(
+                date,
+                Some(&warned),
+                false,
+                inside + TimeDelta::hours(1),
+                day()
+            ),
+            Gate::Defer {
+                earliest: date,
+                reason: DeferReason::NotDue,
+                record: None,
+                heads_up: false,
+            }
+        );
+        assert_eq!(
+            gate(date, Some(&warned), false, date, day()),
+            Gate::Act { record: None }
+        );
+        // Seen for the first time already inside WARN_WINDOW: recorded and announced at once.
+        assert!(matches!(
+            gate(now() + TimeDelta::hours(2), None, true, now(), day()),
+            Gate::Defer {
+                record: Some(Announcement {
+                    provenance: Provenance::Set,
+                    ..
+                }),
+                heads_up: true,
+                ..
+            }
+        ));
+        // A `warned` record of another date is no announcement of this one.
+        let moved = date - TimeDelta::hours(1);
+        assert!(matches!(
+            gate(moved, Some(&warned), false, inside, day()),
+            Gate::Defer {
+                reason: DeferReason::NotAnnounced,
+                ..
+            }
+        ));
+    }
+
     #[test]
     fn a_far_date_is_not_announced_yet() {
         let far = now() + TimeDelta::days(30);
@@ -587,7 +700,8 @@ mod tests {
             Gate::Defer {
                 earliest: far,
                 reason: DeferReason::NotDue,
-                record: None
+                record: None,
+                heads_up: false,
             }
         );
         // …but for a pre-enrolment instance it is announced ENROLMENT_NOTICE ahead.
@@ -610,6 +724,7 @@ mod tests {
             earliest,
             record: Some(a),
             reason: DeferReason::NotAnnounced,
+            heads_up: false,
         } = g
         else {
             panic!("{g:?}")
@@ -697,14 +812,14 @@ mod tests {
                                 prop_assert!(
                                     delivered.iter().any(|a| a.deed == Deed::Terminate
                                         && a.date == date
-                                        && (a.provenance == Provenance::Set || a.when + lead <= clock)),
+                                        && (a.provenance != Provenance::Told || a.when + lead <= clock)),
                                     "terminated {} at {} without a delivered announcement {:?}",
                                     date, clock, delivered
                                 );
                                 prop_assert!(date <= clock, "acted before the date");
                                 break;
                             }
-                            Gate::Defer { earliest, record, .. } => {
+                            Gate::Defer { earliest, record, heads_up, .. } => {
                                 // Equal only with WARN_WINDOW=0: announced now, it may act from
                                 // the next run (delivery comes after this run's actions).
                                 prop_assert!(earliest >= clock);
@@ -712,6 +827,17 @@ mod tests {
                                     if r.provenance == Provenance::Set || ok {
                                         tag = Some(r.to_string());
                                         delivered.push(r);
+                                    }
+                                }
+                                // The heads-up for the creator's own date: `warned` once
+                                // delivered, and it must not move the date.
+                                if heads_up {
+                                    prop_assert!(record.is_none_or(|r| r.provenance == Provenance::Set));
+                                    prop_assert_eq!(earliest, date);
+                                    if ok {
+                                        let w = Announcement { deed: Deed::Terminate, date, provenance: Provenance::Warned, when: whole_seconds(clock) };
+                                        tag = Some(w.to_string());
+                                        delivered.push(w);
                                     }
                                 }
                             }

@@ -714,6 +714,7 @@ mod tests {
             reason: reason.into(),
             termination_date: Some(at),
             bound,
+            heads_up: false,
             outcome: None,
             error: None,
             notice: Some(NoticeKind::WillTerminate),

@@ -563,6 +563,7 @@ mod tests {
             reason: reason.into(),
             termination_date: date.map(|d| d.parse().expect("a test date")),
             bound: false,
+            heads_up: false,
             outcome,
             error: None,
             notice: None,

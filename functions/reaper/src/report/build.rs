@@ -91,6 +91,7 @@ pub(crate) fn build(run: RunOutcome) -> RunReport {
             // The date the reaper acts on: the tag's, or MAX_LIFETIME's bound (the reason says).
             termination_date: e.verdict.enforced_date(),
             bound: e.verdict.bound().is_some(),
+            heads_up: e.heads_up,
             outcome,
             error: e
                 .fate

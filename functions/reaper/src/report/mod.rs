@@ -117,6 +117,10 @@ pub struct InstanceReport {
     /// verdict for the owner notice; the JSON says it in `reason`.
     #[serde(skip)]
     pub bound: bool,
+    /// A `will-terminate` notice for the creator's own date (SPEC §8's one notice per date):
+    /// recorded as `warned` once delivered, not `told`, so the telling does not move the date.
+    #[serde(skip)]
+    pub heads_up: bool,
     /// `None` for verdicts that call for no action (expiring, wait, noncompliant, skip-managed).
     pub outcome: Option<Outcome>,
     pub error: Option<String>,
@@ -504,6 +508,7 @@ mod tests {
                 reason: "no termination_date or lifetime tag".into(),
                 termination_date: None,
                 bound: false,
+                heads_up: false,
                 outcome: (i % 2 == 0).then_some(Outcome::Would),
                 error: None,
                 notice: None,

@@ -2,7 +2,7 @@
 //! precedence of fates decided here and nowhere else.
 
 use super::request::STOPPED_AT_LAUNCH;
-use crate::policy::announce::{Announcement, Provenance, ANNOUNCED_TAG};
+use crate::policy::announce::{Announcement, Deed, Provenance, ANNOUNCED_TAG};
 use crate::policy::{format_date, Instance, InstanceState, NoticeKind, Verdict, VerdictKind};
 use crate::ports::{ApiError, ErrorKind, IdOutcome};
 use chrono::{DateTime, Utc};
@@ -201,12 +201,21 @@ pub struct Entry {
     /// (`announce`); `set` is the creator's own date, written before any action (`record`; IAM
     /// requires it for TerminateInstances). One field: an entry never needs both.
     pub(crate) pending: Option<Announcement>,
+    /// The creator's own date entered WARN_WINDOW and its owner has not yet had the one notice
+    /// for it (SPEC §8); once delivered it is recorded as `warned`, which does not move the date.
+    pub(crate) heads_up: bool,
 }
 
 impl Entry {
-    /// The announcement to deliver in this run (`told`).
-    pub(crate) fn announce(&self) -> Option<Announcement> {
-        self.pending.filter(|a| a.provenance == Provenance::Told)
+    /// What to deliver in this run: the `told` announcement, or the heads-up for the creator's
+    /// own date. Either way the owner is told the action and the date.
+    pub(crate) fn announce(&self) -> Option<Deed> {
+        if self.heads_up {
+            return Some(Deed::Terminate);
+        }
+        self.pending
+            .filter(|a| a.provenance == Provenance::Told)
+            .map(|a| a.deed)
     }
 
     /// The creator's own date to record before acting (`set`).
@@ -252,6 +261,7 @@ impl Ledger {
             afterwards: None,
             notice: None,
             pending: None,
+            heads_up: false,
         });
     }
 

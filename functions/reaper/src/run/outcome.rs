@@ -54,7 +54,7 @@ pub(crate) fn notice(entry: &Entry, header: &Header) -> Option<NoticeKind> {
         (Some(Fate::Deferred(Deferral::StoppedAtLaunch)), _) => Some(NoticeKind::Stopped),
         // What the notice gate asked to announce in this run (the date enforced, whatever held
         // it back); only what a delivered message names is recorded as told.
-        _ => match entry.announce()?.deed {
+        _ => match entry.announce()? {
             Deed::Terminate => Some(NoticeKind::WillTerminate),
             Deed::Stop => Some(NoticeKind::WillStop),
         },

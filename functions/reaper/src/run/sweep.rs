@@ -261,6 +261,7 @@ fn gate_all(
                     earliest,
                     reason: DeferReason::NotDue,
                     record: None,
+                    heads_up: false,
                 },
                 Verdict::Stamp {
                     rule: StampRule::NoticeFirst { .. },
@@ -270,6 +271,7 @@ fn gate_all(
                 earliest,
                 reason: DeferReason::NotAnnounced,
                 record: Some(Announcement::told(Deed::Terminate, earliest, now)),
+                heads_up: false,
             },
             (answer, _) => answer,
         };
@@ -279,8 +281,10 @@ fn gate_all(
                 earliest,
                 reason,
                 record,
+                heads_up,
             } => {
                 entry.pending = record;
+                entry.heads_up = heads_up;
                 if acts {
                     let told_at = match reason {
                         DeferReason::Notice { told_at } => Some(told_at),
