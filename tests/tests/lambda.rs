@@ -412,6 +412,60 @@ async fn the_slack_message_links_to_the_s3_copy() {
     assert_eq!(stored, r);
 }
 
+/// Issue 18 (announce once): a dry-run week posted the same findings every hour. A dry run now
+/// compares its findings with the last dry run's (a small record beside the reports in S3) and
+/// posts only what changed; the same findings wait for the daily digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_posts_the_same_findings_once_and_again_when_they_change() {
+    use chrono::Timelike;
+    let bucket = "reaper-reports";
+    let sink = WebhookSink::start(WebhookMode::Ok);
+    let url = sink.url();
+    // Any hour but this one, so the digest does not post on its own.
+    let digest = format!("{:02}", (chrono::Utc::now().hour() + 12) % 24);
+    let rig = rig(&[
+        ("REPORT_BUCKET", bucket),
+        ("SLACKWEBHOOK", url.as_str()),
+        ("GRACE_PERIOD", "0m"),
+        ("DIGEST_AT", digest.as_str()),
+    ]);
+    rig.moto.create_bucket(REGION, bucket).await;
+    rig.launch(&[("Name", "mystery")]).await;
+    let first = rig.report(fixture("schedule.json"));
+    assert_eq!(first.mode, reaper::report::Mode::DryRun);
+    assert_eq!(sink.requests().len(), 1);
+    let record = rig
+        .moto
+        .s3(REGION)
+        .get_object()
+        .bucket(bucket)
+        .key(first.dry_run_record_key())
+        .send()
+        .await
+        .unwrap();
+    let record: Value =
+        serde_json::from_slice(&record.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(record["run_id"], first.run_id.as_str());
+    // The same findings an hour later: nothing posted, and the run says why.
+    let second = rig.report(fixture("schedule.json"));
+    assert_eq!(sink.requests().len(), 1, "{:?}", second.delivery.slack);
+    assert_eq!(
+        second.delivery.slack.clone().map(String::from).as_deref(),
+        Some("skipped (nothing to report)")
+    );
+    assert!(second.warnings.is_empty(), "{:?}", second.warnings);
+    // A new finding is news again.
+    rig.launch(&[("Name", "another")]).await;
+    rig.report(fixture("schedule.json"));
+    let messages = sink.requests();
+    assert_eq!(messages.len(), 2);
+    assert!(
+        messages[1].to_string().contains("another"),
+        "{}",
+        messages[1]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn slack_gets_one_message_per_noteworthy_run_and_none_for_an_empty_one() {
     let sink = WebhookSink::start(WebhookMode::Ok);

@@ -135,6 +135,8 @@ mod tests {
         /// Whether the n-th put fails (the last entry for every later put).
         fail: Vec<bool>,
         puts: std::sync::atomic::AtomicUsize,
+        /// The dry run's own record (not a report), kept apart from the report copies.
+        records: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
     }
 
     impl Archive for FakeArchive {
@@ -144,10 +146,14 @@ mod tests {
         }
         async fn put(
             &self,
-            _key: &str,
+            key: &str,
             body: Vec<u8>,
             _deadline: Deadline,
         ) -> Result<(), ArchiveError> {
+            if key.ends_with("/last-dry-run.json") {
+                self.records.lock().unwrap().insert(key.into(), body);
+                return Ok(());
+            }
             let report: RunReport = serde_json::from_slice(&body).unwrap();
             self.calls.lock().unwrap().push(format!(
                 "s3 put (slack: {:?}, address: {:?})",
@@ -163,6 +169,13 @@ mod tests {
             } else {
                 Ok(())
             }
+        }
+        async fn get(
+            &self,
+            key: &str,
+            _deadline: Deadline,
+        ) -> Result<Option<Vec<u8>>, ArchiveError> {
+            Ok(self.records.lock().unwrap().get(key).cloned())
         }
     }
 
@@ -239,6 +252,7 @@ mod tests {
                 calls: calls.clone(),
                 fail: s3_fails,
                 puts: Default::default(),
+                records: Default::default(),
             }),
             chat: Some(FakeChat {
                 calls: calls.clone(),
@@ -274,6 +288,41 @@ mod tests {
             .map(str::to_string)
             .collect();
         (report, lines)
+    }
+
+    /// Announce once for dry runs (issue 18): the same findings are posted once; a post that
+    /// failed is not remembered, so the next run posts them again.
+    #[tokio::test]
+    async fn a_dry_run_posts_the_same_findings_once_unless_the_post_failed() {
+        use chrono::Timelike;
+        let calls = Calls::default();
+        let mut app = app(true, false, &calls);
+        let posts = || {
+            calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| c.starts_with("slack post"))
+                .count()
+        };
+        let payload = EventPayload(Ok(serde_json::json!({})));
+        // The digest hour would post anyway: move it away from now.
+        app.config.notices.digest_hour = u8::try_from((Utc::now().hour() + 12) % 24).unwrap();
+        let failed = handle(&app, &payload, invocation()).await.unwrap();
+        assert_eq!(failed.mode, crate::report::Mode::DryRun);
+        assert!(matches!(
+            failed.delivery.slack,
+            Some(SlackStatus::Failed(_))
+        ));
+        let records = |app: &TestApp| app.archive.as_ref().unwrap().records.lock().unwrap().len();
+        assert_eq!(records(&app), 0, "a failed post is not remembered");
+        app.chat.as_mut().unwrap().fail = false;
+        let sent = handle(&app, &payload, invocation()).await.unwrap();
+        assert_eq!(sent.delivery.slack, Some(SlackStatus::Sent));
+        assert_eq!((posts(), records(&app)), (2, 1));
+        let same = handle(&app, &payload, invocation()).await.unwrap();
+        assert_eq!(same.delivery.slack, Some(SlackStatus::NothingToReport));
+        assert_eq!(posts(), 2);
     }
 
     #[test]

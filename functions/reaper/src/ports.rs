@@ -198,6 +198,12 @@ pub trait Archive: Send + Sync {
         body: Vec<u8>,
         deadline: Deadline,
     ) -> impl Future<Output = Result<(), ArchiveError>> + Send;
+    /// The document under `key`, or `None` when there is none.
+    fn get(
+        &self,
+        key: &str,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, ArchiveError>> + Send;
 }
 
 /// Why the archive does not hold the report.

@@ -49,6 +49,37 @@ impl Archive for S3Archive {
         .map(drop)
         .map_err(ArchiveError::Refused)
     }
+
+    /// A missing key is `None` (S3 says NoSuchKey only to a role that may list the bucket; to
+    /// this one it says AccessDenied, which is reported as it is).
+    async fn get(&self, key: &str, deadline: Deadline) -> Result<Option<Vec<u8>>, ArchiveError> {
+        let get = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send();
+        within("GetObject", deadline.for_sink(), async {
+            match get.await {
+                Ok(out) => out
+                    .body
+                    .collect()
+                    .await
+                    .map(|b| Some(b.to_vec()))
+                    .map_err(|e| {
+                        crate::ports::ApiError::new(
+                            "ReadError",
+                            format!("the object's body was cut off: {e}"),
+                            crate::ports::ErrorKind::Transient,
+                        )
+                    }),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+                Err(e) => Err(api_error(e)),
+            }
+        })
+        .await
+        .map_err(ArchiveError::Refused)
+    }
 }
 
 #[cfg(test)]

@@ -166,11 +166,12 @@ fn channel(slack_sent: bool) -> String {
 /// unknown, a circuit, an error) or something is announced for the first time; what is only
 /// still true (still expiring, still waiting, already stopped) waits for the daily digest, the
 /// scheduled run in the hour DIGEST_AT (in ACTION_WINDOW's zone, else UTC). A dry run changes
-/// nothing and announces nothing, so every noteworthy dry run still posts.
-fn news(report: &RunReport, cfg: &Config) -> bool {
+/// nothing and announces nothing: it posts when its findings differ from the last dry run's
+/// (`fresh`; always, without a report bucket to remember them in) or it has errors.
+fn news(report: &RunReport, cfg: &Config, fresh: bool) -> bool {
     use crate::report::Outcome;
     if report.mode == Mode::DryRun {
-        return true;
+        return fresh || !report.errors.is_empty() || digest_hour(report, cfg);
     }
     let happened = [Outcome::Done, Outcome::Failed, Outcome::Unknown]
         .iter()
@@ -197,6 +198,79 @@ fn digest_hour(report: &RunReport, cfg: &Config) -> bool {
         None => report.evaluated_at.hour(),
     };
     hour == u32::from(cfg.notices.digest_hour)
+}
+
+/// What a dry run leaves for the next one: the fingerprint of its findings, and where its
+/// report is. Small: the report itself is never read back.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct DryRunRecord {
+    findings: String,
+    run_id: String,
+    evaluated_at: chrono::DateTime<chrono::Utc>,
+    report: Option<String>,
+}
+
+/// This dry run's findings, and whether they differ from the last dry run's.
+struct DryRunNews {
+    findings: String,
+    fresh: bool,
+}
+
+/// Reads the last dry run's record. Anything but a readable record of the same findings is
+/// news: a first dry run, a record another version wrote, a read that failed (said in
+/// `warnings`; posting once more is the safe side).
+async fn compare_dry_run<A: Archive>(
+    archive: &A,
+    report: &mut RunReport,
+    deadline: Deadline,
+) -> DryRunNews {
+    let findings = report.findings();
+    let key = report.dry_run_record_key();
+    let last = match archive.get(&key, deadline.capped(FIRST_COPY_MOST)).await {
+        Ok(Some(body)) => serde_json::from_slice::<DryRunRecord>(&body).ok(),
+        Ok(None) => None,
+        Err(why) => {
+            tracing::warn!(error = %why, "the last dry run's record was not read");
+            report.warnings.push(format!(
+                "{}: the last dry run's findings could not be read ({why}), so this run posts them as new",
+                archive.address(&key)
+            ));
+            None
+        }
+    };
+    let fresh = last.is_none_or(|l| l.findings != findings);
+    DryRunNews { findings, fresh }
+}
+
+async fn remember_dry_run<A: Archive>(
+    archive: &A,
+    report: &mut RunReport,
+    findings: String,
+    deadline: Deadline,
+) {
+    let record = DryRunRecord {
+        findings,
+        run_id: report.run_id.clone(),
+        evaluated_at: report.evaluated_at,
+        report: report.delivery.s3.clone(),
+    };
+    let key = report.dry_run_record_key();
+    let body = match serde_json::to_vec(&record) {
+        Ok(body) => body,
+        Err(why) => {
+            report.errors.push(format!(
+                "s3: the dry run's record could not be serialised: {why}"
+            ));
+            return;
+        }
+    };
+    if let Err(why) = archive.put(&key, body, deadline).await {
+        tracing::warn!(error = %why, "the dry run's record was not written");
+        report.warnings.push(format!(
+            "{}: this dry run's findings were not remembered ({why}); the next dry run posts them again",
+            archive.address(&key)
+        ));
+    }
 }
 
 /// Writes the whole report to the archive under its own key.
@@ -236,6 +310,15 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
     };
     let _ = writeln!(out, "{}", report.emf_line());
 
+    // A dry run's findings against the last dry run's (announce once): the same findings wait
+    // for the digest instead of posting every hour.
+    let dry_run = match (&app.archive, &app.chat, report.mode) {
+        (Some(archive), Some(_), Mode::DryRun) => {
+            Some(compare_dry_run(archive, report, deadline).await)
+        }
+        _ => None,
+    };
+    let fresh = dry_run.as_ref().is_none_or(|d| d.fresh);
     // What Slack will get is known now, except whether its post works.
     let to_post = match &app.chat {
         None => {
@@ -243,7 +326,7 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
             None
         }
         // `render` says nothing exactly when the report is not noteworthy; it renders once, below.
-        Some(chat) if report.is_noteworthy() && news(report, &app.config) => Some(chat),
+        Some(chat) if report.is_noteworthy() && news(report, &app.config, fresh) => Some(chat),
         Some(_) => {
             tracing::info!("slack: nothing to report, no message");
             report.delivery.slack = Some(SlackStatus::NothingToReport);
@@ -301,6 +384,14 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
             logged: &logged,
         };
         record_announcements(app, report, &reached, deadline).await;
+    }
+    // Remembered only once the channel has it (or nothing was to be posted): a failed post is
+    // news again next hour.
+    if let (Some(archive), Some(d)) = (&app.archive, dry_run) {
+        let told = !matches!(report.delivery.slack, Some(SlackStatus::Failed(_)));
+        if d.fresh && told {
+            remember_dry_run(archive, report, d.findings, deadline).await;
+        }
     }
     // The copy already written says "slack: null"; write it again with what happened since.
     let changed =

@@ -87,6 +87,10 @@ impl Archive for NoArchive {
     async fn put(&self, _: &str, _: Vec<u8>, _: Deadline) -> Result<(), ArchiveError> {
         Ok(())
     }
+
+    async fn get(&self, _: &str, _: Deadline) -> Result<Option<Vec<u8>>, ArchiveError> {
+        Ok(None)
+    }
 }
 
 type TestApp = App<MemoryFleet, NoArchive, TestChat, TestMail>;

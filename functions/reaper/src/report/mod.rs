@@ -263,6 +263,40 @@ impl RunReport {
         )
     }
 
+    /// Where a dry run keeps the fingerprint of its findings for the next one (announce once,
+    /// SPEC §8): beside the account-region's reports, outside the dated prefixes of the evidence.
+    pub fn dry_run_record_key(&self) -> String {
+        format!("reports/{}/{}/last-dry-run.json", self.account, self.region)
+    }
+
+    /// A fingerprint of what the run found: each instance's id, verdict and outcome (and, where
+    /// it is the instance's own, its date), the circuits and their sizes. Two dry runs with the
+    /// same findings have the same fingerprint; a stamp's would-be date moves with the clock and
+    /// is left out, as is every free text.
+    pub(crate) fn findings(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut lines: Vec<&InstanceReport> = self.instances.iter().collect();
+        lines.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let mut hash = Sha256::new();
+        for i in lines {
+            let outcome = i.outcome.map_or("-", <&'static str>::from);
+            let date = match i.verdict {
+                VerdictKind::Stamp => None,
+                _ => i.termination_date,
+            };
+            hash.update(format!(
+                "{} {} {outcome} {}\n",
+                i.id,
+                <&'static str>::from(i.verdict),
+                date.map(crate::policy::format_date).unwrap_or_default()
+            ));
+        }
+        for c in &self.circuits {
+            hash.update(format!("circuit {:?} {}\n", c.action, c.planned));
+        }
+        hex::encode(hash.finalize())
+    }
+
     pub(crate) fn new(
         run_id: String,
         account: String,
