@@ -719,3 +719,149 @@ async fn an_unreadable_enrolment_time_holds_every_action_and_says_why() {
     assert_eq!(rig.state(&due).await.0, InstanceStateName::Running);
     assert!(!r.api_calls.contains_key("TerminateInstances"));
 }
+
+/// Issue 18: the README's rollout ("Changing settings"), step by step, through the real binary
+/// against moto. Dry run: nothing changes. Live with MAX_TERMINATIONS=0 and MAX_STOPS=0: stamps
+/// and announcements happen, every termination and stop is held and reported. Caps raised: the
+/// stop happens, but the date first announced in the held phase waits its WARN_WINDOW; once that
+/// has passed (the record is the reaper's only memory, so the test ages the record it wrote), it
+/// is terminated.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readmes_rollout_holds_every_action_until_told_and_then_acts() {
+    let moto = Moto::start();
+    let phase = |extra: &[(&str, &str)]| {
+        let runtime = RuntimeApi::start(REGION);
+        let mut env = moto.env(REGION);
+        env.push(("GRACE_PERIOD".into(), "0m".into()));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let function = Function::spawn(&reaper_binary(), &runtime, &env);
+        let v = function
+            .invoke(&runtime, fixture("schedule.json"), TIMEOUT, DEADLINE)
+            .unwrap_response();
+        serde_json::from_value::<RunReport>(v).unwrap()
+    };
+    let ec2 = moto.ec2(REGION);
+    let passed = reaper_e2e::launch(
+        &ec2,
+        1,
+        &[
+            ("termination_date", "2020-01-01T00:00:00Z"),
+            ("owner", "kim"),
+        ],
+    )
+    .await
+    .remove(0);
+    let lifetime = reaper_e2e::launch(&ec2, 1, &[("lifetime", "30d"), ("owner", "kim")])
+        .await
+        .remove(0);
+    let untagged = reaper_e2e::launch(&ec2, 1, &[("owner", "bo")])
+        .await
+        .remove(0);
+    let look = |id: String| {
+        let ec2 = ec2.clone();
+        async move {
+            let out = ec2
+                .describe_instances()
+                .instance_ids(&id)
+                .send()
+                .await
+                .unwrap();
+            let i = out.reservations()[0].instances()[0].clone();
+            let tags: Vec<(String, String)> = i
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+                .collect();
+            (i.state().unwrap().name().unwrap().clone(), tags)
+        }
+    };
+    let outcome = |r: &RunReport, id: &str| {
+        r.instances
+            .iter()
+            .find(|i| i.id == id)
+            .and_then(|i| i.outcome)
+            .map(|o| o.to_string())
+    };
+
+    // 1. Dry run: what the live run would do (the never-announced date first announced, the
+    // stop), and nothing done.
+    let dry = phase(&[]);
+    assert_eq!(outcome(&dry, &passed).as_deref(), Some("deferred"));
+    assert_eq!(outcome(&dry, &untagged).as_deref(), Some("would"));
+    for id in [&passed, &lifetime, &untagged] {
+        let (state, tags) = look(id.clone()).await;
+        assert_eq!(state, InstanceStateName::Running);
+        assert!(
+            tag(&tags, "reaper:announced").is_none() && tag(&tags, "reaper:stopped_at").is_none()
+        );
+    }
+    assert_eq!(
+        tag(&look(lifetime.clone()).await.1, "termination_date"),
+        None
+    );
+
+    // 2. Live, both caps 0: stamped and announced; nothing terminated or stopped, and why.
+    let held = phase(&[
+        ("LIVEMODE", "true"),
+        ("MAX_TERMINATIONS", "0"),
+        ("MAX_STOPS", "0"),
+    ]);
+    assert!(!held.api_calls.contains_key("TerminateInstances"));
+    assert!(!held.api_calls.contains_key("StopInstances"));
+    assert_eq!(outcome(&held, &untagged).as_deref(), Some("circuit-open"));
+    assert!(
+        held.circuits
+            .iter()
+            .any(|c| c.message.contains("MAX_STOPS")),
+        "{:?}",
+        held.circuits
+    );
+    // The passed date was never announced: the gate defers it before the cap is asked.
+    assert_eq!(outcome(&held, &passed).as_deref(), Some("deferred"));
+    let (_, tags) = look(passed.clone()).await;
+    let told = tag(&tags, "reaper:announced")
+        .expect("announced while the cap holds")
+        .to_string();
+    assert!(
+        told.starts_with("terminate 2020-01-01T00:00:00Z told "),
+        "{told}"
+    );
+    let (_, tags) = look(lifetime.clone()).await;
+    assert!(
+        tag(&tags, "termination_date").is_some(),
+        "stamped while the caps hold"
+    );
+
+    // 3. Caps raised: the stop happens; the date announced an instant ago still waits.
+    let raised = phase(&[("LIVEMODE", "true")]);
+    assert_eq!(outcome(&raised, &untagged).as_deref(), Some("done"));
+    assert_eq!(look(untagged.clone()).await.0, InstanceStateName::Stopped);
+    assert_eq!(outcome(&raised, &passed).as_deref(), Some("deferred"));
+    assert_eq!(look(passed.clone()).await.0, InstanceStateName::Running);
+    let line = raised.instances.iter().find(|i| i.id == passed).unwrap();
+    assert!(
+        line.reason.contains("the notice period runs until"),
+        "{}",
+        line.reason
+    );
+
+    // 4. A WARN_WINDOW (1 day) after the announcement: terminated.
+    let when = told.rsplit(' ').next().unwrap();
+    let aged = reaper::policy::format_date(
+        chrono::DateTime::parse_from_rfc3339(when).unwrap().to_utc() - chrono::TimeDelta::days(1),
+    );
+    ec2.create_tags()
+        .resources(&passed)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("reaper:announced")
+                .value(format!("terminate 2020-01-01T00:00:00Z told {aged}"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let after = phase(&[("LIVEMODE", "true")]);
+    assert_eq!(outcome(&after, &passed).as_deref(), Some("done"));
+    assert_ne!(look(passed.clone()).await.0, InstanceStateName::Running);
+}

@@ -304,6 +304,13 @@ impl Config {
                 });
             }
             cfg.notice_from = Some(v);
+            // SPEC §8: an owner no channel reaches is told in the channel's message; with e-mail
+            // alone there is none, so the notice gate never lets their instances go.
+            if cfg.slack_webhook.is_none() && cfg.slack_webhook_secret_arn.is_none() {
+                cfg.warnings.push(
+                    "NOTICE_FROM without SLACKWEBHOOK or SLACKWEBHOOK_SECRET_ARN: only owners whose owner tag is an e-mail address can be told, so an instance whose owner tag is anything else (or missing) is never announced and its termination is deferred for good; set a Slack webhook to reach them in the channel".into(),
+                );
+            }
         }
         cfg.notices = Notices::from_lookup(&lookup, &mut cfg.warnings)?;
         cfg.stack_id = lookup("REAPER_STACK_ID").filter(|v| !v.trim().is_empty());
@@ -647,6 +654,29 @@ mod tests {
         assert_eq!(c.notice_from, None);
     }
 
+    /// Only e-mail configured: owners known by name only can never be told, so their
+    /// terminations wait for ever (SPEC §8). Said at start-up and in every report.
+    #[test]
+    fn e_mail_without_slack_warns_that_some_owners_cannot_be_told() {
+        let c = cfg(&[("NOTICE_FROM", "reaper@example.com")]).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].starts_with("NOTICE_FROM without SLACKWEBHOOK")
+                && c.warnings[0].contains("deferred for good"),
+            "{}",
+            c.warnings[0]
+        );
+        let c = cfg(&[
+            ("NOTICE_FROM", "reaper@example.com"),
+            (
+                "SLACKWEBHOOK",
+                "https://hooks.slack.com/services/T000/B000/XXXX",
+            ),
+        ])
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
     #[test]
     fn owner_variables_parse() {
         let c = cfg(&[
@@ -654,6 +684,10 @@ mod tests {
             ("ALLOW_INDEFINITE", "false"),
             ("ACTION_WINDOW", "mon-fri 09:00-17:00 Europe/Berlin"),
             ("NOTICE_FROM", "reaper@example.com"),
+            (
+                "SLACKWEBHOOK_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hook-AbCdEf",
+            ),
         ])
         .unwrap();
         assert_eq!(c.rules.max_lifetime, Some(TimeDelta::days(90)));
