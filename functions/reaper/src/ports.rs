@@ -175,7 +175,8 @@ pub trait Fleet: Send + Sync {
         }
     }
 
-    /// At most `MAX_BATCH` ids; answers for every one of them, in any order.
+    /// At most `ResourceKind::Ec2Instance.max_batch()` ids; answers for every one of them, in any
+    /// order.
     fn apply(
         &self,
         mutation: Mutation<'_>,

@@ -1,5 +1,6 @@
 //! Verdicts -> Plan: what to call, in batches, within the blast-radius caps (SPEC §5, §6).
 
+use super::resource::ResourceKind;
 use super::tags::{format_date, TERMINATION_DATE};
 use super::verdict::Verdict;
 use chrono::{DateTime, Utc};
@@ -8,7 +9,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// EC2 accepts at most this many instance ids in one mutating call.
-pub(crate) const MAX_BATCH: usize = 1000;
 /// EC2 tag values are at most 256 characters.
 pub(crate) const MAX_TAG_VALUE_CHARS: usize = 256;
 pub(crate) const STOPPED_AT_TAG: &str = "reaper:stopped_at";
@@ -147,16 +147,19 @@ impl Circuit {
 
 pub(crate) type TagSet = Vec<(String, String)>;
 
-/// One mutating call: a tag set (empty for terminate/stop) and at most `MAX_BATCH` ids.
+/// One mutating call on resources of one kind: a tag set (empty for terminate/stop) and at
+/// most `kind.max_batch()` ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
+    pub kind: ResourceKind,
     pub tags: TagSet,
     pub ids: Vec<String>,
 }
 
-/// What a run will do, in the order it will do it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a run will do to the resources of one kind, in the order it will do it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    pub kind: ResourceKind,
     /// CreateTags `termination_date=<stamp>`, grouped by value. Never capped: tagging destroys nothing.
     pub stamps: Vec<Batch>,
     /// TerminateInstances; ids stamped in this run come after their stamp succeeds.
@@ -186,15 +189,17 @@ impl Plan {
     }
 
     /// StopInstances, regardless of reason (the reason is a tag, not a reason to split the
-    /// call): every id of `stop_tags`, at most `MAX_BATCH` a call. Borrowed: a second owned
-    /// list of 35 000 ids cost 2 MB at 100 000 instances.
+    /// call): every id of `stop_tags`, at most `kind.max_batch()` a call. Borrowed: a second
+    /// owned list of 35 000 ids cost 2 MB at 100 000 instances.
     pub fn stops(&self) -> Vec<Vec<&str>> {
         let all: Vec<&str> = self
             .stop_tags
             .iter()
             .flat_map(|b| b.ids.iter().map(String::as_str))
             .collect();
-        all.chunks(MAX_BATCH).map(<[&str]>::to_vec).collect()
+        all.chunks(self.kind.max_batch())
+            .map(<[&str]>::to_vec)
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -207,13 +212,19 @@ pub fn tag_value(s: &str) -> String {
     s.chars().take(MAX_TAG_VALUE_CHARS).collect()
 }
 
-/// Builds the plan. `now` is what `reaper:stopped_at` records.
+/// Builds the plan for EC2 instances. `now` is what `reaper:stopped_at` records.
 pub fn plan<'a>(
     verdicts: impl IntoIterator<Item = (&'a str, &'a Verdict)>,
     caps: &Caps,
     now: DateTime<Utc>,
 ) -> Plan {
-    plan_with(verdicts, caps, now, Acting::default())
+    plan_with(
+        ResourceKind::Ec2Instance,
+        verdicts,
+        caps,
+        now,
+        Acting::default(),
+    )
 }
 
 /// The reason tag of an expired instance stopped at launch rather than terminated (SPEC §7).
@@ -244,8 +255,9 @@ impl Default for Acting {
     }
 }
 
-/// `plan`, acting as `acting` says.
+/// `plan` for the resources of `kind` (the ids of `verdicts`), acting as `acting` says.
 pub fn plan_with<'a>(
+    kind: ResourceKind,
     verdicts: impl IntoIterator<Item = (&'a str, &'a Verdict)>,
     caps: &Caps,
     now: DateTime<Utc>,
@@ -291,13 +303,18 @@ pub fn plan_with<'a>(
         }
     }
 
+    let batches = |groups| batches(kind, groups);
     let mut plan = Plan {
+        kind,
         stamps: batches(stamps),
-        ..Plan::default()
+        terminations: Vec::new(),
+        stop_tags: Vec::new(),
+        withheld: BTreeMap::new(),
+        circuits: Vec::new(),
     };
     let stop_count: usize = stops.values().map(Vec::len).sum();
     if caps.terminations.allows(terminate.len()) {
-        plan.terminations = batches([(Vec::new(), terminate)]);
+        plan.terminations = batches(BTreeMap::from([(Vec::new(), terminate)]));
     } else {
         plan.circuits.push(Circuit {
             action: Action::Terminate,
@@ -321,12 +338,13 @@ pub fn plan_with<'a>(
     plan
 }
 
-fn batches(groups: impl IntoIterator<Item = (TagSet, Vec<String>)>) -> Vec<Batch> {
+fn batches(kind: ResourceKind, groups: BTreeMap<TagSet, Vec<String>>) -> Vec<Batch> {
     groups
         .into_iter()
         .flat_map(|(tags, ids)| {
-            ids.chunks(MAX_BATCH)
+            ids.chunks(kind.max_batch())
                 .map(|chunk| Batch {
+                    kind,
                     tags: tags.clone(),
                     ids: chunk.to_vec(),
                 })
@@ -551,6 +569,7 @@ mod tests {
             ("i-2".to_string(), stamped),
         ];
         let p = plan_with(
+            ResourceKind::Ec2Instance,
             verdicts.iter().map(|(i, v)| (i.as_str(), v)),
             &Caps::default(),
             now(),
@@ -578,6 +597,7 @@ mod tests {
             ("i-3".to_string(), stop()),
         ];
         let p = plan_with(
+            ResourceKind::Ec2Instance,
             verdicts.iter().map(|(i, v)| (i.as_str(), v)),
             &Caps {
                 terminations: Cap::Limited(0),

@@ -9,6 +9,16 @@ pub enum ResourceKind {
     Ec2Instance,
 }
 
+impl ResourceKind {
+    /// The most ids one mutating call takes: EC2's TerminateInstances, StopInstances and
+    /// CreateTags accept 1000 (and one DescribeInstances filter page answers for as many).
+    pub(crate) fn max_batch(self) -> usize {
+        match self {
+            ResourceKind::Ec2Instance => 1000,
+        }
+    }
+}
+
 /// One resource: its kind and its AWS id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourceId {

@@ -3,7 +3,9 @@
 
 use super::request::STOPPED_AT_LAUNCH;
 use crate::policy::announce::{Announcement, Deed, Provenance, ANNOUNCED_TAG};
-use crate::policy::{format_date, Instance, InstanceState, NoticeKind, Verdict, VerdictKind};
+use crate::policy::{
+    format_date, Instance, InstanceState, NoticeKind, ResourceKind, Verdict, VerdictKind,
+};
 use crate::ports::{ApiError, ErrorKind, IdOutcome};
 use chrono::{DateTime, Utc};
 use std::fmt;
@@ -233,19 +235,35 @@ impl Entry {
     }
 }
 
-/// Every judged instance of a run that needs anything, by id; those judged `keep` are counted.
+/// Every judged resource of one kind that needs anything, keyed by its id within that kind
+/// (a second kind, an EBS volume, is a second ledger); those judged `keep` are counted.
 ///
 /// No index beside the entries: once the listing is done, `seal` sorts them by id and lookups
 /// are binary searches. A map of 80 000 ids cost 17 MB at 100 000 instances (heaptrack, issue
 /// 17) — more than half of what the entries themselves hold.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Ledger {
+    kind: ResourceKind,
     entries: Vec<Entry>,
     kept: u64,
     sorted: bool,
 }
 
 impl Ledger {
+    pub(crate) fn new(kind: ResourceKind) -> Self {
+        Ledger {
+            kind,
+            entries: Vec::new(),
+            kept: 0,
+            sorted: false,
+        }
+    }
+
+    /// The kind of every resource in it: what the plan batches for and how many a call takes.
+    pub(crate) fn kind(&self) -> ResourceKind {
+        self.kind
+    }
+
     /// Enters one judged instance as it is listed: `keep` is only counted; anything else is
     /// kept as its `Fact`.
     pub(crate) fn enter(&mut self, instance: Instance, verdict: Verdict, owner_tag: &str) {
@@ -402,7 +420,7 @@ mod tests {
         let verdict = Verdict::Stop {
             problem: crate::policy::Problem::Missing { near_miss: None },
         };
-        let mut ledger = Ledger::default();
+        let mut ledger = Ledger::new(ResourceKind::Ec2Instance);
         ledger.enter(instance.clone(), verdict.clone(), "owner");
         ledger.enter(instance, verdict, "owner");
         ledger.seal();
@@ -458,7 +476,7 @@ mod tests {
 
     #[test]
     fn keep_is_counted_not_held_and_the_rest_as_its_facts() {
-        let mut l = Ledger::default();
+        let mut l = Ledger::new(ResourceKind::Ec2Instance);
         let tags = [
             ("Name", "web"),
             ("team", "x"),

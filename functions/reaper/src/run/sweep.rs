@@ -7,10 +7,12 @@ use crate::config::Config;
 use crate::policy::announce::{
     gate, gate_stop, Announcement, Deed, DeferReason, Gate, Notice, ANNOUNCED_TAG,
 };
-use crate::policy::plan::{Batch, Plan, MAX_BATCH};
+use crate::policy::plan::{Batch, Plan};
 use crate::policy::tags::TERMINATION_DATE;
 use crate::policy::verdict::StampRule;
-use crate::policy::{judge, plan_with, Acting, Instance, InstanceState, Verdict, VerdictKind};
+use crate::policy::{
+    judge, plan_with, Acting, Instance, InstanceState, ResourceKind, Verdict, VerdictKind,
+};
 use crate::ports::{ApiError, Fleet, IdOutcome, Mutation};
 use chrono::Utc;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -46,7 +48,7 @@ pub(crate) async fn sweep<F: Fleet>(
 
     // Each page is judged as it arrives and only what needs anything is kept, as compact facts:
     // memory follows what the run acts on or reports, not the size of the fleet.
-    let mut ledger = Ledger::default();
+    let mut ledger = Ledger::new(ResourceKind::Ec2Instance);
     let mut found: HashSet<String> = HashSet::new();
     let wanted: Option<Vec<&str>> = req
         .ids
@@ -68,7 +70,7 @@ pub(crate) async fn sweep<F: Fleet>(
             "listing instances failed, nothing was judged: {err}"
         ));
         // Half a fleet is not judged: nothing of what was listed is acted on or reported.
-        ledger = Ledger::default();
+        ledger = Ledger::new(ResourceKind::Ec2Instance);
     }
     ledger.seal();
     if let (Some(wanted), true) = (&req.ids, errors.is_empty()) {
@@ -136,6 +138,7 @@ pub(crate) async fn sweep<F: Fleet>(
     // Outside ACTION_WINDOW nobody may be around to react: terminations and stops wait.
     let outside = cfg.action_window.as_ref().and_then(|w| w.deferral(req.now));
     let the_plan = plan_with(
+        ledger.kind(),
         ledger
             .entries()
             .iter()
@@ -419,7 +422,7 @@ async fn act<F: Fleet>(
         }
     }
     for (value, ids) in records {
-        for chunk in ids.chunks(MAX_BATCH) {
+        for chunk in ids.chunks(ledger.kind().max_batch()) {
             let tags = vec![(ANNOUNCED_TAG.to_string(), value.clone())];
             let results = fleet.apply(Mutation::Tag(&tags), chunk, req.deadline).await;
             let (_, lost) = ledger.record(Step::Announce, results);
