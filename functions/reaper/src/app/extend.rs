@@ -35,16 +35,28 @@ pub enum TagWrite {
     NotAttempted,
 }
 
-/// Extends each of `ids` among `listed` (the instances as listed now), in the order given.
+/// The named instances as listed now (one DescribeInstances per 1000 ids), in a judged state:
+/// what extend and why work on. Ids not listed are simply absent.
+pub(crate) async fn named<F: Fleet>(
+    fleet: &F,
+    ids: &[String],
+    deadline: Deadline,
+) -> Result<Vec<Instance>, ApiError> {
+    let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
+    fleet.list(Some(&wanted), deadline).await
+}
+
+/// Extends each of `ids` (listed now), in the order given. `Err`: the listing failed, nothing
+/// was written.
 pub async fn extend<F: Fleet>(
     fleet: &F,
     ids: &[String],
-    listed: &[Instance],
     how: Extension,
     now: DateTime<Utc>,
     rules: &Rules,
     deadline: Deadline,
-) -> Vec<(String, Extend)> {
+) -> Result<Vec<(String, Extend)>, ApiError> {
+    let listed = named(fleet, ids, deadline).await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(instance) = listed.iter().find(|i| &i.id == id) else {
@@ -84,7 +96,7 @@ pub async fn extend<F: Fleet>(
             },
         ));
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -114,18 +126,21 @@ mod tests {
             inst("i-b", "indefinite"),
         ]);
         let ids = ["i-missing", "i-a", "i-b"].map(String::from);
-        let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let listed = fleet.list(Some(&wanted), Deadline::NONE).await.unwrap();
         let got = extend(
             &fleet,
             &ids,
-            &listed,
             Extension::By(TimeDelta::days(2)),
             now,
             &Rules::default(),
             Deadline::NONE,
         )
-        .await;
+        .await
+        .unwrap();
+        assert_eq!(
+            fleet.calls("DescribeInstances"),
+            1,
+            "one listing for all the ids"
+        );
         assert_eq!(got[0], ("i-missing".to_string(), Extend::NotFound));
         let Extend::Tried {
             old, new, write, ..

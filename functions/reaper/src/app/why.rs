@@ -1,26 +1,33 @@
-//! The why use case: the verdict on each named instance as listed, at a given time. The caller
-//! renders it (`report::explain`).
+//! The why use case: the verdict on each named instance as listed now, at a given time. The
+//! caller renders it (`report::explain`).
 
+use super::extend::named;
 use crate::policy::{judge, Instance, Rules, Verdict};
+use crate::ports::{ApiError, Deadline, Fleet};
 use chrono::{DateTime, Utc};
 
-/// Each of `ids` in the order given, with its instance among `listed` and the verdict on it
-/// at `now`, or `None` when it is not listed in a judged state.
-pub fn why<'a>(
-    ids: &'a [String],
-    listed: &'a [Instance],
+/// Each of `ids` in the order given, with its instance as listed now and the verdict on it at
+/// `now`, or `None` when it is not listed in a judged state. `Err`: the listing failed.
+pub async fn why<F: Fleet>(
+    fleet: &F,
+    ids: &[String],
     now: DateTime<Utc>,
     rules: &Rules,
-) -> Vec<(&'a str, Option<(&'a Instance, Verdict)>)> {
-    ids.iter()
+    deadline: Deadline,
+) -> Result<Vec<(String, Option<(Instance, Verdict)>)>, ApiError> {
+    let listed = named(fleet, ids, deadline).await?;
+    Ok(ids
+        .iter()
         .map(|id| {
-            let found = listed.iter().find(|i| &i.id == id);
-            (
-                id.as_str(),
-                found.map(|instance| (instance, judge(instance, now, rules))),
-            )
+            // Cloned: an id may be named twice.
+            let found = listed.iter().find(|i| &i.id == id).cloned();
+            let judged = found.map(|instance| {
+                let verdict = judge(&instance, now, rules);
+                (instance, verdict)
+            });
+            (id.clone(), judged)
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -29,8 +36,8 @@ mod tests {
     use crate::policy::{InstanceState, VerdictKind};
     use chrono::TimeZone;
 
-    #[test]
-    fn each_id_gets_its_verdict_or_none_in_the_order_given() {
+    #[tokio::test]
+    async fn each_id_gets_its_verdict_or_none_in_the_order_given() {
         let now = Utc.with_ymd_and_hms(2030, 1, 2, 0, 0, 0).unwrap();
         let expired = Instance {
             id: "i-a".into(),
@@ -45,8 +52,10 @@ mod tests {
             .collect(),
         };
         let ids = ["i-missing", "i-a"].map(String::from);
-        let listed = [expired];
-        let got = why(&ids, &listed, now, &Rules::default());
+        let fleet = crate::adapters::memory::MemoryFleet::new([expired]);
+        let got = why(&fleet, &ids, now, &Rules::default(), Deadline::NONE)
+            .await
+            .unwrap();
         assert_eq!(got[0].0, "i-missing");
         assert!(got[0].1.is_none());
         let (instance, verdict) = got[1].1.as_ref().unwrap();

@@ -1,0 +1,56 @@
+//! `check-config`: the function's own validation of a set of variables, before a deploy.
+
+use reaper::config::{near_miss, Config, KNOWN_VARS};
+use std::process::ExitCode;
+
+/// `check-config NAME=VALUE...`: the function's own validation of exactly these variables.
+pub(crate) fn check_config(pairs: &[String]) -> ExitCode {
+    let mut vars = std::collections::BTreeMap::new();
+    let mut errors = Vec::new();
+    for pair in pairs {
+        // Only the name is ever shown: a value may be the webhook.
+        let Some((name, value)) = pair.split_once('=') else {
+            let shown: String = pair.chars().take_while(|c| *c != '=').take(40).collect();
+            errors.push(format!(
+                "{shown:?} is not NAME=VALUE; write e.g. MAX_STOPS=200"
+            ));
+            continue;
+        };
+        if !KNOWN_VARS.contains(&name) {
+            errors.push(match near_miss(name) {
+                Some(known) => {
+                    format!("{name} is not a variable the reaper reads; did you mean {known}?")
+                }
+                None => format!(
+                    "{name} is not a variable the reaper reads; it reads {}",
+                    KNOWN_VARS.join(", ")
+                ),
+            });
+        } else if vars.insert(name.to_string(), value.to_string()).is_some() {
+            errors.push(format!("{name} is given twice; give it once"));
+        }
+    }
+    // Each variable alone first, so that every bad value is named, not only the first.
+    for (name, value) in &vars {
+        if let Err(err) = Config::from_lookup(|n| (n == name).then(|| value.clone())) {
+            errors.push(format!("configuration error: {err}"));
+        }
+    }
+    if errors.is_empty() {
+        match Config::from_lookup(|name| vars.get(name).cloned()) {
+            Ok(config) => {
+                for warning in &config.warnings {
+                    anstream::eprintln!("reaperctl: warning: {warning}");
+                }
+                println!("configuration ok");
+                return ExitCode::SUCCESS;
+            }
+            // The same words as the function's start-up error.
+            Err(err) => errors.push(format!("configuration error: {err}")),
+        }
+    }
+    for error in errors {
+        anstream::eprintln!("reaperctl: {error}");
+    }
+    ExitCode::from(2)
+}
