@@ -262,7 +262,7 @@ mod tests {
             mailer: None,
             config: Config::default(),
             region: "eu-west-1".into(),
-            enrolment: crate::adapters::cloudformation::Enrolment::none(),
+            enrolment: crate::app::Enrolment::none(),
         }
     }
 

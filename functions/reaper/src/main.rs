@@ -7,9 +7,10 @@ use lambda_runtime::{
     layers::TracingLayer, service_fn, Error, LambdaEvent, LambdaInvocation, Runtime,
 };
 use reaper::adapters::{
-    cloudformation::Enrolment, ec2::Ec2Fleet, load_sdk_config, s3::S3Archive, ses::Mailer,
+    cloudformation::StackCreation, ec2::Ec2Fleet, load_sdk_config, s3::S3Archive, ses::Mailer,
     slack::SlackWebhook,
 };
+use reaper::app::Enrolment;
 use reaper::config::Config;
 use reaper::event::{EventPayload, RawEvent};
 use reaper::handler::{account_from_arn, handle, App, Invocation};
@@ -46,7 +47,11 @@ async fn main() -> Result<(), Error> {
         chat: SlackWebhook::configured(&config, &sdk, fleet.counter()),
         mailer: Mailer::configured(&config, &sdk, fleet.counter()),
         enrolment: match &config.stack_id {
-            Some(stack) => Enrolment::from_sdk(&sdk, stack.clone(), fleet.counter()),
+            Some(stack) => Enrolment::of_stack(StackCreation::from_sdk(
+                &sdk,
+                stack.clone(),
+                fleet.counter(),
+            )),
             None => Enrolment::none(),
         },
         fleet,

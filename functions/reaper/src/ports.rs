@@ -313,6 +313,17 @@ pub enum MailError {
     Refused(ApiError),
 }
 
+/// Where the enrolment time comes from: the creation time of the stack that deployed the
+/// reaper. Boxed, so the use cases hold one without another type parameter.
+pub trait StackClock: Send + Sync {
+    /// The stack, as a person names it in a message.
+    fn stack(&self) -> &str;
+    fn created_at(
+        &self,
+        deadline: Deadline,
+    ) -> futures::future::BoxFuture<'_, Result<chrono::DateTime<chrono::Utc>, ApiError>>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

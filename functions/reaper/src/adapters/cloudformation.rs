@@ -1,12 +1,13 @@
 //! When the reaper was enrolled in this account and region (issue 18): the creation time of the
-//! stack that deployed it (`REAPER_STACK_ID`), read with DescribeStacks once per container. An
-//! instance first launched before it gets ENROLMENT_NOTICE before any stop or termination.
+//! stack that deployed it (`REAPER_STACK_ID`), read with DescribeStacks (`app::Enrolment` reads
+//! it once per container). An instance first launched before it gets ENROLMENT_NOTICE before any
+//! stop or termination.
 
 use super::{api_error, within, CallCounter};
-use crate::ports::{ApiError, Deadline, ErrorKind};
+use crate::ports::{ApiError, Deadline, ErrorKind, StackClock};
 use aws_smithy_types::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
-use std::sync::Mutex;
+use futures::future::BoxFuture;
 use std::time::Duration;
 
 /// One DescribeStacks, retries included, and one attempt of it: a small answer, so a hung
@@ -50,22 +51,13 @@ pub(crate) async fn stack_created_at(
     .await
 }
 
-/// Where the enrolment time comes from, and what was read (cached for the container's life; a
-/// failed read is tried again by the next run).
-pub struct Enrolment {
-    stack: Option<(aws_sdk_cloudformation::Client, String)>,
-    known: Mutex<Option<DateTime<Utc>>>,
+/// The creation time of the stack that deployed the reaper, read through CloudFormation.
+pub struct StackCreation {
+    client: aws_sdk_cloudformation::Client,
+    stack_id: String,
 }
 
-impl Enrolment {
-    /// No stack to read: only ENROLLED_AT, if set, marks instances as pre-enrolment.
-    pub fn none() -> Self {
-        Enrolment {
-            stack: None,
-            known: Mutex::new(None),
-        }
-    }
-
+impl StackCreation {
     /// Reads `stack_id`'s creation time through the SDK configuration, every attempt counted.
     pub fn from_sdk(sdk: &aws_config::SdkConfig, stack_id: String, calls: &CallCounter) -> Self {
         let conf = aws_sdk_cloudformation::config::Builder::from(sdk)
@@ -77,40 +69,19 @@ impl Enrolment {
                     .operation_timeout(OPERATION_TIMEOUT)
                     .build(),
             );
-        Enrolment {
-            stack: Some((
-                aws_sdk_cloudformation::Client::from_conf(conf.build()),
-                stack_id,
-            )),
-            known: Mutex::new(None),
+        StackCreation {
+            client: aws_sdk_cloudformation::Client::from_conf(conf.build()),
+            stack_id,
         }
     }
+}
 
-    /// The enrolment time: `explicit` (ENROLLED_AT) when set, else the stack's creation time,
-    /// else `None` (nothing is known: no instance counts as pre-enrolment). A failed read is an
-    /// error a person can act on; the caller treats every instance as pre-enrolment.
-    pub(crate) async fn enrolled_at(
-        &self,
-        explicit: Option<DateTime<Utc>>,
-        deadline: Deadline,
-    ) -> Result<Option<DateTime<Utc>>, String> {
-        if explicit.is_some() {
-            return Ok(explicit);
-        }
-        let Some((client, stack_id)) = &self.stack else {
-            return Ok(None);
-        };
-        if let Some(at) = *self.known.lock().unwrap_or_else(|p| p.into_inner()) {
-            return Ok(Some(at));
-        }
-        let at = stack_created_at(client, stack_id, deadline)
-            .await
-            .map_err(|err| {
-                format!(
-                    "enrolment: reading when stack {stack_id} (REAPER_STACK_ID) was created failed: {err}; this run treats every instance as launched before enrolment, so nothing is stopped or terminated without ENROLMENT_NOTICE (set ENROLLED_AT, or allow cloudformation:DescribeStacks on the stack)"
-                )
-            })?;
-        *self.known.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
-        Ok(Some(at))
+impl StackClock for StackCreation {
+    fn stack(&self) -> &str {
+        &self.stack_id
+    }
+
+    fn created_at(&self, deadline: Deadline) -> BoxFuture<'_, Result<DateTime<Utc>, ApiError>> {
+        Box::pin(stack_created_at(&self.client, &self.stack_id, deadline))
     }
 }

@@ -27,7 +27,7 @@ pub struct App<F, A, C, M> {
     pub config: Config,
     pub region: String,
     /// When the reaper was enrolled here (the stack's creation time, read once).
-    pub enrolment: crate::adapters::cloudformation::Enrolment,
+    pub enrolment: super::Enrolment,
 }
 
 /// Owner notices (SPEC §8), after the channel's message: one e-mail per owner with an address

@@ -121,7 +121,7 @@ fn rig(fleet: MemoryFleet, config: Config, mail: bool) -> (TestApp, Switches) {
         mailer: mail.then(|| TestMail(sw.clone())),
         config,
         region: "eu-west-1".into(),
-        enrolment: crate::adapters::cloudformation::Enrolment::none(),
+        enrolment: crate::app::Enrolment::none(),
     };
     (app, sw)
 }

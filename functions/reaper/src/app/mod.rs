@@ -3,6 +3,7 @@
 //! adapters to these.
 
 mod deliver;
+mod enrolment;
 mod extend;
 #[cfg(test)]
 mod gate_tests;
@@ -11,6 +12,7 @@ mod why;
 
 pub use deliver::deliver;
 pub use deliver::{App, MAX_LOG_LINE_BYTES};
+pub use enrolment::Enrolment;
 pub use extend::{extend, Extend, TagWrite};
 pub use sweep::sweep;
 pub use why::why;

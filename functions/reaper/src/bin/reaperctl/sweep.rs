@@ -7,10 +7,8 @@ use chrono::Utc;
 use futures::stream::{self, StreamExt};
 use reaper::adapters::ec2::{Ec2Fleet, Progress};
 use reaper::adapters::{account_id, check_region, enabled_regions};
-use reaper::adapters::{
-    cloudformation::Enrolment, s3::S3Archive, ses::Mailer, slack::SlackWebhook,
-};
-use reaper::app::{self, sweep, App};
+use reaper::adapters::{s3::S3Archive, ses::Mailer, slack::SlackWebhook};
+use reaper::app::{self, sweep, App, Enrolment};
 use reaper::config::Config;
 use reaper::ports::Deadline;
 use reaper::report::{table, Outcome, RunReport};
