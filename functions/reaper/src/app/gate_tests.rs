@@ -580,19 +580,24 @@ async fn the_dry_runs_owner_preview_lists_every_owner_the_live_run_tells() {
     assert_eq!(owners(&live).len(), 4, "{:?}", owners(&live));
 }
 
-/// Announce once: a simulated day of hourly live runs with one expiring instance and one
-/// untagged one. Before, every noteworthy run posted (24 messages); now the channel hears of
-/// the stop and the first announcement, then once in the digest hour (DIGEST_AT=09, UTC).
-#[tokio::test]
-async fn a_day_of_hourly_runs_posts_news_and_one_digest_not_every_hour() {
+/// One instance whose date comes 20 hours into the day, and one untagged.
+fn a_day_fleet() -> MemoryFleet {
     let date = format_date(t0() + TimeDelta::hours(20));
-    let fleet = MemoryFleet::new([
+    MemoryFleet::new([
         old(
             "i-expiring",
             &[("termination_date", &date), ("owner", "alice")],
         ),
         old("i-untagged", &[("owner", "bob")]),
-    ]);
+    ])
+}
+
+/// Announce once: a simulated day of hourly live runs with one expiring instance and one
+/// untagged one. Before, every noteworthy run posted (24 messages); now the channel hears of
+/// the stop and the first announcement, then once in the digest hour (DIGEST_AT=09, UTC).
+#[tokio::test]
+async fn a_day_of_hourly_runs_posts_news_and_one_digest_not_every_hour() {
+    let fleet = a_day_fleet();
     let (app, sw) = rig(fleet, Config::default(), false);
     let mut before = 0;
     for hour in 0..24 {
@@ -618,14 +623,7 @@ async fn a_day_of_hourly_runs_posts_news_and_one_digest_not_every_hour() {
 /// then only in the digest hour.
 #[tokio::test]
 async fn a_dry_run_day_posts_its_findings_once_and_one_digest() {
-    let date = format_date(t0() + TimeDelta::hours(20));
-    let fleet = MemoryFleet::new([
-        old(
-            "i-expiring",
-            &[("termination_date", &date), ("owner", "alice")],
-        ),
-        old("i-untagged", &[("owner", "bob")]),
-    ]);
+    let fleet = a_day_fleet();
     let (mut app, sw) = rig(fleet, Config::default(), false);
     app.archive = Some(TestArchive::default());
     let mut before = 0;
