@@ -6,39 +6,69 @@
 //! `init_default_subscriber` reads the same variables but writes text unless told JSON and drops
 //! the timestamp, which the report's log line needs beside it.
 
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+//!
+//! The filter is `Targets` (`level` or `target=level`, comma-separated), not `EnvFilter`: the
+//! same directives the function is ever given, without a regex engine in the zip.
+
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 pub fn init() {
     init_with(|name| std::env::var(name).ok());
 }
 
-fn filter(lookup: &impl Fn(&str) -> Option<String>) -> EnvFilter {
-    // The SDK's own chatter stays at warn unless asked for by RUST_LOG directives.
-    let quiet = "aws_config=warn,aws_smithy_runtime=warn";
+/// The SDK's own chatter stays at warn unless RUST_LOG names it.
+const QUIET: [(&str, LevelFilter); 2] = [
+    ("aws_config", LevelFilter::WARN),
+    ("aws_smithy_runtime", LevelFilter::WARN),
+];
+
+/// The filter, and what was refused (said once on stderr: logging is not up yet).
+fn filter(lookup: &impl Fn(&str) -> Option<String>) -> (Targets, Option<String>) {
+    let quiet = |level: LevelFilter| Targets::new().with_targets(QUIET).with_default(level);
     match lookup("AWS_LAMBDA_LOG_LEVEL").filter(|v| !v.is_empty()) {
-        Some(level) => {
-            let level = level.parse::<LevelFilter>().unwrap_or(LevelFilter::INFO);
-            EnvFilter::new(format!("{level},{quiet}"))
-        }
-        None => lookup("RUST_LOG")
-            .and_then(|v| EnvFilter::try_new(v).ok())
-            .unwrap_or_else(|| EnvFilter::new(format!("info,{quiet}"))),
+        Some(v) => match v.parse::<LevelFilter>() {
+            Ok(level) => (quiet(level), None),
+            Err(_) => (
+                quiet(LevelFilter::INFO),
+                Some(format!("AWS_LAMBDA_LOG_LEVEL={v:?} is not a level (TRACE, DEBUG, INFO, WARN, ERROR, FATAL or OFF); logging at INFO")),
+            ),
+        },
+        None => match lookup("RUST_LOG").filter(|v| !v.is_empty()) {
+            None => (quiet(LevelFilter::INFO), None),
+            Some(v) => match v.parse::<Targets>() {
+                Ok(targets) => (targets, None),
+                Err(_) => (
+                    quiet(LevelFilter::INFO),
+                    Some(format!("RUST_LOG={v:?} is not a list of `level` or `target=level` directives (e.g. debug,aws_smithy_runtime=warn); logging at INFO")),
+                ),
+            },
+        },
     }
 }
 
 fn init_with(lookup: impl Fn(&str) -> Option<String>) {
-    let filter = filter(&lookup);
+    let (filter, refused) = filter(&lookup);
+    if let Some(refused) = refused {
+        eprintln!("{refused}");
+    }
     let text = lookup("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("text"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
     let _ = if text {
-        builder.try_init()
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(filter)
+            .try_init()
     } else {
-        builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_target(false)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .with(filter)
             .try_init()
     };
 }
@@ -56,14 +86,34 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        let f = filter(&env(&[
+        let (f, refused) = filter(&env(&[
             ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
             ("RUST_LOG", "error"),
         ]));
-        assert_eq!(f.max_level_hint(), Some(LevelFilter::DEBUG));
-        let f = filter(&env(&[("RUST_LOG", "error")]));
-        assert_eq!(f.max_level_hint(), Some(LevelFilter::ERROR));
-        let f = filter(&env(&[]));
-        assert_eq!(f.max_level_hint(), Some(LevelFilter::INFO));
+        assert_eq!(
+            (f.default_level(), refused),
+            (Some(LevelFilter::DEBUG), None)
+        );
+        assert!(!f.would_enable("aws_smithy_runtime::client", &tracing::Level::INFO));
+        let (f, _) = filter(&env(&[("RUST_LOG", "error")]));
+        assert_eq!(f.default_level(), Some(LevelFilter::ERROR));
+        let (f, _) = filter(&env(&[("RUST_LOG", "info,aws_smithy_runtime=debug")]));
+        assert!(f.would_enable("aws_smithy_runtime::client", &tracing::Level::DEBUG));
+        let (f, _) = filter(&env(&[]));
+        assert_eq!(f.default_level(), Some(LevelFilter::INFO));
+    }
+
+    /// Bad input is said, not silently replaced.
+    #[test]
+    fn a_level_that_is_not_one_is_said_and_info_is_used() {
+        let (f, refused) =
+            filter(&|name: &str| (name == "RUST_LOG").then(|| "aws=loud".to_string()));
+        assert_eq!(f.default_level(), Some(LevelFilter::INFO));
+        assert!(refused
+            .unwrap()
+            .starts_with("RUST_LOG=\"aws=loud\" is not a list"));
+        let (_, refused) =
+            filter(&|name: &str| (name == "AWS_LAMBDA_LOG_LEVEL").then(|| "loud".to_string()));
+        assert!(refused.unwrap().contains("is not a level"));
     }
 }
