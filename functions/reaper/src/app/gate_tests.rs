@@ -101,6 +101,7 @@ fn old(id: &str, tags: &[(&str, &str)]) -> Instance {
         state: InstanceState::Running,
         launch_time: t0() - TimeDelta::days(60),
         root_attach_time: None,
+        billing: None,
         tags: tags
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -118,6 +119,7 @@ fn rig(fleet: MemoryFleet, config: Config, mail: bool) -> (TestApp, Switches) {
         config,
         region: "eu-west-1".into(),
         enrolment: crate::adapters::cloudformation::Enrolment::none(),
+        prices: None,
     };
     (app, sw)
 }

@@ -6,11 +6,12 @@ mod deliver;
 mod extend;
 #[cfg(test)]
 mod gate_tests;
+mod savings;
 mod sweep;
 mod why;
 
 pub use deliver::deliver;
 pub use deliver::{App, MAX_LOG_LINE_BYTES};
 pub use extend::{extend, Extend, TagWrite};
-pub use sweep::sweep;
+pub use sweep::{sweep, sweep_priced};
 pub use why::why;

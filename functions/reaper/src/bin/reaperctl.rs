@@ -9,9 +9,9 @@ use reaper::adapters::{
     account_id, check_credentials, check_profile, check_region, enabled_regions, load_sdk_config,
 };
 use reaper::adapters::{
-    cloudformation::Enrolment, s3::S3Archive, ses::Mailer, slack::SlackWebhook,
+    cloudformation::Enrolment, pricing::PriceList, s3::S3Archive, ses::Mailer, slack::SlackWebhook,
 };
-use reaper::app::{self, sweep, App, Extend, TagWrite};
+use reaper::app::{self, sweep_priced, App, Extend, TagWrite};
 use reaper::config::{near_miss, Config, KNOWN_VARS};
 use reaper::event::valid_instance_id;
 use reaper::policy::extend::Extension;
@@ -295,7 +295,8 @@ async fn sweep_regions(
                 account: account.to_string(),
                 region,
             };
-            let mut report = sweep(&fleet, config, ctx, req).await;
+            let prices = PriceList::from_sdk(&sdk, &ctx.region);
+            let mut report = sweep_priced(&fleet, Some(&prices), config, ctx, req).await;
             // A live sweep tells the owners and records what reached them, as the Lambda does;
             // its log lines are not wanted on a terminal (the table or JSON is the output).
             if req.is_live() {
@@ -306,6 +307,7 @@ async fn sweep_regions(
                     config: config.clone(),
                     region: report.region.clone(),
                     enrolment: Enrolment::none(),
+                    prices: None,
                     fleet,
                 };
                 app::deliver(&app, &mut report, Deadline::NONE, &mut std::io::sink()).await;
