@@ -219,6 +219,21 @@ impl Rig {
         (report, v)
     }
 
+    /// `reaperctl` (the real binary) against the same EC2 and prices; its standard output.
+    fn reaperctl(&self, args: &[&str]) -> String {
+        let mut cmd = std::process::Command::new(reaper_e2e::reaperctl_binary());
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.moto.env(REGION))
+            .env("AWS_ENDPOINT_URL", self.proxy.endpoint())
+            .env("AWS_ENDPOINT_URL_PRICING", self.stub.url())
+            .env("GRACE_PERIOD", "0m")
+            .env("NO_COLOR", "1")
+            .args(args);
+        let out = cmd.output().expect("run reaperctl");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
     async fn state(&self, id: &str) -> InstanceStateName {
         let out = self
             .ec2()
@@ -417,6 +432,24 @@ async fn a_dry_run_reports_what_it_would_save_to_the_cent() {
     assert_eq!(rig.proxy.calls()["DescribeVolumes"], 1);
     // A dry run changes nothing.
     assert_eq!(rig.state(&a).await, InstanceStateName::Running);
+    // The metrics line carries the dollars.
+    assert!(rig
+        .function
+        .wait_for_stdout("SavingsPerMonthUSD", Duration::from_secs(5)));
+    let emf = rig
+        .function
+        .json_lines()
+        .into_iter()
+        .find(|l| l.get("_aws").is_some())
+        .expect("EMF line");
+    assert_eq!(emf["SavingsPerMonthUSD"], 784.97);
+    assert_eq!(emf["SavingsPerMonthUSD.stop"], 662.84);
+    // reaperctl plan, with the same prices: the total under the table.
+    let plan = rig.reaperctl(&["plan", "--region", REGION]);
+    assert!(
+        plan.contains("$ Would save about $784.97/month (4 instances: terminate $122.13, stop $662.84; list prices). Held back: $81.53/month more (1 instances)"),
+        "{plan}"
+    );
     // The filters are the documented ones.
     let compute = requests
         .iter()

@@ -93,6 +93,11 @@ impl Usd {
         )
     }
 
+    /// Whole cents, rounded half up.
+    pub fn cents(self) -> u64 {
+        (self.0 + SCALE / 200) / (SCALE / 100)
+    }
+
     pub fn is_zero(self) -> bool {
         self.0 == 0
     }
