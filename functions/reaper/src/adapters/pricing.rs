@@ -48,8 +48,17 @@ impl PriceList {
     /// (or `AWS_ENDPOINT_URL`) points it elsewhere.
     pub fn from_sdk(sdk: &aws_config::SdkConfig, region: &str) -> Self {
         let calls = CallCounter::default();
+        // Few and short attempts: a price is worth less than the report's time to its sinks.
         let conf = aws_sdk_pricing::config::Builder::from(sdk)
             .region(aws_config::Region::new(endpoint_region(region)))
+            .retry_config(aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                aws_smithy_types::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_millis(3100))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(5))
+                    .operation_timeout(std::time::Duration::from_secs(10))
+                    .build(),
+            )
             .interceptor(calls.clone())
             .build();
         Self {

@@ -9,6 +9,10 @@ use crate::report::savings::{ledger, Item, PriceBook, SavingAction, Savings};
 use crate::run::ledger::{Deferral, Fate};
 use crate::run::RunOutcome;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+/// The most the savings may add to a run, after its actions: the report's sinks come first.
+const PRICING_BUDGET: Duration = Duration::from_secs(15);
 
 /// The instances whose action the ledger counts: done (or would be, in a dry run), or held back
 /// by the notice gate, the action window or a cap. A failed or re-judged action saves nothing.
@@ -76,7 +80,18 @@ pub(crate) async fn assess<F: Fleet>(
         Some(_) if !deadline.has_time() => {
             book.unavailable = Some("the run's deadline left no time to look prices up".into())
         }
-        Some(prices) => price(&items, region, fleet, prices, deadline, &mut book).await,
+        Some(prices) => {
+            let budget = deadline
+                .for_work()
+                .map_or(PRICING_BUDGET, |w| w.min(PRICING_BUDGET));
+            let priced = price(&items, region, fleet, prices, deadline, &mut book);
+            if tokio::time::timeout(budget, priced).await.is_err() {
+                book.unavailable = Some(format!(
+                    "the Price List and DescribeVolumes did not answer within {} s",
+                    budget.as_secs()
+                ));
+            }
+        }
     }
     let mut calls = delta(&fleet_before, fleet.api_calls());
     if let Some(p) = prices {
