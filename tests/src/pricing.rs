@@ -99,6 +99,14 @@ pub const COMPUTE: &[(&str, &str, &str, &str, &str, &str)] = &[
         "0.0114000000",
     ),
     (
+        "t3.micro",
+        "eu-west-1",
+        "Windows",
+        "NA",
+        "Shared",
+        "0.0206000000",
+    ),
+    (
         "m5.large",
         "eu-central-1",
         "Linux",
@@ -162,6 +170,7 @@ pub const EBS: &[(&str, &str, &str, &str, &str, &str)] = &[
         "0.0000000500",
     ),
     ("gp3", "eu-west-1", "Storage", "GB-Mo", "0", "0.0880000000"),
+    ("gp2", "eu-west-1", "Storage", "GB-Mo", "0", "0.1100000000"),
 ];
 
 fn location(region: &str) -> &'static str {

@@ -468,6 +468,12 @@ pub(crate) fn savings_line(report: &RunReport) -> Option<String> {
         s.saved.instances,
         parts.join(", ")
     );
+    if s.unpriced > 0 {
+        line.push_str(&format!(
+            "; {} instances without a price are not in it (the report says why)",
+            s.unpriced
+        ));
+    }
     if s.at_stake.instances > 0 {
         line.push_str(&format!(
             ". Held back: {}/month more ({} instances)",

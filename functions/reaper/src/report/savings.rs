@@ -89,6 +89,9 @@ pub struct Savings {
     pub at_stake: Total,
     pub left_behind: Vec<LeftBehind>,
     pub instances: Vec<SavingLine>,
+    /// Instances counted without a price (each line says why): the money totals leave them out.
+    #[serde(default, skip_serializing_if = "crate::report::is_zero")]
+    pub unpriced: u64,
     /// How many `instances` and `left_behind` lines a trimmed copy left out.
     #[serde(default, skip_serializing_if = "crate::report::is_zero")]
     pub lines_omitted: u64,
@@ -181,7 +184,10 @@ pub(crate) fn ledger(items: &[Item<'_>], region: &str, book: &PriceBook) -> Savi
                     sums.entry(key).or_default().add(&s);
                 }
             }
-            Err(why) => line.unpriced = why,
+            Err(why) => {
+                out.unpriced += u64::from(why.is_some());
+                line.unpriced = why;
+            }
         }
         out.instances.push(line);
         if terminate && !item.held {
@@ -426,5 +432,6 @@ mod tests {
             Some("platform 'Plan 9' has no Price List equivalent the reaper knows")
         );
         assert_eq!(s.saved.per_month, Some(usd("34.018")));
+        assert_eq!(s.unpriced, 1);
     }
 }
