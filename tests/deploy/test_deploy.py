@@ -219,7 +219,7 @@ def test_role_is_least_privilege(deployed, moto):
     for role in roles:
         assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == [], "no managed policies"
         by_sid = {s["Sid"]: s for s in _role_statements(iam, role)}
-        assert set(by_sid) == {"ListInstances", "OwnLogGroupOnly", "DescribeOwnStackOnly"} | ec2_sids, \
+        assert set(by_sid) == {"ListInstances", "PriceWhatItActsOn", "OwnLogGroupOnly", "DescribeOwnStackOnly"} | ec2_sids, \
             "no S3, SES, Secrets Manager or KMS grant without its parameter, nothing else at all"
         for sid, st in by_sid.items():
             assert st["Effect"] == "Allow"

@@ -135,7 +135,8 @@ def test_the_table_refuses_a_row_it_cannot_evaluate(tmp_path, monkeypatch):
 
 def test_no_optional_grant_without_its_parameter():
     actions = {a for s in render()["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert actions == {"ec2:DescribeInstances", "ec2:TerminateInstances", "ec2:StopInstances", "ec2:CreateTags",
+    assert actions == {"ec2:DescribeInstances", "ec2:DescribeVolumes", "pricing:GetProducts",
+                       "ec2:TerminateInstances", "ec2:StopInstances", "ec2:CreateTags",
                        "logs:CreateLogStream", "logs:PutLogEvents", "cloudformation:DescribeStacks"}
 
 

@@ -3,7 +3,7 @@
 
 pub use crate::app::App;
 pub use crate::app::MAX_LOG_LINE_BYTES;
-use crate::app::{deliver, sweep};
+use crate::app::{deliver, sweep_priced};
 use crate::event::{EventError, EventPayload};
 use crate::ports::{Archive, Chat, Deadline, Fleet, Mail};
 use crate::report::RunReport;
@@ -90,7 +90,7 @@ pub async fn handle<F: Fleet, A: Archive, C: Chat, M: Mail>(
     };
     let mut config = app.config.clone();
     config.notices.enrolled_at = enrolled_at;
-    let mut report = sweep(&app.fleet, &config, ctx, &req).await;
+    let mut report = sweep_priced(&app.fleet, app.prices.as_deref(), &config, ctx, &req).await;
     report.errors.extend(enrolment_error);
     tracing::info!(
         judged = report.instances_judged,
@@ -244,6 +244,7 @@ mod tests {
             state: InstanceState::Running,
             launch_time: Utc::now() - TimeDelta::hours(3),
             root_attach_time: None,
+            billing: None,
             tags: Default::default(),
         };
         App {
@@ -263,6 +264,7 @@ mod tests {
             config: Config::default(),
             region: "eu-west-1".into(),
             enrolment: crate::app::Enrolment::none(),
+            prices: None,
         }
     }
 
@@ -443,6 +445,7 @@ mod tests {
             state: InstanceState::Running,
             launch_time: now - TimeDelta::days(3),
             root_attach_time: None,
+            billing: None,
             tags: [
                 ("termination_date".to_string(), soon.clone()),
                 ("owner".to_string(), owner.to_string()),
@@ -524,6 +527,7 @@ mod tests {
                 state: InstanceState::Running,
                 launch_time: Utc::now() - TimeDelta::days(3),
                 root_attach_time: None,
+                billing: None,
                 tags: [
                     ("termination_date".to_string(), soon.clone()),
                     ("owner".to_string(), owner.to_string()),
@@ -604,6 +608,7 @@ mod tests {
             // First launch + 3 days is 5 hours away: inside WARN_WINDOW (1d).
             launch_time: now - TimeDelta::days(3) + TimeDelta::hours(5),
             root_attach_time: None,
+            billing: None,
             tags: [
                 (
                     "termination_date".to_string(),
@@ -661,7 +666,7 @@ mod tests {
                 id: id.into(),
                 state,
                 launch_time: Utc::now() - TimeDelta::minutes(age_minutes),
-                root_attach_time: None,
+                root_attach_time: None, billing: None,
                 tags,
             }]);
             let event = serde_json::json!({

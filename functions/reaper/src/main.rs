@@ -7,14 +7,15 @@ use lambda_runtime::{
     layers::TracingLayer, service_fn, Error, LambdaEvent, LambdaInvocation, Runtime,
 };
 use reaper::adapters::{
-    cloudformation::StackCreation, ec2::Ec2Fleet, load_sdk_config, s3::S3Archive, ses::Mailer,
-    slack::SlackWebhook,
+    cloudformation::StackCreation, ec2::Ec2Fleet, load_sdk_config, pricing::PriceList,
+    s3::S3Archive, ses::Mailer, slack::SlackWebhook,
 };
 use reaper::app::Enrolment;
 use reaper::config::Config;
 use reaper::event::{EventPayload, RawEvent};
 use reaper::handler::{account_from_arn, handle, App, Invocation};
-use reaper::ports::Deadline;
+use reaper::ports::{Deadline, Prices};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
@@ -39,6 +40,7 @@ async fn main() -> Result<(), Error> {
     let sdk = load_sdk_config(None, None).await;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     let fleet = Ec2Fleet::from_sdk(&sdk);
+    let prices: Arc<dyn Prices> = Arc::new(PriceList::from_sdk(&sdk, &region));
     let app = App {
         archive: config
             .report_bucket
@@ -57,6 +59,7 @@ async fn main() -> Result<(), Error> {
         fleet,
         config,
         region,
+        prices: Some(prices),
     };
     let app = &app;
     let handler = service_fn(move |event: LambdaEvent<RawEvent>| async move {

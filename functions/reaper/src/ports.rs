@@ -6,7 +6,9 @@
 //! whose call went out but whose answer was lost (timeout, reset) is `Lost`, never `Failed`.
 
 use crate::policy::plan::TagSet;
+use crate::policy::price::{ComputeKey, Usd, Volume, VolumeRates};
 use crate::policy::Instance;
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -184,7 +186,46 @@ pub trait Fleet: Send + Sync {
         deadline: Deadline,
     ) -> impl Future<Output = Vec<(String, IdOutcome)>> + Send;
 
+    /// The EBS volumes named (their type, size and provisioned performance), for the ledger of
+    /// savings: one call per `VOLUMES_PER_CALL` ids. A volume that no longer exists is absent.
+    fn volumes(
+        &self,
+        ids: &[String],
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<Vec<Volume>, ApiError>> + Send {
+        let _ = (ids, deadline);
+        async {
+            Err(ApiError::new(
+                "NotSupported",
+                "this fleet does not describe volumes",
+                ErrorKind::AccountWide,
+            ))
+        }
+    }
+
     /// AWS API calls made so far, by operation name (every attempt, retries included).
+    fn api_calls(&self) -> BTreeMap<String, u64>;
+}
+
+/// DescribeVolumes' page limit when listing by id.
+pub const VOLUMES_PER_CALL: usize = 500;
+
+/// Price List answers, as the ledger of savings reads them (SPEC §8 "Savings"). Object-safe (a
+/// boxed future): the entry points hold it as `Arc<dyn Prices>`, and a run without one says so.
+pub trait Prices: Send + Sync {
+    /// The on-demand hourly list price of one compute configuration.
+    fn compute(&self, key: &ComputeKey, deadline: Deadline)
+        -> BoxFuture<'_, Result<Usd, ApiError>>;
+
+    /// The monthly list rates of one EBS volume type in `region`.
+    fn volume(
+        &self,
+        region: &str,
+        volume_type: &str,
+        deadline: Deadline,
+    ) -> BoxFuture<'_, Result<VolumeRates, ApiError>>;
+
+    /// Price List calls made so far, by operation name (every attempt, retries included).
     fn api_calls(&self) -> BTreeMap<String, u64>;
 }
 

@@ -180,7 +180,10 @@ async fn run() -> Result<(), Vec<String>> {
     let moto = Moto::start();
     let sink = WebhookSink::start(WebhookMode::Ok);
     let runtime = RuntimeApi::start(REGION);
+    // moto has no Price List: the stub answers GetProducts as AWS does, for the demo's types.
+    let prices = reaper_e2e::PriceListStub::start(reaper_e2e::PricingMode::Ok);
     println!("moto      {} (pid {})", moto.endpoint(), moto.pid());
+    println!("pricing   {} (the Price List stub)", prices.url());
     println!("slack     {} (records messages)", sink.url());
     println!(
         "runtime   {} (the Lambda Runtime API the real binary polls)",
@@ -341,6 +344,7 @@ async fn run() -> Result<(), Vec<String>> {
         ("SLACKWEBHOOK", sink.url().as_str()),
         ("REPORT_BUCKET", bucket),
         ("NOTICE_FROM", NOTICE_FROM),
+        ("AWS_ENDPOINT_URL_PRICING", prices.url().as_str()),
     ] {
         env.push((k.to_string(), v.to_string()));
     }
@@ -362,10 +366,19 @@ async fn run() -> Result<(), Vec<String>> {
             other => return Err(one(format!("the function did not answer with a report: {other:?}\nstderr: {}", function.stderr()))),
         };
         print!("{}", reaper::report::table::render(std::slice::from_ref(&report)));
+        // The ledger of savings (SPEC §8), priced by the stub.
+        match &report.savings {
+            Some(s) if s.priced() && s.saved.per_month.is_some_and(|m| !m.is_zero()) => {}
+            other => problems.push(format!("{file}: no priced savings: {other:?}")),
+        }
         match sink.requests().get(before) {
             Some(message) => {
                 banner("…and the Slack message it posted");
-                println!("{}", reaper::render::slack_text::to_text(message));
+                let text = reaper::render::slack_text::to_text(message);
+                if !text.contains("save about $") && !text.contains("Saves about $") {
+                    problems.push(format!("{file}: the Slack message has no savings line"));
+                }
+                println!("{text}");
             }
             None => problems.push(format!("{file}: no Slack message was posted")),
         }

@@ -2,8 +2,9 @@
 
 use super::bisect::bisect;
 use super::{api_error, within, CallCounter};
+use crate::policy::price::{Attached, Billing, Purchase, Tenancy, Volume};
 use crate::policy::{Instance, InstanceState};
-use crate::ports::{ApiError, Deadline, ErrorKind, Fleet, IdOutcome, Mutation};
+use crate::ports::{ApiError, Deadline, ErrorKind, Fleet, IdOutcome, Mutation, VOLUMES_PER_CALL};
 use aws_sdk_ec2::types::{Filter, Tag};
 use aws_sdk_ec2::Client;
 use chrono::{DateTime, Utc};
@@ -241,12 +242,122 @@ fn collect(
             launch_time,
             root_attach_time,
             tags,
+            billing: billing(instance).map(Box::new),
         });
     }
     out
 }
 
+/// What the instance is billed for, as DescribeInstances says it; `None` without an instance type.
+fn billing(instance: &aws_sdk_ec2::types::Instance) -> Option<Billing> {
+    use aws_sdk_ec2::types::{InstanceLifecycleType, Tenancy as Ec2Tenancy};
+    let instance_type = instance.instance_type()?.as_str().into();
+    // EC2 always sends PlatformDetails; without it (an emulator), `Platform` is `windows` for
+    // Windows and blank for everything else, which the Price List calls Linux/UNIX.
+    let platform = match (instance.platform_details(), instance.platform()) {
+        (Some(details), _) if !details.is_empty() => details.into(),
+        (_, Some(p)) if p.as_str().eq_ignore_ascii_case("windows") => "Windows".into(),
+        _ => "Linux/UNIX".into(),
+    };
+    let tenancy = match instance.placement().and_then(|p| p.tenancy()) {
+        Some(Ec2Tenancy::Dedicated) => Tenancy::Dedicated,
+        Some(Ec2Tenancy::Host) => Tenancy::Host,
+        _ => Tenancy::Shared,
+    };
+    let purchase = match instance.instance_lifecycle() {
+        Some(InstanceLifecycleType::Spot) => Purchase::Spot,
+        Some(InstanceLifecycleType::CapacityBlock) => Purchase::CapacityBlock,
+        _ => Purchase::OnDemand,
+    };
+    // Amazon-assigned addresses only: an Elastic IP (owned by the account) stays allocated and
+    // billed after a stop or a termination. EC2 names the owner `amazon`; an answer without an
+    // owner (an emulator) counts the address as assigned.
+    let mut addresses: Vec<&str> = instance
+        .network_interfaces()
+        .iter()
+        .flat_map(|n| n.private_ip_addresses())
+        .filter_map(|p| p.association())
+        .filter(|a| a.ip_owner_id().is_none_or(|owner| owner == "amazon"))
+        .filter_map(|a| a.public_ip())
+        .collect();
+    let elastic = |ip: &str| {
+        instance
+            .network_interfaces()
+            .iter()
+            .flat_map(|n| n.private_ip_addresses())
+            .filter_map(|p| p.association())
+            .any(|a| a.public_ip() == Some(ip) && a.ip_owner_id().is_some_and(|o| o != "amazon"))
+    };
+    if let Some(ip) = instance.public_ip_address().filter(|ip| !elastic(ip)) {
+        addresses.push(ip);
+    }
+    addresses.sort_unstable();
+    addresses.dedup();
+    let volumes = instance
+        .block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs())
+        .filter_map(|ebs| {
+            Some(Attached {
+                volume_id: ebs.volume_id()?.into(),
+                delete_on_termination: ebs.delete_on_termination().unwrap_or(false),
+            })
+        })
+        .collect();
+    Some(Billing {
+        instance_type,
+        platform,
+        tenancy,
+        purchase,
+        public_ipv4: u8::try_from(addresses.len()).unwrap_or(u8::MAX),
+        volumes,
+    })
+}
+
+fn volume(v: &aws_sdk_ec2::types::Volume) -> Option<Volume> {
+    Some(Volume {
+        volume_id: v.volume_id()?.to_string(),
+        volume_type: v.volume_type()?.as_str().to_string(),
+        size_gib: u32::try_from(v.size()?).ok()?,
+        iops: v.iops().and_then(|n| u32::try_from(n).ok()),
+        throughput_mibps: v.throughput().and_then(|n| u32::try_from(n).ok()),
+    })
+}
+
 impl Fleet for Ec2Fleet {
+    async fn volumes(&self, ids: &[String], deadline: Deadline) -> Result<Vec<Volume>, ApiError> {
+        let mut out = Vec::new();
+        // A `volume-id` filter, not `VolumeIds`: a volume deleted meanwhile is simply absent
+        // (with `VolumeIds` one unknown id fails the whole call).
+        for chunk in ids.chunks(VOLUMES_PER_CALL) {
+            let mut token: Option<String> = None;
+            for _ in 0..MAX_PAGES {
+                let call = self
+                    .client
+                    .describe_volumes()
+                    .filters(
+                        Filter::builder()
+                            .name("volume-id")
+                            .set_values(Some(chunk.to_vec()))
+                            .build(),
+                    )
+                    .max_results(VOLUMES_PER_CALL as i32)
+                    .set_next_token(token.take())
+                    .send();
+                let page = within("DescribeVolumes", deadline.for_work(), async {
+                    call.await.map_err(api_error)
+                })
+                .await?;
+                out.extend(page.volumes().iter().filter_map(volume));
+                match page.next_token {
+                    Some(t) if !t.is_empty() => token = Some(t),
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn list_pages(
         &self,
         ids: Option<&[&str]>,

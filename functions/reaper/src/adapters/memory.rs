@@ -2,8 +2,9 @@
 //! benchmark run the real run code against it. It keeps the port's contract: every id answered,
 //! `NotAttempted` past the deadline, `Lost` when told to lose an answer (after acting).
 
+use crate::policy::price::Volume;
 use crate::policy::{Instance, InstanceState};
-use crate::ports::{ApiError, Deadline, ErrorKind, Fleet, IdOutcome, Mutation};
+use crate::ports::{ApiError, Deadline, ErrorKind, Fleet, IdOutcome, Mutation, VOLUMES_PER_CALL};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -18,6 +19,8 @@ pub struct MemoryFleet {
     refused: Mutex<BTreeSet<(&'static str, String)>>,
     /// Operations whose answer is lost after they took effect (a reset after forwarding).
     lost: Mutex<BTreeSet<&'static str>>,
+    /// EBS volumes by id, for the ledger of savings.
+    volumes: Mutex<BTreeMap<String, Volume>>,
 }
 
 impl MemoryFleet {
@@ -30,6 +33,12 @@ impl MemoryFleet {
 
     fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds EBS volumes the fleet describes (their ids are those the instances' billing names).
+    pub fn with_volumes(self, volumes: impl IntoIterator<Item = Volume>) -> Self {
+        Self::lock(&self.volumes).extend(volumes.into_iter().map(|v| (v.volume_id.clone(), v)));
+        self
     }
 
     /// The instance as the fleet holds it now.
@@ -88,6 +97,16 @@ impl MemoryFleet {
 const PAGE: usize = 1000;
 
 impl Fleet for MemoryFleet {
+    async fn volumes(&self, ids: &[String], _deadline: Deadline) -> Result<Vec<Volume>, ApiError> {
+        let volumes = Self::lock(&self.volumes);
+        let mut out = Vec::new();
+        for chunk in ids.chunks(VOLUMES_PER_CALL) {
+            self.count("DescribeVolumes");
+            out.extend(chunk.iter().filter_map(|id| volumes.get(id).cloned()));
+        }
+        Ok(out)
+    }
+
     async fn list_pages(
         &self,
         ids: Option<&[&str]>,

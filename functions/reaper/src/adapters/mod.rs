@@ -6,6 +6,7 @@ pub mod ec2;
 pub mod lambda;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
+pub mod pricing;
 pub mod s3;
 pub mod ses;
 pub mod slack;

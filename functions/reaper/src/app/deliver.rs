@@ -28,6 +28,8 @@ pub struct App<F, A, C, M> {
     pub region: String,
     /// When the reaper was enrolled here (the stack's creation time, read once).
     pub enrolment: super::Enrolment,
+    /// The Price List, for the ledger of savings (one cache for the container's life).
+    pub prices: Option<std::sync::Arc<dyn crate::ports::Prices>>,
 }
 
 /// Owner notices (SPEC §8), after the channel's message: one e-mail per owner with an address

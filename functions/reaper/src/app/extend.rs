@@ -112,6 +112,7 @@ mod tests {
             state: InstanceState::Running,
             launch_time: Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap(),
             root_attach_time: None,
+            billing: None,
             tags: [("termination_date".to_string(), date.to_string())]
                 .into_iter()
                 .collect(),

@@ -110,6 +110,7 @@ fn old(id: &str, tags: &[(&str, &str)]) -> Instance {
         state: InstanceState::Running,
         launch_time: t0() - TimeDelta::days(60),
         root_attach_time: None,
+        billing: None,
         tags: tags
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -127,6 +128,7 @@ fn rig(fleet: MemoryFleet, config: Config, mail: bool) -> (TestApp, Switches) {
         config,
         region: "eu-west-1".into(),
         enrolment: crate::app::Enrolment::none(),
+        prices: None,
     };
     (app, sw)
 }

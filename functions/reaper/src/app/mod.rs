@@ -7,6 +7,7 @@ mod enrolment;
 mod extend;
 #[cfg(test)]
 mod gate_tests;
+mod savings;
 mod sweep;
 mod why;
 
@@ -14,5 +15,5 @@ pub use deliver::deliver;
 pub use deliver::{App, MAX_LOG_LINE_BYTES};
 pub use enrolment::Enrolment;
 pub use extend::{extend, Extend, TagWrite};
-pub use sweep::sweep;
+pub use sweep::{sweep, sweep_priced};
 pub use why::why;

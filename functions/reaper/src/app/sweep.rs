@@ -1,18 +1,38 @@
 //! The sweep use case: one run over the fleet, and its report (a view of the run's outcome).
 
 use crate::config::Config;
-use crate::ports::Fleet;
+use crate::ports::{Fleet, Prices};
 use crate::report::{build::build, RunReport};
 use crate::run::{RunContext, RunRequest};
 
-/// One sweep, and its report (a view of the run's outcome).
+/// One sweep, and its report (a view of the run's outcome), without prices: its ledger of
+/// savings is in hours and says so.
 pub async fn sweep<F: Fleet>(
     fleet: &F,
     cfg: &Config,
     ctx: RunContext,
     req: &RunRequest,
 ) -> RunReport {
-    build(crate::run::sweep(fleet, cfg, ctx, req).await)
+    sweep_priced(fleet, None, cfg, ctx, req).await
+}
+
+/// One sweep and its report, with the ledger of savings priced by `prices` once the run has
+/// acted (SPEC §8 "Savings").
+pub async fn sweep_priced<F: Fleet>(
+    fleet: &F,
+    prices: Option<&dyn Prices>,
+    cfg: &Config,
+    ctx: RunContext,
+    req: &RunRequest,
+) -> RunReport {
+    let outcome = crate::run::sweep(fleet, cfg, ctx, req).await;
+    let (savings, calls) = super::savings::assess(&outcome, fleet, prices, req.deadline).await;
+    let mut report = build(outcome);
+    for (op, n) in calls {
+        *report.api_calls.entry(op).or_default() += n;
+    }
+    report.savings = Some(savings);
+    report
 }
 
 #[cfg(test)]
@@ -42,6 +62,7 @@ mod sweep_tests {
             state,
             launch_time: now() - TimeDelta::hours(2),
             root_attach_time: None,
+            billing: None,
             tags: tags
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

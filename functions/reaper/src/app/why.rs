@@ -44,6 +44,7 @@ mod tests {
             state: InstanceState::Running,
             launch_time: now - chrono::TimeDelta::days(3),
             root_attach_time: None,
+            billing: None,
             tags: [(
                 "termination_date".to_string(),
                 "2030-01-01T00:00:00Z".to_string(),

@@ -144,6 +144,7 @@ mod tests {
             state: InstanceState::Running,
             launch_time: now() - TimeDelta::days(10),
             root_attach_time: None,
+            billing: None,
             tags: date
                 .map(|d| {
                     [(TERMINATION_DATE.to_string(), d.to_string())]

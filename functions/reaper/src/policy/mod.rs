@@ -5,6 +5,7 @@ pub(crate) mod announce;
 pub mod extend;
 pub(crate) mod notice;
 pub mod plan;
+pub mod price;
 pub(crate) mod resource;
 pub mod tags;
 pub(crate) mod verdict;

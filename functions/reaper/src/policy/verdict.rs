@@ -70,6 +70,8 @@ pub struct Instance {
     /// Attach time of the root EBS volume: survives stop/start, unlike `launch_time`.
     pub root_attach_time: Option<DateTime<Utc>>,
     pub tags: Tags,
+    /// What it is billed for (the ledger of savings); `None` when the listing did not say.
+    pub billing: Option<Box<crate::policy::price::Billing>>,
 }
 
 /// An instance's tags, sorted by key. A sorted `Vec`, not a `BTreeMap`: a 100 000-instance
@@ -682,6 +684,7 @@ mod tests {
             state,
             launch_time: now() - age,
             root_attach_time: None,
+            billing: None,
             tags: tags
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -1282,7 +1285,7 @@ mod tests {
                 let i = Instance {
                     id: "i-1".into(), state,
                     launch_time: now() - TimeDelta::minutes(age_min),
-                    root_attach_time: None,
+                    root_attach_time: None, billing: None,
                     tags: tags.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
                 };
                 let rules = Rules { grace_period: TimeDelta::minutes(grace), ..Rules::default() };
@@ -1305,7 +1308,7 @@ mod tests {
                     tags.insert(TERMINATION_DATE.to_string(), format_date(now() + TimeDelta::minutes(offset_min)));
                 }
                 if let Some(l) = lifetime_min { tags.insert(LIFETIME.to_string(), format!("{l}m")); }
-                let mut i = Instance { id: "i-1".into(), state, launch_time: now() - TimeDelta::minutes(age_min), root_attach_time: None, tags };
+                let mut i = Instance { id: "i-1".into(), state, launch_time: now() - TimeDelta::minutes(age_min), root_attach_time: None, billing: None, tags };
                 let rules = Rules { max_lifetime: max_min.map(TimeDelta::minutes), ..Rules::default() };
                 let v = judge(&i, now(), &rules);
                 if v.kind() == VerdictKind::Terminate {
@@ -1345,7 +1348,7 @@ mod tests {
                 let mut i = Instance {
                     id: "i-1".into(), state,
                     launch_time: now - TimeDelta::minutes(grace_min + extra_age_min),
-                    root_attach_time: None,
+                    root_attach_time: None, billing: None,
                     tags: [(LIFETIME.to_string(), lifetime.clone())].into_iter().collect(),
                 };
                 let v = judge(&i, now, &rules);
@@ -1377,7 +1380,7 @@ mod tests {
                 let i = Instance {
                     id: "i-1".into(), state: Pending,
                     launch_time: now() - TimeDelta::minutes(age_min),
-                    root_attach_time: None,
+                    root_attach_time: None, billing: None,
                     tags: [(LIFETIME.to_string(), format!("{lifetime_min}m"))].into_iter().collect(),
                 };
                 let due = i.first_launch() + TimeDelta::minutes(lifetime_min);
@@ -1409,7 +1412,7 @@ mod tests {
                 let mut tags = Tags::new();
                 if let Some(d) = date { tags.insert(TERMINATION_DATE.to_string(), d); }
                 if let Some(l) = lifetime { tags.insert(LIFETIME.to_string(), l); }
-                let mut i = Instance { id: "i-1".into(), state, launch_time: now() - TimeDelta::minutes(age_min), root_attach_time: None, tags };
+                let mut i = Instance { id: "i-1".into(), state, launch_time: now() - TimeDelta::minutes(age_min), root_attach_time: None, billing: None, tags };
                 let bound = i.first_launch() + TimeDelta::minutes(max_min);
                 let v = judge(&i, now(), &rules);
                 prop_assert!(!matches!(v, Verdict::Keep { until: None, .. }), "{:?}", v);

@@ -211,6 +211,7 @@ fn message_for(report: &RunReport, owners: &[OwnerNotice]) -> Option<Value> {
     }
 
     let mut head = vec![header(report), context(report)];
+    head.extend(savings_line(report).map(section));
     if dry {
         let what = if report.forecast {
             format!(
@@ -435,6 +436,54 @@ fn header(report: &RunReport) -> Value {
     })
 }
 
+/// The ledger of savings in one line, at the top (SPEC §8): what the actions save a month, by
+/// action, and what is held back; without prices, the machine-hours and why.
+pub(crate) fn savings_line(report: &RunReport) -> Option<String> {
+    let s = report.savings.as_ref()?;
+    if s.saved.instances == 0 && s.at_stake.instances == 0 {
+        return None;
+    }
+    let verb = if report.mode == Mode::DryRun {
+        "Would save"
+    } else {
+        "Saves"
+    };
+    if !s.priced() {
+        return Some(format!(
+            "*{verb} {} instance-hours a month* ({} instances); no dollar figure: {}",
+            s.saved.instance_hours_per_month,
+            s.saved.instances,
+            clean(&s.price_source, MAX_REASON_CHARS)
+        ));
+    }
+    let month = |t: &crate::report::savings::Total| t.per_month.unwrap_or_default();
+    let parts: Vec<String> = s
+        .by_action
+        .iter()
+        .map(|(action, t)| format!("{action} {}", month(t)))
+        .collect();
+    let mut line = format!(
+        "*{verb} about {}/month* ({} instances: {}; list prices)",
+        month(&s.saved),
+        s.saved.instances,
+        parts.join(", ")
+    );
+    if s.unpriced > 0 {
+        line.push_str(&format!(
+            "; {} instances without a price are not in it (the report says why)",
+            s.unpriced
+        ));
+    }
+    if s.at_stake.instances > 0 {
+        line.push_str(&format!(
+            ". Held back: {}/month more ({} instances)",
+            month(&s.at_stake),
+            s.at_stake.instances
+        ));
+    }
+    Some(line)
+}
+
 fn context(report: &RunReport) -> Value {
     let mut elements = vec![
         format!("*Trigger:* {}", report.trigger),
@@ -526,6 +575,69 @@ mod tests {
     use chrono::{TimeDelta, TimeZone, Utc};
 
     // -- fixtures -----------------------------------------------------------------------------
+
+    #[test]
+    fn the_savings_line_leads_the_message_in_dollars_or_in_hours_and_why() {
+        use crate::policy::price::Usd;
+        use crate::report::savings::{SavingAction, Savings, Total, PRICING_API};
+        let total = |n, usd: &str| Total {
+            instances: n,
+            instance_hours_per_month: 730 * n,
+            per_hour: None,
+            per_month: Some(Usd::parse(usd).unwrap()),
+        };
+        let mut r = base(Mode::DryRun);
+        r.savings = Some(Savings {
+            price_source: PRICING_API.into(),
+            saved: total(4, "784.968"),
+            by_action: [
+                (SavingAction::Terminate, total(2, "122.13")),
+                (SavingAction::Stop, total(2, "662.838")),
+            ]
+            .into_iter()
+            .collect(),
+            at_stake: total(1, "81.53"),
+            ..Savings::default()
+        });
+        assert_eq!(
+            savings_line(&r).unwrap(),
+            "*Would save about $784.97/month* (4 instances: terminate $122.13, stop $662.84; list prices). Held back: $81.53/month more (1 instances)"
+        );
+        // Noteworthy: something to stop.
+        r.counts
+            .verdicts
+            .insert(crate::policy::VerdictKind::Stop, 2);
+        let m = message(&r).unwrap();
+        let first_section = m["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "section")
+            .unwrap();
+        assert!(
+            first_section["text"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("*Would save about $784.97/month*"),
+            "{first_section}"
+        );
+        r.mode = Mode::Live;
+        r.savings = Some(Savings {
+            price_source: "unavailable: AccessDeniedException: no".into(),
+            saved: Total {
+                instances: 2,
+                instance_hours_per_month: 1460,
+                ..Total::default()
+            },
+            ..Savings::default()
+        });
+        assert_eq!(
+            savings_line(&r).unwrap(),
+            "*Saves 1460 instance-hours a month* (2 instances); no dollar figure: unavailable: AccessDeniedException: no"
+        );
+        r.savings = Some(Savings::default());
+        assert_eq!(savings_line(&r), None, "nothing acted on, no line");
+    }
 
     fn base(mode: Mode) -> RunReport {
         let started = Utc.with_ymd_and_hms(2030, 3, 7, 9, 0, 0).unwrap();

@@ -98,7 +98,7 @@ pub(crate) fn build(run: RunOutcome) -> RunReport {
                 .as_ref()
                 .and_then(Fate::error_text)
                 .or(e.afterwards.map(String::from)),
-            id: e.fact.id,
+            id: e.fact.id.into(),
         });
     }
     report.finished_at = Utc::now();

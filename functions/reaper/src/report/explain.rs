@@ -86,6 +86,7 @@ mod tests {
             state: InstanceState::Running,
             launch_time: now - TimeDelta::days(3),
             root_attach_time: None,
+            billing: None,
             tags: [
                 (
                     "termination_date".to_string(),

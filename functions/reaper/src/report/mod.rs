@@ -5,6 +5,7 @@
 pub(crate) mod build;
 pub(crate) mod emf;
 pub mod explain;
+pub mod savings;
 pub mod table;
 
 pub(crate) use crate::policy::NoticeKind;
@@ -248,6 +249,10 @@ pub struct RunReport {
     /// How many `notices` were left out of this copy (present only when some were).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub notices_omitted: u64,
+    /// What the run's stops and terminations save (SPEC §8 "Savings"); absent only from reports
+    /// that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savings: Option<savings::Savings>,
 }
 
 impl RunReport {
@@ -329,6 +334,7 @@ impl RunReport {
             delivery: Delivery::default(),
             notices: Vec::new(),
             notices_omitted: 0,
+            savings: None,
         }
     }
 
@@ -401,6 +407,7 @@ impl RunReport {
             delivery: self.delivery.clone(),
             notices: Vec::new(),
             notices_omitted: self.notices_omitted,
+            savings: self.savings.as_ref().map(savings::Savings::trimmed),
         };
         for (list, omitted) in [
             (&mut copy.errors, &mut copy.errors_omitted),

@@ -103,14 +103,19 @@ pub(crate) async fn sweep<F: Fleet>(
         .entries()
         .iter()
         .filter(|e| e.verdict.stamp().is_some() && usize::from(e.fact.tag_count) >= MAX_TAGS)
-        .map(|e| e.fact.id.clone())
+        .map(|e| e.fact.id.to_string())
         .collect();
     ledger.defer_all(&full, &Deferral::TagLimit);
     let held: Vec<(String, &'static str)> = ledger
         .entries()
         .iter()
         .filter(|e| !req.scope.stops_instead(e.verdict.kind()))
-        .filter_map(|e| Some((e.fact.id.clone(), req.scope.holds_back(e.verdict.kind())?)))
+        .filter_map(|e| {
+            Some((
+                e.fact.id.to_string(),
+                req.scope.holds_back(e.verdict.kind())?,
+            ))
+        })
         .collect();
     for (id, why) in held {
         ledger.set(&id, Fate::Deferred(Deferral::NotInScope(why)));
@@ -143,7 +148,7 @@ pub(crate) async fn sweep<F: Fleet>(
             .entries()
             .iter()
             .filter(|e| e.is_actionable() && e.fate.is_none())
-            .map(|e| (e.fact.id.as_str(), &e.verdict)),
+            .map(|e| (&*e.fact.id, &e.verdict)),
         &cfg.caps,
         req.now,
         Acting {
@@ -157,7 +162,7 @@ pub(crate) async fn sweep<F: Fleet>(
             .iter()
             .filter(|e| e.fate.is_none())
             .filter(|e| matches!(e.verdict.kind(), VerdictKind::Terminate | VerdictKind::Stop))
-            .map(|e| e.fact.id.clone())
+            .map(|e| e.fact.id.to_string())
             .collect();
         ledger.defer_all(&waiting, &Deferral::OutsideWindow(why.clone()));
     }
@@ -178,7 +183,7 @@ pub(crate) async fn sweep<F: Fleet>(
         .iter()
         .filter(|e| req.scope.stops_instead(e.verdict.kind()))
         .filter(|e| matches!(e.fate, None | Some(Fate::Done)) && outside.is_none())
-        .map(|e| e.fact.id.clone())
+        .map(|e| e.fact.id.to_string())
         .collect();
     ledger.defer_all(&stopped_instead, &Deferral::StoppedAtLaunch);
 
@@ -294,7 +299,7 @@ fn gate_all(
                         DeferReason::NotDue | DeferReason::NotAnnounced => None,
                     };
                     held.push((
-                        entry.fact.id.clone(),
+                        entry.fact.id.to_string(),
                         Deferral::NotAnnounced { earliest, told_at },
                     ));
                 }
@@ -414,11 +419,11 @@ async fn act<F: Fleet>(
     let mut records: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in ledger.entries() {
         let Some(record) = e.record() else { continue };
-        if ledger.may_stamp(&e.fact.id) && !changed.contains(e.fact.id.as_str()) {
+        if ledger.may_stamp(&e.fact.id) && !changed.contains(&*e.fact.id) {
             records
                 .entry(record.to_string())
                 .or_default()
-                .push(e.fact.id.clone());
+                .push(e.fact.id.to_string());
         }
     }
     for (value, ids) in records {

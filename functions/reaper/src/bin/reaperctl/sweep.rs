@@ -7,8 +7,8 @@ use chrono::Utc;
 use futures::stream::{self, StreamExt};
 use reaper::adapters::ec2::{Ec2Fleet, Progress};
 use reaper::adapters::{account_id, check_region, enabled_regions};
-use reaper::adapters::{s3::S3Archive, ses::Mailer, slack::SlackWebhook};
-use reaper::app::{self, sweep, App, Enrolment};
+use reaper::adapters::{pricing::PriceList, s3::S3Archive, ses::Mailer, slack::SlackWebhook};
+use reaper::app::{self, sweep_priced, App, Enrolment};
 use reaper::config::Config;
 use reaper::ports::Deadline;
 use reaper::report::{table, Outcome, RunReport};
@@ -189,7 +189,8 @@ async fn sweep_regions(
                 account: account.to_string(),
                 region,
             };
-            let mut report = sweep(&fleet, config, ctx, req).await;
+            let prices = PriceList::from_sdk(&sdk, &ctx.region);
+            let mut report = sweep_priced(&fleet, Some(&prices), config, ctx, req).await;
             // A live sweep tells the owners and records what reached them, as the Lambda does;
             // its log lines are not wanted on a terminal (the table or JSON is the output).
             if req.is_live() {
@@ -200,6 +201,7 @@ async fn sweep_regions(
                     config: config.clone(),
                     region: report.region.clone(),
                     enrolment: Enrolment::none(),
+                    prices: None,
                     fleet,
                 };
                 app::deliver(&app, &mut report, Deadline::NONE, &mut std::io::sink()).await;

@@ -1,0 +1,437 @@
+//! The ledger of savings (SPEC §8 "Savings"): what the run's stops and terminations stop paying
+//! for, by action and by kind, what is held back, and the volumes a termination leaves behind.
+//! Pure: the facts and the prices come in, the report's `savings` block comes out.
+
+use crate::policy::price::{saving, Billing, ComputeKey, Saving, Usd, Volume, HOURS_PER_MONTH};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// `price_source` when the Price List answered every question it was asked.
+pub(crate) const PRICING_API: &str = "pricing-api";
+/// Lines of `instances` and `left_behind` a trimmed copy keeps (the S3 copy keeps all).
+const MAX_LINES: usize = 100;
+
+/// The action whose saving a line counts.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum SavingAction {
+    Terminate,
+    Stop,
+}
+
+/// Money by what it is for, per month.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByKind {
+    pub compute: Usd,
+    pub ebs: Usd,
+    pub public_ipv4: Usd,
+}
+
+/// A total: how many instances, the machine-hours a month they no longer run, and (when priced)
+/// the money per hour and per month.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Total {
+    pub instances: u64,
+    pub instance_hours_per_month: u64,
+    pub per_hour: Option<Usd>,
+    pub per_month: Option<Usd>,
+}
+
+/// One instance the run acts on (or holds back): what its action stops paying for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavingLine {
+    pub id: String,
+    pub action: SavingAction,
+    /// Held back (notice gate, action window, a cap): at stake, not saved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
+    pub per_hour: Option<Usd>,
+    pub per_month: Option<Usd>,
+    /// Why it has no price (the rest of the run may have one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpriced: Option<String>,
+}
+
+/// A volume a termination leaves behind (`DeleteOnTermination=false`): still billed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftBehind {
+    pub volume_id: String,
+    pub instance_id: String,
+    pub per_month: Option<Usd>,
+}
+
+/// The report's `savings` block. List prices: Savings Plans, Reserved Instances, Spot and
+/// negotiated discounts are not taken off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Savings {
+    /// `pricing-api`, or `unavailable: <why>` (then the totals are in hours only).
+    pub price_source: String,
+    /// What the run's actions save: done in a live run, would be in a dry run.
+    pub saved: Total,
+    pub by_action: BTreeMap<SavingAction, Total>,
+    /// What `saved` is made of, per month (absent without prices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_kind: Option<ByKind>,
+    /// What the actions held back (notice gate, action window, caps) would save.
+    pub at_stake: Total,
+    pub left_behind: Vec<LeftBehind>,
+    pub instances: Vec<SavingLine>,
+    /// Instances counted without a price (each line says why): the money totals leave them out.
+    #[serde(default, skip_serializing_if = "crate::report::is_zero")]
+    pub unpriced: u64,
+    /// How many `instances` and `left_behind` lines a trimmed copy left out.
+    #[serde(default, skip_serializing_if = "crate::report::is_zero")]
+    pub lines_omitted: u64,
+}
+
+impl Savings {
+    pub fn priced(&self) -> bool {
+        self.price_source == PRICING_API
+    }
+
+    /// A copy with at most `MAX_LINES` of each list (the totals stay exact).
+    pub(crate) fn trimmed(&self) -> Savings {
+        let mut copy = self.clone();
+        let cut = copy.instances.len().saturating_sub(MAX_LINES)
+            + copy.left_behind.len().saturating_sub(MAX_LINES);
+        copy.instances.truncate(MAX_LINES);
+        copy.left_behind.truncate(MAX_LINES);
+        copy.lines_omitted += cut as u64;
+        copy
+    }
+}
+
+/// One instance to account for, with what it is billed for.
+pub(crate) struct Item<'a> {
+    pub id: &'a str,
+    pub action: SavingAction,
+    pub held: bool,
+    /// Running (or about to run): its compute and Amazon-assigned addresses are billed.
+    pub running: bool,
+    pub billing: Option<&'a Billing>,
+}
+
+/// The answers the ledger is computed from. A missing compute price or volume is a line
+/// without a price, and says why.
+#[derive(Debug, Default)]
+pub(crate) struct PriceBook {
+    /// `None`: the prices as a whole are unavailable, and why.
+    pub unavailable: Option<String>,
+    pub compute: HashMap<ComputeKey, Result<Usd, String>>,
+    /// By volume id: the volume and its monthly cost, or why it has none.
+    pub volumes: HashMap<String, Result<(Volume, Usd), String>>,
+}
+
+/// The ledger of the run's `items` in `region` at the prices of `book`.
+pub(crate) fn ledger(items: &[Item<'_>], region: &str, book: &PriceBook) -> Savings {
+    let priced = book.unavailable.is_none();
+    let mut out = Savings {
+        price_source: match &book.unavailable {
+            None => PRICING_API.into(),
+            Some(why) => format!("unavailable: {why}"),
+        },
+        by_kind: priced.then(ByKind::default),
+        ..Savings::default()
+    };
+    let mut sums: BTreeMap<(bool, Option<SavingAction>), Saving> = BTreeMap::new();
+    for item in items {
+        let hours = if item.running { HOURS_PER_MONTH } else { 0 };
+        let total = if item.held {
+            &mut out.at_stake
+        } else {
+            out.by_action.entry(item.action).or_default()
+        };
+        total.instances += 1;
+        total.instance_hours_per_month += hours;
+        if !item.held {
+            out.saved.instances += 1;
+            out.saved.instance_hours_per_month += hours;
+        }
+        let terminate = item.action == SavingAction::Terminate;
+        let priced_line = match (priced, item.billing) {
+            (false, _) => Err(None),
+            (true, None) => Err(Some(
+                "the listing did not give its instance type".to_string(),
+            )),
+            (true, Some(billing)) => price(item, billing, region, book),
+        };
+        let mut line = SavingLine {
+            id: item.id.to_string(),
+            action: item.action,
+            held: item.held,
+            per_hour: None,
+            per_month: None,
+            unpriced: None,
+        };
+        match priced_line {
+            Ok(s) => {
+                line.per_hour = Some(s.per_hour());
+                line.per_month = Some(s.per_month());
+                for key in [(item.held, Some(item.action)), (item.held, None)] {
+                    sums.entry(key).or_default().add(&s);
+                }
+            }
+            Err(why) => {
+                out.unpriced += u64::from(why.is_some());
+                line.unpriced = why;
+            }
+        }
+        out.instances.push(line);
+        if terminate && !item.held {
+            for v in item.billing.iter().flat_map(|b| b.volumes.iter()) {
+                if v.delete_on_termination {
+                    continue;
+                }
+                out.left_behind.push(LeftBehind {
+                    volume_id: v.volume_id.to_string(),
+                    instance_id: item.id.to_string(),
+                    per_month: priced
+                        .then(|| book.volumes.get(&*v.volume_id))
+                        .flatten()
+                        .and_then(|r| r.as_ref().ok())
+                        .map(|(_, monthly)| *monthly),
+                });
+            }
+        }
+    }
+    if priced {
+        let money = |total: &mut Total, s: Option<&Saving>| {
+            let s = s.copied().unwrap_or_default();
+            total.per_hour = Some(s.per_hour());
+            total.per_month = Some(s.per_month());
+        };
+        money(&mut out.saved, sums.get(&(false, None)));
+        money(&mut out.at_stake, sums.get(&(true, None)));
+        for (action, total) in out.by_action.iter_mut() {
+            money(total, sums.get(&(false, Some(*action))));
+        }
+        let all = sums.get(&(false, None)).copied().unwrap_or_default();
+        out.by_kind = Some(ByKind {
+            compute: all.compute_per_hour.times(HOURS_PER_MONTH),
+            ebs: all.ebs_per_month,
+            public_ipv4: all.ipv4_per_hour.times(HOURS_PER_MONTH),
+        });
+    }
+    out
+}
+
+/// One line's saving, or why it has none.
+fn price(
+    item: &Item<'_>,
+    billing: &Billing,
+    region: &str,
+    book: &PriceBook,
+) -> Result<Saving, Option<String>> {
+    let compute = if item.running {
+        let key = billing.compute_key(region).map_err(Some)?;
+        match book.compute.get(&key) {
+            Some(Ok(usd)) => *usd,
+            Some(Err(why)) => return Err(Some(why.clone())),
+            None => return Err(Some("its price was not looked up in time".into())),
+        }
+    } else {
+        Usd::ZERO
+    };
+    let mut volumes = Vec::new();
+    if item.action == SavingAction::Terminate {
+        for v in billing.volumes.iter() {
+            match book.volumes.get(&*v.volume_id) {
+                Some(Ok((_, monthly))) => volumes.push((v.delete_on_termination, *monthly)),
+                Some(Err(why)) => return Err(Some(format!("volume {}: {why}", v.volume_id))),
+                None => {
+                    return Err(Some(format!(
+                        "volume {} was not described in time",
+                        v.volume_id
+                    )))
+                }
+            }
+        }
+    }
+    Ok(saving(
+        item.running,
+        item.action == SavingAction::Terminate,
+        billing,
+        compute,
+        &volumes,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::price::{Attached, Purchase, Tenancy};
+
+    fn usd(s: &str) -> Usd {
+        Usd::parse(s).unwrap()
+    }
+
+    fn billing(volumes: &[(&str, bool)]) -> Billing {
+        Billing {
+            instance_type: "t3.medium".into(),
+            platform: "Linux/UNIX".into(),
+            tenancy: Tenancy::Shared,
+            purchase: Purchase::OnDemand,
+            public_ipv4: 1,
+            volumes: volumes
+                .iter()
+                .map(|(id, del)| Attached {
+                    volume_id: (*id).into(),
+                    delete_on_termination: *del,
+                })
+                .collect(),
+        }
+    }
+
+    fn book() -> PriceBook {
+        let key = billing(&[]).compute_key("eu-west-1").unwrap();
+        let vol = |id: &str, gib: u32, monthly: &str| {
+            (
+                id.to_string(),
+                Ok((
+                    Volume {
+                        volume_id: id.into(),
+                        volume_type: "gp3".into(),
+                        size_gib: gib,
+                        iops: None,
+                        throughput_mibps: None,
+                    },
+                    usd(monthly),
+                )),
+            )
+        };
+        PriceBook {
+            unavailable: None,
+            compute: [(key, Ok(usd("0.0416")))].into_iter().collect(),
+            volumes: [vol("vol-root", 8, "0.704"), vol("vol-data", 100, "8.8")]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_ledger_splits_by_action_and_kind_and_holds_back_what_is_at_stake() {
+        let term = billing(&[("vol-root", true), ("vol-data", false)]);
+        let stop = billing(&[("vol-root", true)]);
+        let items = [
+            Item {
+                id: "i-term",
+                action: SavingAction::Terminate,
+                held: false,
+                running: true,
+                billing: Some(&term),
+            },
+            Item {
+                id: "i-stop",
+                action: SavingAction::Stop,
+                held: false,
+                running: true,
+                billing: Some(&stop),
+            },
+            Item {
+                id: "i-held",
+                action: SavingAction::Stop,
+                held: true,
+                running: true,
+                billing: Some(&stop),
+            },
+        ];
+        let s = ledger(&items, "eu-west-1", &book());
+        assert_eq!(s.price_source, "pricing-api");
+        // terminate: (0.0416 + 0.005) * 730 + 0.704 = 34.722; stop: 0.0466 * 730 = 34.018
+        let t = &s.by_action[&SavingAction::Terminate];
+        assert_eq!(t.per_month, Some(usd("34.722")));
+        assert_eq!(
+            s.by_action[&SavingAction::Stop].per_month,
+            Some(usd("34.018"))
+        );
+        assert_eq!(s.saved.per_month, Some(usd("68.74")));
+        assert_eq!(s.saved.instances, 2);
+        assert_eq!(s.saved.instance_hours_per_month, 1460);
+        assert_eq!(
+            s.by_kind,
+            Some(ByKind {
+                compute: usd("60.736"),
+                ebs: usd("0.704"),
+                public_ipv4: usd("7.3"),
+            })
+        );
+        assert_eq!(s.at_stake.instances, 1);
+        assert_eq!(s.at_stake.per_month, Some(usd("34.018")));
+        assert_eq!(
+            s.left_behind,
+            [LeftBehind {
+                volume_id: "vol-data".into(),
+                instance_id: "i-term".into(),
+                per_month: Some(usd("8.8")),
+            }]
+        );
+    }
+
+    #[test]
+    fn without_prices_it_counts_hours_and_says_why() {
+        let b = billing(&[]);
+        let items = [Item {
+            id: "i-stop",
+            action: SavingAction::Stop,
+            held: false,
+            running: true,
+            billing: Some(&b),
+        }];
+        let book = PriceBook {
+            unavailable: Some("AccessDeniedException: not authorized".into()),
+            ..PriceBook::default()
+        };
+        let s = ledger(&items, "eu-west-1", &book);
+        assert_eq!(
+            s.price_source,
+            "unavailable: AccessDeniedException: not authorized"
+        );
+        assert_eq!(s.saved.per_month, None);
+        assert_eq!(s.saved.instance_hours_per_month, 730);
+        assert_eq!(s.by_kind, None);
+        assert_eq!(s.instances[0].unpriced, None);
+    }
+
+    #[test]
+    fn a_line_without_a_price_says_why_and_the_rest_is_still_priced() {
+        let mut odd = billing(&[]);
+        odd.platform = "Plan 9".into();
+        let ok = billing(&[]);
+        let items = [
+            Item {
+                id: "i-odd",
+                action: SavingAction::Stop,
+                held: false,
+                running: true,
+                billing: Some(&odd),
+            },
+            Item {
+                id: "i-ok",
+                action: SavingAction::Stop,
+                held: false,
+                running: true,
+                billing: Some(&ok),
+            },
+        ];
+        let s = ledger(&items, "eu-west-1", &book());
+        assert_eq!(
+            s.instances[0].unpriced.as_deref(),
+            Some("platform 'Plan 9' has no Price List equivalent the reaper knows")
+        );
+        assert_eq!(s.saved.per_month, Some(usd("34.018")));
+        assert_eq!(s.unpriced, 1);
+    }
+}
