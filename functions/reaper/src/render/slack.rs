@@ -436,52 +436,12 @@ fn header(report: &RunReport) -> Value {
     })
 }
 
-/// The ledger of savings in one line, at the top (SPEC §8): what the actions save a month, by
-/// action, and what is held back; without prices, the machine-hours and why.
+/// The ledger of savings in one line, at the top (SPEC §8), its lead in bold; the words are the
+/// report's (`report::savings::headline`), the price source's text made safe for mrkdwn.
 pub(crate) fn savings_line(report: &RunReport) -> Option<String> {
-    let s = report.savings.as_ref()?;
-    if s.saved.instances == 0 && s.at_stake.instances == 0 {
-        return None;
-    }
-    let verb = if report.mode == Mode::DryRun {
-        "Would save"
-    } else {
-        "Saves"
-    };
-    if !s.priced() {
-        return Some(format!(
-            "*{verb} {} instance-hours a month* ({} instances); no dollar figure: {}",
-            s.saved.instance_hours_per_month,
-            s.saved.instances,
-            clean(&s.price_source, MAX_REASON_CHARS)
-        ));
-    }
-    let month = |t: &crate::report::savings::Total| t.per_month.unwrap_or_default();
-    let parts: Vec<String> = s
-        .by_action
-        .iter()
-        .map(|(action, t)| format!("{action} {}", month(t)))
-        .collect();
-    let mut line = format!(
-        "*{verb} about {}/month* ({} instances: {}; list prices)",
-        month(&s.saved),
-        s.saved.instances,
-        parts.join(", ")
-    );
-    if s.unpriced > 0 {
-        line.push_str(&format!(
-            "; {} instances without a price are not in it (the report says why)",
-            s.unpriced
-        ));
-    }
-    if s.at_stake.instances > 0 {
-        line.push_str(&format!(
-            ". Held back: {}/month more ({} instances)",
-            month(&s.at_stake),
-            s.at_stake.instances
-        ));
-    }
-    Some(line)
+    let (lead, rest) =
+        crate::report::savings::headline(report, |why| clean(why, MAX_REASON_CHARS))?;
+    Some(format!("*{lead}* {rest}"))
 }
 
 fn context(report: &RunReport) -> Value {

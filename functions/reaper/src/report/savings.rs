@@ -135,6 +135,63 @@ pub(crate) struct PriceBook {
     pub volumes: HashMap<String, Result<(Volume, Usd), String>>,
 }
 
+/// The ledger of savings in one line (SPEC §8), as every view leads with it: the lead (what
+/// the actions save a month, by action) and the rest (the split, what is held back); without
+/// prices, the machine-hours and why. `shown` makes the price source's text safe for the view.
+pub(crate) fn headline(
+    report: &super::RunReport,
+    shown: impl Fn(&str) -> String,
+) -> Option<(String, String)> {
+    let s = report.savings.as_ref()?;
+    if s.saved.instances == 0 && s.at_stake.instances == 0 {
+        return None;
+    }
+    let verb = if report.mode == super::Mode::DryRun {
+        "Would save"
+    } else {
+        "Saves"
+    };
+    if !s.priced() {
+        return Some((
+            format!(
+                "{verb} {} instance-hours a month",
+                s.saved.instance_hours_per_month
+            ),
+            format!(
+                "({} instances); no dollar figure: {}",
+                s.saved.instances,
+                shown(&s.price_source)
+            ),
+        ));
+    }
+    let month = |t: &Total| t.per_month.unwrap_or_default();
+    let parts: Vec<String> = s
+        .by_action
+        .iter()
+        .map(|(action, t)| format!("{action} {}", month(t)))
+        .collect();
+    let lead = format!("{verb} about {}/month", month(&s.saved));
+    let mut rest = format!(
+        "({} instances: {}; list prices)",
+        s.saved.instances,
+        parts.join(", ")
+    );
+    if s.unpriced > 0 {
+        rest.push_str(&format!(
+            "; {} instances without a price are not in it (the report says why)",
+            s.unpriced
+        ));
+    }
+    if s.at_stake.instances > 0 {
+        rest.push_str(&format!(
+            ". Held back: {}/month more ({} instances)",
+            month(&s.at_stake),
+            s.at_stake.instances
+        ));
+    }
+    Some((lead, rest))
+}
+
 /// The ledger of the run's `items` in `region` at the prices of `book`.
 pub(crate) fn ledger(items: &[Item<'_>], region: &str, book: &PriceBook) -> Savings {
     let priced = book.unavailable.is_none();

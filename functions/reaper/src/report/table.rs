@@ -238,9 +238,9 @@ pub fn summary(r: &RunReport) -> String {
         " | {calls} API call{}",
         if calls == 1 { "" } else { "s" }
     );
-    // The ledger of savings, as the Slack message leads with it (without its bold marks).
-    if let Some(line) = crate::render::slack::savings_line(r) {
-        let _ = write!(s, "\n  $ {}", line.replace('*', ""));
+    // The ledger of savings, as the Slack message leads with it.
+    if let Some((lead, rest)) = super::savings::headline(r, str::to_string) {
+        let _ = write!(s, "\n  $ {lead} {rest}");
     }
     for c in &r.circuits {
         let _ = write!(s, "\n  ! {}", c.message);
