@@ -4,6 +4,10 @@
 //! so every client parses pages as heavy as moto's; it pages by **instances** (at most 1 000 per
 //! page, as EC2 does), and applies CreateTags, StopInstances and TerminateInstances to its state.
 //!
+//! Each instance has one root volume, `vol-<its id's hex>`, deleted with it (`DeleteOnTermination`),
+//! and an instance type from [`INSTANCE_TYPES`] by its number: DescribeVolumes (the `volume-id`
+//! filter, pages of at most 500) shows the volumes of the instances not yet terminated.
+//!
 //! It is not an EC2 model: only the `instance-state-name` and `instance-id` filters are
 //! understood (an unknown id in the `instance-id` filter is simply absent, as on EC2), any other
 //! filter or action is refused with an error that names it, so a client that needs more fails
@@ -228,6 +232,7 @@ fn answer(params: &Params, fleet: &mut Fleet) -> (u16, String) {
     match params.get("Action").unwrap_or_default() {
         "DescribeInstances" => describe(params, fleet),
         "CreateTags" => create_tags(params, fleet),
+        "DescribeVolumes" => describe_volumes(params, fleet),
         "StopInstances" => transition(params, fleet, "StopInstances"),
         "TerminateInstances" => transition(params, fleet, "TerminateInstances"),
         "GetCallerIdentity" => (
@@ -241,7 +246,7 @@ fn answer(params: &Params, fleet: &mut Fleet) -> (u16, String) {
         other => error(
             400,
             "InvalidAction",
-            &format!("The action {other:?} is not valid for this web service (the bench's fake EC2 serves DescribeInstances, CreateTags, StopInstances, TerminateInstances, GetCallerIdentity)."),
+            &format!("The action {other:?} is not valid for this web service (the bench's fake EC2 serves DescribeInstances, DescribeVolumes, CreateTags, StopInstances, TerminateInstances, GetCallerIdentity)."),
         ),
     }
 }
@@ -388,11 +393,117 @@ fn describe(params: &Params, fleet: &Fleet) -> (u16, String) {
     (200, xml)
 }
 
+/// The instance types of the fake fleet, by instance number (`n % 4`); the Price List stub
+/// (`crate::pricing`) has their eu-west-1 Linux prices.
+pub const INSTANCE_TYPES: [&str; 4] = ["t3.micro", "m5.large", "c5.xlarge", "t3.medium"];
+
+/// The root volume's size by instance number (`n % 3`), GiB; every volume is gp3 at its free
+/// 3 000 IOPS and 125 MiB/s.
+pub const VOLUME_GIB: [u32; 3] = [8, 30, 100];
+
+/// The number in an instance's (or its volume's) id: its last eight hex digits.
+pub fn number(id: &str) -> u64 {
+    let hex = id.trim_start_matches("i-").trim_start_matches("vol-");
+    u64::from_str_radix(&hex[hex.len().saturating_sub(8)..], 16).unwrap_or(0)
+}
+
+/// The instance type of the instance `id`.
+pub fn instance_type(id: &str) -> &'static str {
+    INSTANCE_TYPES[(number(id) % INSTANCE_TYPES.len() as u64) as usize]
+}
+
+/// The most volumes DescribeVolumes returns in a page (EC2's limit for `MaxResults`).
+const MAX_VOLUME_PAGE: usize = 500;
+
+/// DescribeVolumes by the `volume-id` filter: the root volumes of the instances not terminated,
+/// paged as EC2 pages them.
+fn describe_volumes(params: &Params, fleet: &Fleet) -> (u16, String) {
+    let mut wanted: Option<Vec<String>> = None;
+    for n in 1.. {
+        let Some(name) = params.get(&format!("Filter.{n}.Name")) else {
+            break;
+        };
+        match name {
+            "volume-id" => wanted = Some(params.list(&format!("Filter.{n}.Value"))),
+            _ => return error(
+                400,
+                "InvalidParameterValue",
+                &format!("The filter '{name}' is not supported by the bench's fake EC2 DescribeVolumes (only volume-id)"),
+            ),
+        }
+    }
+    let Some(wanted) = wanted else {
+        return error(
+            400,
+            "InvalidParameterValue",
+            "the bench's fake EC2 DescribeVolumes needs the volume-id filter",
+        );
+    };
+    let page_size = match params.get("MaxResults").map(str::parse::<usize>) {
+        None => MAX_VOLUME_PAGE,
+        Some(Ok(n)) if (5..=MAX_VOLUME_PAGE).contains(&n) => n,
+        Some(_) => {
+            return error(
+                400,
+                "InvalidParameterValue",
+                "MaxResults must be between 5 and 500",
+            )
+        }
+    };
+    let found: Vec<(&FakeInstance, &str)> = wanted
+        .iter()
+        .filter_map(|v| {
+            let id = format!("i-{}", v.strip_prefix("vol-")?);
+            let i = &fleet.instances[*fleet.index.get(&id)?];
+            (i.state != State::Terminated).then_some((i, v.as_str()))
+        })
+        .collect();
+    let start = match params.get("NextToken") {
+        None => 0,
+        Some(t) => match t
+            .strip_prefix("fake-")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) if n <= found.len() => n,
+            _ => {
+                return error(
+                    400,
+                    "InvalidParameterValue",
+                    &format!("The NextToken {t:?} is not valid"),
+                )
+            }
+        },
+    };
+    let end = (start + page_size).min(found.len());
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeVolumesResponse xmlns=\"{NS}\"><requestId>fake-ec2</requestId><volumeSet>"
+    );
+    for (i, volume) in &found[start..end] {
+        let gib = VOLUME_GIB[(number(&i.id) % VOLUME_GIB.len() as u64) as usize];
+        let time = i.launch_time.format("%Y-%m-%dT%H:%M:%S.000Z");
+        let _ = write!(
+            xml,
+            "<item><volumeId>{volume}</volumeId><size>{gib}</size><snapshotId/><availabilityZone>eu-west-1a</availabilityZone>\
+<status>in-use</status><createTime>{time}</createTime><attachmentSet><item><volumeId>{volume}</volumeId>\
+<instanceId>{id}</instanceId><device>/dev/sda1</device><status>attached</status><attachTime>{time}</attachTime>\
+<deleteOnTermination>true</deleteOnTermination></item></attachmentSet><volumeType>gp3</volumeType><iops>3000</iops>\
+<encrypted>false</encrypted><multiAttachEnabled>false</multiAttachEnabled><throughput>125</throughput></item>",
+            id = i.id
+        );
+    }
+    xml.push_str("</volumeSet>");
+    if end < found.len() {
+        let _ = write!(xml, "<nextToken>fake-{end}</nextToken>");
+    }
+    xml.push_str("</DescribeVolumesResponse>");
+    (200, xml)
+}
+
 /// Deterministic pseudo-addresses and resource ids from the instance id, so pages carry as many
 /// bytes as moto's.
 fn instance_xml(xml: &mut String, i: &FakeInstance) {
     let hex = i.id.trim_start_matches("i-");
-    let n = u64::from_str_radix(&hex[hex.len().saturating_sub(8)..], 16).unwrap_or(0);
+    let n = number(&i.id);
     let (a, b) = ((n >> 8) & 0xff, n & 0xff);
     let time = i.launch_time.format("%Y-%m-%dT%H:%M:%S.000Z");
     let state = i.state;
@@ -431,11 +542,12 @@ fn instance_xml(xml: &mut String, i: &FakeInstance) {
 <httpProtocolIpv6>disabled</httpProtocolIpv6><instanceMetadataTags>disabled</instanceMetadataTags></metadataOptions>\
 <instanceId>{id}</instanceId><imageId>ami-12c6146b</imageId><instanceState><code>{code}</code><name>{name}</name></instanceState>\
 <privateDnsName>ip-10-81-{a}-{b}.eu-west-1.compute.internal</privateDnsName><dnsName>ec2-54-214-{a}-{b}.eu-west-1.compute.amazonaws.com</dnsName>\
-<reason/><amiLaunchIndex>0</amiLaunchIndex><productCodes/><instanceType>m1.small</instanceType><launchTime>{time}</launchTime>\
+<reason/><amiLaunchIndex>0</amiLaunchIndex><productCodes/><instanceType>{ty}</instanceType><launchTime>{time}</launchTime>\
 <placement><groupName/><tenancy>default</tenancy><availabilityZone>eu-west-1a</availabilityZone></placement>\
 <monitoring><state>disabled</state></monitoring><subnetId>subnet-0fake00000000001</subnetId>\
 <vpcId>vpc-0fake000000000001</vpcId><privateIpAddress>10.81.{a}.{b}</privateIpAddress><ipAddress>54.214.{a}.{b}</ipAddress></item>",
         id = i.id,
+        ty = instance_type(&i.id),
         code = state.code(),
         name = state.name(),
     );

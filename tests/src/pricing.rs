@@ -106,6 +106,31 @@ pub const COMPUTE: &[(&str, &str, &str, &str, &str, &str)] = &[
         "Shared",
         "0.0206000000",
     ),
+    // The bench's fake fleet (`fake_ec2::INSTANCE_TYPES`): eu-west-1 on-demand Linux.
+    (
+        "m5.large",
+        "eu-west-1",
+        "Linux",
+        "NA",
+        "Shared",
+        "0.1070000000",
+    ),
+    (
+        "c5.xlarge",
+        "eu-west-1",
+        "Linux",
+        "NA",
+        "Shared",
+        "0.1920000000",
+    ),
+    (
+        "t3.medium",
+        "eu-west-1",
+        "Linux",
+        "NA",
+        "Shared",
+        "0.0456000000",
+    ),
     (
         "m5.large",
         "eu-central-1",

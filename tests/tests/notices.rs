@@ -83,6 +83,7 @@ fn item(id: &str, name: Option<&str>, event: NoticeEvent) -> NoticeItem {
         name: name.map(str::to_string),
         region: REGION.into(),
         event,
+        saves: None,
     }
 }
 

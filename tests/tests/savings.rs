@@ -355,13 +355,17 @@ async fn volume_at(rig: &Rig, instance: &str, device: &str) -> String {
         .to_string()
 }
 
-fn line<'a>(savings: &'a Value, id: &str) -> &'a Value {
-    savings["instances"]
+/// The instance's line of the ledger, on its line of the report (`instances[].saving`).
+fn line<'a>(report: &'a Value, id: &str) -> &'a Value {
+    let instance = report["instances"]
         .as_array()
         .unwrap()
         .iter()
         .find(|l| l["id"] == id)
-        .unwrap_or_else(|| panic!("no savings line for {id}: {savings:#}"))
+        .unwrap_or_else(|| panic!("no report line for {id}: {report:#}"));
+    let saving = &instance["saving"];
+    assert!(saving.is_object(), "no savings line for {id}: {instance:#}");
+    saving
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -379,16 +383,22 @@ async fn a_dry_run_reports_what_it_would_save_to_the_cent() {
     //   would save                                                                 = 784.97
     //   E held back: (0.106 m5.large dedicated + 0.005) * 730 + 10 GiB * 0.05     =  81.53
     //   left behind: A's gp2 50 GiB * 0.10 = 5.00; B's io2 20 * 0.125 + 1000 * 0.065 = 67.50
-    assert_eq!(line(s, &a)["per_month"], "75.33");
-    assert_eq!(line(s, &b)["per_month"], "46.80");
-    assert_eq!(line(s, &c)["per_month"], "491.29");
-    assert_eq!(line(s, &d)["per_month"], "171.55");
-    assert_eq!(line(s, &e)["held"], true);
-    assert!(s["instances"]
+    assert_eq!(
+        line(&json, &a)["per_month"],
+        "75.33",
+        "{:#}",
+        line(&json, &a)
+    );
+    assert_eq!(line(&json, &b)["per_month"], "46.80");
+    assert_eq!(line(&json, &c)["per_month"], "491.29");
+    assert_eq!(line(&json, &d)["per_month"], "171.55");
+    assert_eq!(line(&json, &e)["held"], true);
+    // F is kept: the ledger does not count it, and its report line (if any) has no saving.
+    assert!(json["instances"]
         .as_array()
         .unwrap()
         .iter()
-        .all(|l| l["id"] != f.as_str()));
+        .all(|l| l["id"] != f.as_str() || l.get("saving").is_none()));
     assert_eq!(s["by_action"]["terminate"]["per_month"], "122.13");
     assert_eq!(s["by_action"]["stop"]["per_month"], "662.84");
     assert_eq!(s["saved"]["per_month"], "784.97");
@@ -499,4 +509,34 @@ async fn without_pricing_get_products_the_run_acts_and_reports_hours_and_why() {
     assert_eq!(rig.state(&e).await, InstanceStateName::Running);
     // The first refusal ends the pricing: one call, not one per key.
     assert_eq!(rig.stub.requests().len(), 1);
+}
+
+/// A live run prices what its terminations delete: the volumes are described before the
+/// instances are terminated (EC2, like moto, deletes a `DeleteOnTermination` volume with its
+/// instance, and DescribeVolumes no longer shows it). Before the fix the live run described them
+/// afterwards and A's and B's lines had no price ("DescribeVolumes does not show it").
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_run_prices_the_volumes_its_terminations_delete() {
+    let rig = rig(PricingMode::Ok, &[("LIVEMODE", "true")]);
+    let ([a, b, c, d, e, _], _, _) = fleet(&rig).await;
+    let (report, json) = rig.report();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(rig.state(&a).await, InstanceStateName::Terminated);
+    assert_eq!(rig.state(&b).await, InstanceStateName::Terminated);
+    let s = &json["savings"];
+    assert_eq!(s["price_source"], "pricing-api", "{s:#}");
+    assert!(s.get("unpriced").is_none(), "{s:#}");
+    // The same figures as the dry run's, now saved rather than "would".
+    assert_eq!(
+        line(&json, &a)["per_month"],
+        "75.33",
+        "{:#}",
+        line(&json, &a)
+    );
+    assert_eq!(line(&json, &b)["per_month"], "46.80");
+    assert_eq!(line(&json, &c)["per_month"], "491.29");
+    assert_eq!(line(&json, &d)["per_month"], "171.55");
+    assert_eq!(line(&json, &e)["held"], true);
+    assert_eq!(s["saved"]["per_month"], "784.97");
+    assert_eq!(s["by_kind"]["ebs"], "4.60");
 }

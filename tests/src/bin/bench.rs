@@ -26,7 +26,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use reaper_e2e::fake_ec2::{FakeEc2, FakeInstance, State};
 use reaper_e2e::measure::{self, Measured};
 use reaper_e2e::proxy::{top_level_items, Proxy};
-use reaper_e2e::{Function, Moto, RuntimeApi};
+use reaper_e2e::{Function, Moto, PriceListStub, PricingMode, RuntimeApi};
+use std::sync::OnceLock;
 
 const REGION: &str = "eu-west-1";
 const SEED: u64 = 13;
@@ -644,6 +645,48 @@ fn tool_env(cmd: &mut Command, endpoint: &str) {
         )
         .env("MAX_TERMINATIONS", "unlimited")
         .env("MAX_STOPS", "unlimited");
+    // The reaper prices what it does (SPEC §8): its Price List calls go to the bench's stub.
+    if let Some(url) = PRICING.get() {
+        cmd.env("AWS_ENDPOINT_URL_PRICING", url);
+    }
+}
+
+/// The Price List stub every tool run is pointed at (`AWS_ENDPOINT_URL_PRICING`).
+static PRICING: OnceLock<String> = OnceLock::new();
+
+/// What pricing one run cost: the Price List calls, the DescribeVolumes calls, and what the
+/// target allows for the fleet (distinct compute keys + volume types + one call per 500
+/// volumes deleted by terminations).
+struct SavingsCalls {
+    get_products: u64,
+    describe_volumes: u64,
+    allowed: u64,
+    formula: String,
+}
+
+/// The savings' target for a fake fleet: the distinct instance types of the running instances
+/// it stops or terminates (one region, Linux, shared tenancy), its one volume type (gp3), and
+/// one DescribeVolumes per 500 root volumes of the terminations.
+fn savings_allowed(seeded: &HashMap<String, Seeded>) -> (u64, String) {
+    let mut types = BTreeSet::new();
+    let mut doomed = 0u64;
+    for (id, s) in seeded {
+        let verdict = GROUPS[s.group].verdict;
+        let terminates = verdict.ends_with("terminate");
+        if (terminates || verdict == "stop") && s.state == State::Running {
+            types.insert(reaper_e2e::fake_ec2::instance_type(id));
+        }
+        doomed += u64::from(terminates);
+    }
+    let calls = doomed.div_ceil(500);
+    (
+        types.len() as u64 + 1 + calls,
+        format!(
+            "{} types + 1 volume type + ⌈{doomed} volumes / 500⌉ = {}",
+            types.len(),
+            types.len() as u64 + 1 + calls
+        ),
+    )
 }
 
 fn command(tool: Tool, bins: &Bins, endpoint: &str, scratch: &Path) -> Option<Command> {
@@ -1039,9 +1082,17 @@ fn lambda_env(endpoint: &str) -> Vec<(String, String)> {
     env
 }
 
-/// A live sweep of an `n`-instance fake fleet by the release Lambda binary: (peak RSS, CPU, ok).
-fn lambda_sweep(reaper: &Path, n: usize, mix: Mix) -> (u64, Duration, Result<String, String>) {
-    let (instances, _) = fake_fleet(n, Utc::now(), mix);
+/// A live sweep of an `n`-instance fake fleet by the release Lambda binary: (peak RSS, CPU, ok,
+/// what its pricing cost).
+fn lambda_sweep(
+    reaper: &Path,
+    n: usize,
+    mix: Mix,
+    stub: &PriceListStub,
+) -> (u64, Duration, Result<String, String>, SavingsCalls) {
+    let (instances, seeded) = fake_fleet(n, Utc::now(), mix);
+    let (allowed, formula) = savings_allowed(&seeded);
+    let priced_before = stub.requests().len();
     let fake = FakeEc2::start(instances);
     let proxy = Proxy::start(&fake.endpoint());
     let runtime = RuntimeApi::start(REGION);
@@ -1065,7 +1116,13 @@ fn lambda_sweep(reaper: &Path, n: usize, mix: Mix) -> (u64, Duration, Result<Str
         )),
     };
     let (rss, cpu) = usage.unwrap_or((0, Duration::ZERO));
-    (rss, cpu, result)
+    let savings = SavingsCalls {
+        get_products: (stub.requests().len() - priced_before) as u64,
+        describe_volumes: proxy.calls().get("DescribeVolumes").copied().unwrap_or(0),
+        allowed,
+        formula,
+    };
+    (rss, cpu, result, savings)
 }
 
 /// GNU time, when installed: its `wait4` of a child it forked itself gives that child's own peak
@@ -1276,6 +1333,8 @@ fn main() -> ExitCode {
         return child(args.get(2).map_or("", String::as_str));
     }
     let started = Instant::now();
+    let pricing = PriceListStub::start(PricingMode::Ok);
+    let _ = PRICING.set(pricing.url());
     let root = reaper_e2e::workspace_root();
     // The release binaries are what ships; BENCH_BIN_DIR points elsewhere (figures then say so).
     let release = env::var_os("BENCH_BIN_DIR")
@@ -1371,10 +1430,18 @@ fn main() -> ExitCode {
                 .get("GetCallerIdentity")
                 .copied()
                 .unwrap_or(0);
+            // The savings' DescribeVolumes is not the job's: it has its own target below.
+            let volumes = reaper
+                .run
+                .calls
+                .get("DescribeVolumes")
+                .copied()
+                .unwrap_or(0);
+            let calls = calls - volumes;
             let reaper_ec2 = calls - sts;
             target(
                 &mut targets,
-                format!("{n}: reaper EC2 calls ≤ floor (pages + batches) + re-check"),
+                format!("{n}: reaper EC2 calls (the sweep; the savings' DescribeVolumes apart) ≤ floor (pages + batches) + re-check"),
                 format!("{reaper_ec2}"),
                 format!("≤ {} ({floor} + {recheck})", floor + recheck),
                 Some(reaper_ec2 <= floor + recheck),
@@ -1499,6 +1566,7 @@ fn main() -> ExitCode {
     // The figures before issue 17 (bench/results/bench-2026-11-24.md): the whole listing, tag maps
     // included, was held until the report was written.
     const OLD: &str = "100 000 usual mix: reaper 133.9 MB, reaperctl 131.9 MB";
+    let mut savings_calls: Option<SavingsCalls> = None;
     let mut rss_points: Vec<(String, usize, f64)> = Vec::new();
     let mut sparse_points: Vec<(String, usize, f64)> = Vec::new();
     for (n, mix) in [(10_000, Mix::Usual), (big, Mix::Usual), (big, Mix::Sparse)] {
@@ -1510,7 +1578,10 @@ fn main() -> ExitCode {
             Mix::Usual => &mut rss_points,
             Mix::Sparse => &mut sparse_points,
         };
-        let (rss, cpu, result) = lambda_sweep(&bins.reaper, n, mix);
+        let (rss, cpu, result, priced) = lambda_sweep(&bins.reaper, n, mix, &pricing);
+        if n == 10_000 && mix == Mix::Usual {
+            savings_calls = Some(priced);
+        }
         let mb = rss as f64 / MB;
         println!(
             "| reaper (Lambda, {profile}) | {label} | {mb:.1} | {:.2} | {} |",
@@ -1544,6 +1615,20 @@ fn main() -> ExitCode {
             format!("{mb:.1} MB"),
             format!("≤ {limit} MB{was}"),
             Some(*mb <= limit),
+        );
+    }
+    if let Some(c) = &savings_calls {
+        let used = c.get_products + c.describe_volumes;
+        println!(
+            "savings at 10 000 instances (Lambda, Price List stub): {} GetProducts + {} DescribeVolumes = {used} calls",
+            c.get_products, c.describe_volumes
+        );
+        target(
+            &mut targets,
+            "10000: calls the savings add (GetProducts + DescribeVolumes)",
+            format!("{used} ({} + {})", c.get_products, c.describe_volumes),
+            format!("≤ {}", c.formula),
+            Some(used <= c.allowed),
         );
     }
     for (name, n, mb) in &sparse_points {

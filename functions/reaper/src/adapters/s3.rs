@@ -122,6 +122,7 @@ mod tests {
             outcome: Some(Outcome::Done),
             error: None,
             notice: None,
+            saving: None,
         });
         r.counts.verdicts.insert(VerdictKind::Terminate, 1);
         r.counts.outcomes.insert(Outcome::Done, 1);

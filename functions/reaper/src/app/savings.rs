@@ -3,10 +3,8 @@
 //! refused or missing costs the report its money figures, never an action.
 
 use crate::policy::price::Volume;
-use crate::policy::{InstanceState, VerdictKind};
-use crate::ports::{Deadline, Fleet, Prices};
-use crate::report::savings::{ledger, Item, PriceBook, SavingAction, Savings};
-use crate::run::ledger::{Deferral, Fate};
+use crate::ports::{Deadline, Prices};
+use crate::report::savings::{item, Item, PriceBook, SavingAction};
 use crate::run::RunOutcome;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -14,41 +12,9 @@ use std::time::Duration;
 /// The most the savings may add to a run, after its actions: the report's sinks come first.
 const PRICING_BUDGET: Duration = Duration::from_secs(15);
 
-/// The instances whose action the ledger counts: done (or would be, in a dry run), or held back
-/// by the notice gate, the action window or a cap. A failed or re-judged action saves nothing.
+/// The instances whose action the ledger counts (`report::savings::item`).
 fn items(outcome: &RunOutcome) -> Vec<Item<'_>> {
-    use SavingAction::{Stop, Terminate};
-    outcome
-        .entries
-        .iter()
-        .filter_map(|e| {
-            let action = match e.verdict.kind() {
-                VerdictKind::Terminate => Terminate,
-                VerdictKind::Stop => Stop,
-                _ => return None,
-            };
-            let (action, held) = match &e.fate {
-                None | Some(Fate::Done) => (action, false),
-                // A launch event stops the expired instance instead (SPEC §7).
-                Some(Fate::Deferred(Deferral::StoppedAtLaunch)) => (Stop, false),
-                Some(
-                    Fate::CircuitOpen
-                    | Fate::Deferred(Deferral::NotAnnounced { .. } | Deferral::OutsideWindow(_)),
-                ) => (action, true),
-                _ => return None,
-            };
-            Some(Item {
-                id: &e.fact.id,
-                action,
-                held,
-                running: matches!(
-                    e.fact.state,
-                    InstanceState::Pending | InstanceState::Running
-                ),
-                billing: e.fact.billing.as_deref(),
-            })
-        })
-        .collect()
+    outcome.entries.iter().filter_map(item).collect()
 }
 
 /// Calls made between two snapshots of a counter.
@@ -62,16 +28,15 @@ fn delta(before: &BTreeMap<String, u64>, after: BTreeMap<String, u64>) -> BTreeM
         .collect()
 }
 
-/// The run's ledger of savings, and the API calls it made (DescribeVolumes, GetProducts).
-pub(crate) async fn assess<F: Fleet>(
+/// The prices of what the run did and held back, and the API calls it took (GetProducts; the
+/// volumes were described by the run, before it acted). The report's ledger is built from them.
+pub(crate) async fn assess(
     outcome: &RunOutcome,
-    fleet: &F,
     prices: Option<&dyn Prices>,
     deadline: Deadline,
-) -> (Savings, BTreeMap<String, u64>) {
+) -> (PriceBook, BTreeMap<String, u64>) {
     let items = items(outcome);
     let region = outcome.header.region.as_str();
-    let fleet_before = fleet.api_calls();
     let prices_before = prices.map(|p| p.api_calls()).unwrap_or_default();
     let mut book = PriceBook::default();
     match prices {
@@ -84,32 +49,28 @@ pub(crate) async fn assess<F: Fleet>(
             let budget = deadline
                 .for_work()
                 .map_or(PRICING_BUDGET, |w| w.min(PRICING_BUDGET));
-            let priced = price(&items, region, fleet, prices, deadline, &mut book);
+            let described = outcome.volumes.as_ref();
+            let priced = price(&items, region, described, prices, deadline, &mut book);
             if tokio::time::timeout(budget, priced).await.is_err() {
                 book.unavailable = Some(format!(
-                    "the Price List and DescribeVolumes did not answer within {} s",
+                    "the Price List did not answer within {} s",
                     budget.as_secs()
                 ));
             }
         }
     }
-    let mut calls = delta(&fleet_before, fleet.api_calls());
-    if let Some(p) = prices {
-        for (op, n) in delta(&prices_before, p.api_calls()) {
-            *calls.entry(op).or_default() += n;
-        }
-    }
-    (ledger(&items, region, &book), calls)
+    let calls = prices.map_or_else(BTreeMap::new, |p| delta(&prices_before, p.api_calls()));
+    (book, calls)
 }
 
-/// Fills `book`: one lookup per distinct compute configuration, one DescribeVolumes per 500
-/// volumes of the terminations, one lookup per volume type. The first refusal that is not
+/// Fills `book`: one lookup per distinct compute configuration, one per volume type of the
+/// terminations' volumes (`described` before the run acted). The first refusal that is not
 /// "no such product" (access denied, throttled, no route) ends the pricing: the run reports
 /// hours and says why.
-async fn price<F: Fleet>(
+async fn price(
     items: &[Item<'_>],
     region: &str,
-    fleet: &F,
+    described: Option<&Result<Vec<Volume>, String>>,
     prices: &dyn Prices,
     deadline: Deadline,
     book: &mut PriceBook,
@@ -133,36 +94,42 @@ async fn price<F: Fleet>(
             }
         }
     }
-    let volume_ids: Vec<String> = items
+    let volume_ids: BTreeSet<&str> = items
         .iter()
         .filter(|i| i.action == SavingAction::Terminate)
         .flat_map(|i| i.billing.iter().flat_map(|b| b.volumes.iter()))
-        .map(|v| v.volume_id.to_string())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+        .map(|v| &*v.volume_id)
         .collect();
     if volume_ids.is_empty() {
         return;
     }
-    let described: Vec<Volume> = match fleet.volumes(&volume_ids, deadline).await {
-        Ok(v) => v,
-        Err(err) => {
+    let described = match described {
+        Some(Ok(v)) => v,
+        Some(Err(why)) => {
+            for id in volume_ids {
+                book.volumes.insert(id.to_string(), Err(why.clone()));
+            }
+            return;
+        }
+        None => {
             for id in volume_ids {
                 book.volumes
-                    .insert(id, Err(format!("DescribeVolumes failed: {err}")));
+                    .insert(id.to_string(), Err("it was not described".into()));
             }
             return;
         }
     };
     let mut rates = HashMap::new();
-    let mut by_id: HashMap<String, Volume> = described
-        .into_iter()
-        .map(|v| (v.volume_id.clone(), v))
+    let by_id: HashMap<&str, &Volume> = described
+        .iter()
+        .map(|v| (v.volume_id.as_str(), v))
         .collect();
     for id in volume_ids {
-        let Some(volume) = by_id.remove(&id) else {
-            book.volumes
-                .insert(id, Err("DescribeVolumes does not show it".into()));
+        let Some(&volume) = by_id.get(id) else {
+            book.volumes.insert(
+                id.to_string(),
+                Err("DescribeVolumes did not show it before the run acted".into()),
+            );
             continue;
         };
         if !rates.contains_key(&volume.volume_type) {
@@ -177,12 +144,9 @@ async fn price<F: Fleet>(
             rates.insert(volume.volume_type.clone(), rate);
         }
         let entry = match &rates[&volume.volume_type] {
-            Ok(r) => {
-                let monthly = r.monthly(&volume);
-                Ok((volume, monthly))
-            }
+            Ok(r) => Ok(r.monthly(volume)),
             Err(why) => Err(why.clone()),
         };
-        book.volumes.insert(id, entry);
+        book.volumes.insert(id.to_string(), entry);
     }
 }

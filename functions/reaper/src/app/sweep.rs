@@ -25,13 +25,14 @@ pub async fn sweep_priced<F: Fleet>(
     ctx: RunContext,
     req: &RunRequest,
 ) -> RunReport {
-    let outcome = crate::run::sweep(fleet, cfg, ctx, req).await;
-    let (savings, calls) = super::savings::assess(&outcome, fleet, prices, req.deadline).await;
-    let mut report = build(outcome);
+    let mut outcome = crate::run::sweep(fleet, cfg, ctx, req).await;
+    let (prices, calls) = super::savings::assess(&outcome, prices, req.deadline).await;
+    // Priced: the volumes described are not needed by the report.
+    outcome.volumes = None;
+    let mut report = build(outcome, &prices);
     for (op, n) in calls {
         *report.api_calls.entry(op).or_default() += n;
     }
-    report.savings = Some(savings);
     report
 }
 

@@ -3,6 +3,7 @@
 //! arithmetic. Pure: the prices come in as arguments.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// AWS's published rate for a public IPv4 address: $0.005 per IP per hour, in use or idle
 /// (https://aws.amazon.com/vpc/pricing/, "Public IPv4 Addresses", in force since 2024-02-01).
@@ -171,9 +172,10 @@ pub struct Attached {
 /// on or holds back (`Option<Box<_>>` in the ledger: eight bytes for the rest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Billing {
-    pub instance_type: Box<str>,
+    /// Shared: the run keeps one copy of each type and platform (`Ledger`), not one per instance.
+    pub instance_type: Arc<str>,
     /// `PlatformDetails` (`Linux/UNIX`, `Windows with SQL Server Standard`, …).
-    pub platform: Box<str>,
+    pub platform: Arc<str>,
     pub tenancy: Tenancy,
     pub purchase: Purchase,
     /// Public IPv4 addresses Amazon assigned (released with a stop or a termination; an Elastic

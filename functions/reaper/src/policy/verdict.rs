@@ -208,26 +208,26 @@ pub enum Verdict {
     /// Rows 2 and 5. `bound` is set when MAX_LIFETIME, not the tag, gives `until`.
     Keep {
         until: Option<DateTime<Utc>>,
-        bound: Option<Bound>,
+        bound: Option<Box<Bound>>,
     },
     /// Row 3, and row 7 inside the grace period when the date is already due (`stamp` is then
     /// `Some`). `date` is the date enforced: the tag's, or MAX_LIFETIME's when `bound` is set.
     Terminate {
         date: DateTime<Utc>,
         stamp: Option<Stamp>,
-        bound: Option<Bound>,
+        bound: Option<Box<Bound>>,
     },
     /// Row 4; `date` as for `Terminate`.
     Expiring {
         date: DateTime<Utc>,
-        bound: Option<Bound>,
+        bound: Option<Box<Bound>>,
     },
     /// Rows 6 and 7 (not yet due, or outside the grace period, where a stamp never terminates).
     /// `bound` is set when MAX_LIFETIME will cut the date written once it is judged.
     Stamp {
         stamp: Stamp,
         rule: StampRule,
-        bound: Option<Bound>,
+        bound: Option<Box<Bound>>,
     },
     /// Row 8: missing or invalid tags, still inside the grace period.
     Wait {
@@ -353,7 +353,7 @@ impl Verdict {
             Verdict::Keep { bound, .. }
             | Verdict::Terminate { bound, .. }
             | Verdict::Expiring { bound, .. }
-            | Verdict::Stamp { bound, .. } => bound.as_ref(),
+            | Verdict::Stamp { bound, .. } => bound.as_deref(),
             _ => None,
         }
     }
@@ -516,6 +516,10 @@ pub fn judge(instance: &Instance, now: DateTime<Utc>, rules: &Rules) -> Verdict 
     }
 }
 
+/// The date enforced (none for `indefinite`, when allowed) and the MAX_LIFETIME bound, if it
+/// decides the date.
+type Enforced = (Option<DateTime<Utc>>, Option<Box<Bound>>);
+
 /// The date a valid `termination_date` is enforced as (`None`: kept indefinitely), with the
 /// MAX_LIFETIME bound when that, not the tag, decides it.
 fn enforced(
@@ -523,11 +527,13 @@ fn enforced(
     written: TerminationDate,
     first_launch: DateTime<Utc>,
     rules: &Rules,
-) -> Result<(Option<DateTime<Utc>>, Option<Bound>), TagError> {
-    let bound = |max_lifetime| Bound {
-        at: whole_seconds(first_launch + max_lifetime),
-        max_lifetime,
-        written,
+) -> Result<Enforced, TagError> {
+    let bound = |max_lifetime| {
+        Box::new(Bound {
+            at: whole_seconds(first_launch + max_lifetime),
+            max_lifetime,
+            written,
+        })
     };
     match (written, rules.max_lifetime) {
         (TerminationDate::Indefinite, _) if rules.allow_indefinite => Ok((None, None)),
@@ -562,7 +568,7 @@ fn indefinite_refused(key: &'static str, raw: &str, example: &str) -> TagError {
 
 fn by_date(
     date: DateTime<Utc>,
-    bound: Option<Bound>,
+    bound: Option<Box<Bound>>,
     now: DateTime<Utc>,
     rules: &Rules,
 ) -> Verdict {
@@ -602,17 +608,19 @@ fn stamp_lifetime(
     let cut = |written: DateTime<Utc>| {
         rules.max_lifetime.and_then(|max_lifetime| {
             let at = whole_seconds(first_launch + max_lifetime);
-            (at < written).then_some(Bound {
-                at,
-                max_lifetime,
-                written: TerminationDate::At(written),
+            (at < written).then(|| {
+                Box::new(Bound {
+                    at,
+                    max_lifetime,
+                    written: TerminationDate::At(written),
+                })
             })
         })
     };
 
     if now < first_launch + rules.grace_period {
         let bound = cut(due);
-        let enforced = bound.map_or(due, |b| b.at);
+        let enforced = bound.as_ref().map_or(due, |b| b.at);
         return if enforced <= now {
             Verdict::Terminate {
                 date: enforced,
@@ -1080,10 +1088,12 @@ mod tests {
             ..Rules::default()
         };
         let far = "2031-06-01T00:00:00Z";
-        let bound = |age: TimeDelta, written: TerminationDate| Bound {
-            at: now() - age + max,
-            max_lifetime: max,
-            written,
+        let bound = |age: TimeDelta, written: TerminationDate| {
+            Box::new(Bound {
+                at: now() - age + max,
+                max_lifetime: max,
+                written,
+            })
         };
         let far_date = TerminationDate::At(t(far));
         // (case, instance, rules, verdict, reason)
@@ -1219,11 +1229,11 @@ mod tests {
                 Verdict::Terminate {
                     date: t("2030-01-01T11:55:00Z"),
                     stamp: Some(Stamp::At(t("2030-01-01T12:50:00Z"))),
-                    bound: Some(Bound {
+                    bound: Some(Box::new(Bound {
                         at: t("2030-01-01T11:55:00Z"),
                         max_lifetime: TimeDelta::minutes(5),
                         written: TerminationDate::At(t("2030-01-01T12:50:00Z")),
-                    }),
+                    })),
                 },
                 "stamped termination_date=2030-01-01T12:50:00Z; termination_date 2030-01-01T12:50:00Z is beyond first launch + MAX_LIFETIME 5m, so 2030-01-01T11:55:00Z is enforced, which has passed",
             ),

@@ -8,6 +8,7 @@
 //! value, which is the point of the reason). Nothing from the configuration, no credentials.
 
 use super::mrkdwn::{clean, clip_mrkdwn};
+use crate::policy::price::Usd;
 use crate::policy::{format_date, ResourceId};
 use crate::render::Rendered;
 use crate::text::{clip, oneline};
@@ -42,6 +43,9 @@ pub struct NoticeItem {
     pub name: Option<String>,
     pub region: String,
     pub event: NoticeEvent,
+    /// What its stop or termination saves a month at list prices (the ledger of savings), when
+    /// the run priced it.
+    pub saves: Option<Usd>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +188,11 @@ pub fn from_report(report: &crate::report::RunReport) -> Vec<OwnerNotice> {
             name: i.name.clone(),
             region: report.region.clone(),
             event,
+            saves: i
+                .saving
+                .as_ref()
+                .filter(|s| !s.held)
+                .and_then(|s| s.per_month),
         };
         Some((i.owner.clone()?, item))
     }))
@@ -320,7 +329,7 @@ fn entry(item: &NoticeItem, ctx: &EmailContext) -> Entry {
             }
             Entry {
                 title,
-                what: format!("Stopped: {}.", sentence(reason)),
+                what: format!("Stopped: {}.{}", sentence(reason), saves(item)),
                 how: Some(if commands.is_empty() {
                     "To use it again, give it a termination_date tag (RFC 3339 with a zone, \
                      e.g. 2030-01-01T00:00:00Z) or a lifetime tag (e.g. 7d), then start it."
@@ -355,12 +364,19 @@ fn entry(item: &NoticeItem, ctx: &EmailContext) -> Entry {
         },
         NoticeEvent::Terminated { reason } => Entry {
             title,
-            what: format!("Terminated: {}.", sentence(reason)),
+            what: format!("Terminated: {}.{}", sentence(reason), saves(item)),
             how: None,
             commands: Vec::new(),
             after: None,
         },
     }
+}
+
+/// What the action saves, as a sentence after what happened (nothing without a price).
+fn saves(item: &NoticeItem) -> String {
+    item.saves
+        .map(|usd| format!(" That saves about {usd} a month (list price)."))
+        .unwrap_or_default()
 }
 
 /// How far `at` is from the run, roughly, so a reader need not do time-zone arithmetic.
@@ -718,6 +734,7 @@ mod tests {
             outcome: None,
             error: None,
             notice: Some(NoticeKind::WillTerminate),
+            saving: None,
         };
         r.instances.push(line(
             "i-1",
@@ -751,6 +768,7 @@ mod tests {
             name: name.map(str::to_string),
             region: region.into(),
             event,
+            saves: None,
         }
     }
 
@@ -1011,6 +1029,46 @@ mod tests {
             &format!("Subject: {}\n\n{}", email.subject, email.text),
         );
         golden("notice_email.html", &email.html);
+    }
+
+    #[test]
+    fn the_email_says_what_each_action_saves_when_it_was_priced() {
+        let priced = |saves: Option<&str>, event: NoticeEvent| NoticeItem {
+            saves: saves.map(|u| Usd::parse(u).unwrap()),
+            ..item("i-1", None, "eu-west-1", event)
+        };
+        let notices = group([
+            (
+                "alice@example.com".to_string(),
+                priced(
+                    Some("34.018"),
+                    stopped("no termination_date or lifetime tag"),
+                ),
+            ),
+            (
+                "alice@example.com".to_string(),
+                NoticeItem {
+                    id: "i-2".into(),
+                    ..priced(Some("75.33"), terminated("termination_date has passed"))
+                },
+            ),
+            (
+                "alice@example.com".to_string(),
+                NoticeItem {
+                    id: "i-3".into(),
+                    ..priced(None, terminated("termination_date has passed"))
+                },
+            ),
+        ]);
+        let email = render_email(&notices[0], &ctx()).payload;
+        for body in [&email.text, &email.html] {
+            assert!(
+                body.contains("That saves about $34.02 a month (list price)."),
+                "{body}"
+            );
+            assert!(body.contains("That saves about $75.33 a month (list price)."));
+            assert_eq!(body.matches("That saves about").count(), 2, "{body}");
+        }
     }
 
     #[test]

@@ -639,6 +639,7 @@ mod tests {
             outcome,
             error: None,
             notice: None,
+            saving: None,
         }
     }
 

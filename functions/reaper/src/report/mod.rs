@@ -128,6 +128,10 @@ pub struct InstanceReport {
     /// What the owner is told about it in this run (absent when nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<NoticeKind>,
+    /// What its stop or termination saves (or would, or would have if not held back): its line
+    /// of the ledger of savings. Absent for the instances the ledger does not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saving: Option<Box<savings::InstanceSaving>>,
 }
 
 /// How one owner was told (live runs; a dry run sends nothing).
@@ -553,6 +557,7 @@ mod tests {
                 outcome: (i % 2 == 0).then_some(Outcome::Would),
                 error: None,
                 notice: None,
+                saving: None,
             });
         }
         *r.counts.verdicts.entry(VerdictKind::Stop).or_default() = n.div_ceil(2) as u64;

@@ -2,13 +2,15 @@
 //! for, by action and by kind, what is held back, and the volumes a termination leaves behind.
 //! Pure: the facts and the prices come in, the report's `savings` block comes out.
 
-use crate::policy::price::{saving, Billing, ComputeKey, Saving, Usd, Volume, HOURS_PER_MONTH};
+use crate::policy::price::{saving, Billing, ComputeKey, Saving, Usd, HOURS_PER_MONTH};
+use crate::policy::{InstanceState, VerdictKind};
+use crate::run::ledger::{Deferral, Entry, Fate};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// `price_source` when the Price List answered every question it was asked.
 pub(crate) const PRICING_API: &str = "pricing-api";
-/// Lines of `instances` and `left_behind` a trimmed copy keeps (the S3 copy keeps all).
+/// Lines of `left_behind` a trimmed copy keeps (the S3 copy keeps all).
 const MAX_LINES: usize = 100;
 
 /// The action whose saving a line counts.
@@ -50,10 +52,10 @@ pub struct Total {
     pub per_month: Option<Usd>,
 }
 
-/// One instance the run acts on (or holds back): what its action stops paying for.
+/// What one instance's action stops paying for: its line of the ledger, carried on its line of
+/// the report (`instances[].saving`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavingLine {
-    pub id: String,
+pub struct InstanceSaving {
     pub action: SavingAction,
     /// Held back (notice gate, action window, a cap): at stake, not saved.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -88,11 +90,10 @@ pub struct Savings {
     /// What the actions held back (notice gate, action window, caps) would save.
     pub at_stake: Total,
     pub left_behind: Vec<LeftBehind>,
-    pub instances: Vec<SavingLine>,
     /// Instances counted without a price (each line says why): the money totals leave them out.
     #[serde(default, skip_serializing_if = "crate::report::is_zero")]
     pub unpriced: u64,
-    /// How many `instances` and `left_behind` lines a trimmed copy left out.
+    /// How many `left_behind` lines a trimmed copy left out.
     #[serde(default, skip_serializing_if = "crate::report::is_zero")]
     pub lines_omitted: u64,
 }
@@ -104,13 +105,18 @@ impl Savings {
 
     /// A copy with at most `MAX_LINES` of each list (the totals stay exact).
     pub(crate) fn trimmed(&self) -> Savings {
-        let mut copy = self.clone();
-        let cut = copy.instances.len().saturating_sub(MAX_LINES)
-            + copy.left_behind.len().saturating_sub(MAX_LINES);
-        copy.instances.truncate(MAX_LINES);
-        copy.left_behind.truncate(MAX_LINES);
-        copy.lines_omitted += cut as u64;
-        copy
+        // Only the lines kept are copied: the whole list of a large run is megabytes.
+        let cut = self.left_behind.len().saturating_sub(MAX_LINES);
+        Savings {
+            price_source: self.price_source.clone(),
+            saved: self.saved,
+            by_action: self.by_action.clone(),
+            by_kind: self.by_kind,
+            at_stake: self.at_stake,
+            left_behind: self.left_behind.iter().take(MAX_LINES).cloned().collect(),
+            unpriced: self.unpriced,
+            lines_omitted: self.lines_omitted + cut as u64,
+        }
     }
 }
 
@@ -131,8 +137,8 @@ pub(crate) struct PriceBook {
     /// `None`: the prices as a whole are unavailable, and why.
     pub unavailable: Option<String>,
     pub compute: HashMap<ComputeKey, Result<Usd, String>>,
-    /// By volume id: the volume and its monthly cost, or why it has none.
-    pub volumes: HashMap<String, Result<(Volume, Usd), String>>,
+    /// By volume id: its monthly cost, or why it has none.
+    pub volumes: HashMap<String, Result<Usd, String>>,
 }
 
 /// The ledger of savings in one line (SPEC §8), as every view leads with it: the lead (what
@@ -192,19 +198,50 @@ pub(crate) fn headline(
     Some((lead, rest))
 }
 
-/// The ledger of the run's `items` in `region` at the prices of `book`.
-pub(crate) fn ledger(items: &[Item<'_>], region: &str, book: &PriceBook) -> Savings {
-    let priced = book.unavailable.is_none();
-    let mut out = Savings {
-        price_source: match &book.unavailable {
-            None => PRICING_API.into(),
-            Some(why) => format!("unavailable: {why}"),
-        },
-        by_kind: priced.then(ByKind::default),
-        ..Savings::default()
-    };
-    let mut sums: BTreeMap<(bool, Option<SavingAction>), Saving> = BTreeMap::new();
-    for item in items {
+/// The ledger of the run's `items` in `region` at the prices of `book`, and each item's line.
+#[cfg(test)]
+pub(crate) fn ledger(
+    items: &[Item<'_>],
+    region: &str,
+    book: &PriceBook,
+) -> (Savings, Vec<InstanceSaving>) {
+    let mut tally = Tally::new(region, book);
+    let lines = items.iter().map(|i| tally.add(i)).collect();
+    (tally.finish(), lines)
+}
+
+/// The ledger, one instance at a time: the report is built from the run's outcome entry by
+/// entry (a large run never holds both whole), and each line goes on its instance's line.
+pub(crate) struct Tally<'b> {
+    region: &'b str,
+    book: &'b PriceBook,
+    priced: bool,
+    out: Savings,
+    sums: BTreeMap<(bool, Option<SavingAction>), Saving>,
+}
+
+impl<'b> Tally<'b> {
+    pub(crate) fn new(region: &'b str, book: &'b PriceBook) -> Self {
+        let priced = book.unavailable.is_none();
+        Tally {
+            region,
+            book,
+            priced,
+            out: Savings {
+                price_source: match &book.unavailable {
+                    None => PRICING_API.into(),
+                    Some(why) => format!("unavailable: {why}"),
+                },
+                by_kind: priced.then(ByKind::default),
+                ..Savings::default()
+            },
+            sums: BTreeMap::new(),
+        }
+    }
+
+    /// Counts `item` and gives its line.
+    pub(crate) fn add(&mut self, item: &Item<'_>) -> InstanceSaving {
+        let out = &mut self.out;
         let hours = if item.running { HOURS_PER_MONTH } else { 0 };
         let total = if item.held {
             &mut out.at_stake
@@ -218,15 +255,14 @@ pub(crate) fn ledger(items: &[Item<'_>], region: &str, book: &PriceBook) -> Savi
             out.saved.instance_hours_per_month += hours;
         }
         let terminate = item.action == SavingAction::Terminate;
-        let priced_line = match (priced, item.billing) {
+        let priced_line = match (self.priced, item.billing) {
             (false, _) => Err(None),
             (true, None) => Err(Some(
                 "the listing did not give its instance type".to_string(),
             )),
-            (true, Some(billing)) => price(item, billing, region, book),
+            (true, Some(billing)) => price(item, billing, self.region, self.book),
         };
-        let mut line = SavingLine {
-            id: item.id.to_string(),
+        let mut line = InstanceSaving {
             action: item.action,
             held: item.held,
             per_hour: None,
@@ -238,7 +274,7 @@ pub(crate) fn ledger(items: &[Item<'_>], region: &str, book: &PriceBook) -> Savi
                 line.per_hour = Some(s.per_hour());
                 line.per_month = Some(s.per_month());
                 for key in [(item.held, Some(item.action)), (item.held, None)] {
-                    sums.entry(key).or_default().add(&s);
+                    self.sums.entry(key).or_default().add(&s);
                 }
             }
             Err(why) => {
@@ -246,7 +282,6 @@ pub(crate) fn ledger(items: &[Item<'_>], region: &str, book: &PriceBook) -> Savi
                 line.unpriced = why;
             }
         }
-        out.instances.push(line);
         if terminate && !item.held {
             for v in item.billing.iter().flat_map(|b| b.volumes.iter()) {
                 if v.delete_on_termination {
@@ -255,34 +290,78 @@ pub(crate) fn ledger(items: &[Item<'_>], region: &str, book: &PriceBook) -> Savi
                 out.left_behind.push(LeftBehind {
                     volume_id: v.volume_id.to_string(),
                     instance_id: item.id.to_string(),
-                    per_month: priced
-                        .then(|| book.volumes.get(&*v.volume_id))
+                    per_month: self
+                        .priced
+                        .then(|| self.book.volumes.get(&*v.volume_id))
                         .flatten()
                         .and_then(|r| r.as_ref().ok())
-                        .map(|(_, monthly)| *monthly),
+                        .copied(),
                 });
             }
         }
+        line
     }
-    if priced {
-        let money = |total: &mut Total, s: Option<&Saving>| {
-            let s = s.copied().unwrap_or_default();
-            total.per_hour = Some(s.per_hour());
-            total.per_month = Some(s.per_month());
-        };
-        money(&mut out.saved, sums.get(&(false, None)));
-        money(&mut out.at_stake, sums.get(&(true, None)));
-        for (action, total) in out.by_action.iter_mut() {
-            money(total, sums.get(&(false, Some(*action))));
+
+    /// The ledger's totals.
+    pub(crate) fn finish(self) -> Savings {
+        let Tally {
+            priced,
+            mut out,
+            sums,
+            ..
+        } = self;
+        if priced {
+            let money = |total: &mut Total, s: Option<&Saving>| {
+                let s = s.copied().unwrap_or_default();
+                total.per_hour = Some(s.per_hour());
+                total.per_month = Some(s.per_month());
+            };
+            money(&mut out.saved, sums.get(&(false, None)));
+            money(&mut out.at_stake, sums.get(&(true, None)));
+            for (action, total) in out.by_action.iter_mut() {
+                money(total, sums.get(&(false, Some(*action))));
+            }
+            let all = sums.get(&(false, None)).copied().unwrap_or_default();
+            out.by_kind = Some(ByKind {
+                compute: all.compute_per_hour.times(HOURS_PER_MONTH),
+                ebs: all.ebs_per_month,
+                public_ipv4: all.ipv4_per_hour.times(HOURS_PER_MONTH),
+            });
         }
-        let all = sums.get(&(false, None)).copied().unwrap_or_default();
-        out.by_kind = Some(ByKind {
-            compute: all.compute_per_hour.times(HOURS_PER_MONTH),
-            ebs: all.ebs_per_month,
-            public_ipv4: all.ipv4_per_hour.times(HOURS_PER_MONTH),
-        });
+        out
     }
-    out
+}
+
+/// The instance an entry is to the ledger: an action done (or would be, in a dry run), or held
+/// back by the notice gate, the action window or a cap. A failed or re-judged action, or
+/// anything else, saves nothing.
+pub(crate) fn item(e: &Entry) -> Option<Item<'_>> {
+    use SavingAction::{Stop, Terminate};
+    let action = match e.verdict.kind() {
+        VerdictKind::Terminate => Terminate,
+        VerdictKind::Stop => Stop,
+        _ => return None,
+    };
+    let (action, held) = match &e.fate {
+        None | Some(Fate::Done) => (action, false),
+        // A launch event stops the expired instance instead (SPEC §7).
+        Some(Fate::Deferred(Deferral::StoppedAtLaunch)) => (Stop, false),
+        Some(
+            Fate::CircuitOpen
+            | Fate::Deferred(Deferral::NotAnnounced { .. } | Deferral::OutsideWindow(_)),
+        ) => (action, true),
+        _ => return None,
+    };
+    Some(Item {
+        id: &e.fact.id,
+        action,
+        held,
+        running: matches!(
+            e.fact.state,
+            InstanceState::Pending | InstanceState::Running
+        ),
+        billing: e.fact.billing.as_deref(),
+    })
 }
 
 /// One line's saving, or why it has none.
@@ -306,7 +385,7 @@ fn price(
     if item.action == SavingAction::Terminate {
         for v in billing.volumes.iter() {
             match book.volumes.get(&*v.volume_id) {
-                Some(Ok((_, monthly))) => volumes.push((v.delete_on_termination, *monthly)),
+                Some(Ok(monthly)) => volumes.push((v.delete_on_termination, *monthly)),
                 Some(Err(why)) => return Err(Some(format!("volume {}: {why}", v.volume_id))),
                 None => {
                     return Err(Some(format!(
@@ -354,25 +433,12 @@ mod tests {
 
     fn book() -> PriceBook {
         let key = billing(&[]).compute_key("eu-west-1").unwrap();
-        let vol = |id: &str, gib: u32, monthly: &str| {
-            (
-                id.to_string(),
-                Ok((
-                    Volume {
-                        volume_id: id.into(),
-                        volume_type: "gp3".into(),
-                        size_gib: gib,
-                        iops: None,
-                        throughput_mibps: None,
-                    },
-                    usd(monthly),
-                )),
-            )
-        };
+        // gp3 at $0.088/GiB-month: 8 GiB and 100 GiB.
+        let vol = |id: &str, monthly: &str| (id.to_string(), Ok(usd(monthly)));
         PriceBook {
             unavailable: None,
             compute: [(key, Ok(usd("0.0416")))].into_iter().collect(),
-            volumes: [vol("vol-root", 8, "0.704"), vol("vol-data", 100, "8.8")]
+            volumes: [vol("vol-root", "0.704"), vol("vol-data", "8.8")]
                 .into_iter()
                 .collect(),
         }
@@ -405,8 +471,13 @@ mod tests {
                 billing: Some(&stop),
             },
         ];
-        let s = ledger(&items, "eu-west-1", &book());
+        let (s, lines) = ledger(&items, "eu-west-1", &book());
         assert_eq!(s.price_source, "pricing-api");
+        // Each item's own line, in order: what its action saves, held back or not.
+        assert_eq!(lines[0].per_month, Some(usd("34.722")));
+        assert_eq!(lines[0].per_hour, Some(usd("0.0475643836")));
+        assert_eq!((lines[1].held, lines[2].held), (false, true));
+        assert_eq!(lines[2].per_month, Some(usd("34.018")));
         // terminate: (0.0416 + 0.005) * 730 + 0.704 = 34.722; stop: 0.0466 * 730 = 34.018
         let t = &s.by_action[&SavingAction::Terminate];
         assert_eq!(t.per_month, Some(usd("34.722")));
@@ -451,7 +522,7 @@ mod tests {
             unavailable: Some("AccessDeniedException: not authorized".into()),
             ..PriceBook::default()
         };
-        let s = ledger(&items, "eu-west-1", &book);
+        let (s, lines) = ledger(&items, "eu-west-1", &book);
         assert_eq!(
             s.price_source,
             "unavailable: AccessDeniedException: not authorized"
@@ -459,7 +530,8 @@ mod tests {
         assert_eq!(s.saved.per_month, None);
         assert_eq!(s.saved.instance_hours_per_month, 730);
         assert_eq!(s.by_kind, None);
-        assert_eq!(s.instances[0].unpriced, None);
+        assert_eq!(lines[0].unpriced, None);
+        assert_eq!(lines[0].per_month, None);
     }
 
     #[test]
@@ -483,9 +555,9 @@ mod tests {
                 billing: Some(&ok),
             },
         ];
-        let s = ledger(&items, "eu-west-1", &book());
+        let (s, lines) = ledger(&items, "eu-west-1", &book());
         assert_eq!(
-            s.instances[0].unpriced.as_deref(),
+            lines[0].unpriced.as_deref(),
             Some("platform 'Plan 9' has no Price List equivalent the reaper knows")
         );
         assert_eq!(s.saved.per_month, Some(usd("34.018")));

@@ -6,15 +6,18 @@ use crate::text::clip;
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write;
 
-const HEADERS: [&str; 9] = [
-    "REGION", "INSTANCE", "NAME", "OWNER", "STATE", "VERDICT", "OUTCOME", "DATE", "REASON",
+const COLUMNS: usize = 10;
+const HEADERS: [&str; COLUMNS] = [
+    "REGION", "INSTANCE", "NAME", "OWNER", "STATE", "VERDICT", "OUTCOME", "DATE", "SAVES/MO",
+    "REASON",
 ];
 const REGION: usize = 0;
 const NAME: usize = 2;
 const OWNER: usize = 3;
 const VERDICT: usize = 5;
 const OUTCOME: usize = 6;
-const REASON: usize = 8;
+const SAVES: usize = 8;
+const REASON: usize = 9;
 /// Without a known width (a pipe, `make demo`): rows stay on one line at these widths.
 const DEFAULT_NAME: usize = 24;
 const DEFAULT_OWNER: usize = 24;
@@ -44,7 +47,7 @@ pub fn render(reports: &[RunReport]) -> String {
 }
 
 pub fn render_with(reports: &[RunReport], layout: Layout) -> String {
-    let mut rows: Vec<([String; 9], Style)> = Vec::new();
+    let mut rows: Vec<([String; COLUMNS], Style)> = Vec::new();
     for r in reports {
         for i in &r.instances {
             let style = if i.outcome == Some(Outcome::Failed) {
@@ -62,6 +65,7 @@ pub fn render_with(reports: &[RunReport], layout: Layout) -> String {
                     i.verdict.to_string(),
                     i.outcome.map_or("-".to_string(), |o| o.to_string()),
                     i.termination_date.map_or_else(|| "-".into(), format_date),
+                    saves(i),
                     match &i.error {
                         Some(e) => format!("{} [{e}]", i.reason),
                         None => i.reason.clone(),
@@ -72,7 +76,7 @@ pub fn render_with(reports: &[RunReport], layout: Layout) -> String {
         }
     }
     // One region: its name is in the summary line, and the column only takes width.
-    let mut shown = [true; 9];
+    let mut shown = [true; COLUMNS];
     shown[REGION] = reports.len() > 1;
     let mut natural = HEADERS.map(|h| h.chars().count());
     for (row, _) in &rows {
@@ -83,9 +87,9 @@ pub fn render_with(reports: &[RunReport], layout: Layout) -> String {
     let widths = widths(natural, &mut shown, layout);
 
     let mut out = String::new();
-    let line = |out: &mut String, cells: &[String; 9], style: Style| {
+    let line = |out: &mut String, cells: &[String; COLUMNS], style: Style| {
         let mut text = String::new();
-        let last = (0..9).rev().find(|&n| shown[n]).unwrap_or(REASON);
+        let last = (0..COLUMNS).rev().find(|&n| shown[n]).unwrap_or(REASON);
         for (n, cell) in cells.iter().enumerate().filter(|(n, _)| shown[*n]) {
             let cell = clip(cell, widths[n]);
             let padded = if n == last {
@@ -137,6 +141,19 @@ pub fn render_with(reports: &[RunReport], layout: Layout) -> String {
     out
 }
 
+/// What the row's action saves a month at list prices: `$34.02`; in brackets when held back (at
+/// stake, not saved); `?` when the run could not price it; `-` when it saves nothing.
+fn saves(i: &super::InstanceReport) -> String {
+    match i.saving.as_deref() {
+        None => "-".into(),
+        Some(s) => match (s.per_month, s.held) {
+            (Some(usd), false) => usd.to_string(),
+            (Some(usd), true) => format!("({usd})"),
+            (None, _) => "?".into(),
+        },
+    }
+}
+
 fn verdict_style(kind: VerdictKind) -> Style {
     match kind {
         VerdictKind::Terminate => AnsiColor::Red.on_default().bold(),
@@ -149,9 +166,13 @@ fn verdict_style(kind: VerdictKind) -> Style {
 
 /// Column widths: every cell in full when wide; the fixed defaults without a width; otherwise
 /// Reason, Owner and Name shrink (Reason first, to a share it can still be read in) until the row
-/// fits, never below their minimums; when even that is too wide, Owner goes (JSON and `--wide`
-/// keep it).
-fn widths(natural: [usize; 9], shown: &mut [bool; 9], layout: Layout) -> [usize; 9] {
+/// fits, never below their minimums; when even that is too wide, Owner goes, then Saves/mo (JSON
+/// and `--wide` keep them).
+fn widths(
+    natural: [usize; COLUMNS],
+    shown: &mut [bool; COLUMNS],
+    layout: Layout,
+) -> [usize; COLUMNS] {
     let mut w = natural;
     if layout.wide {
         return w;
@@ -162,11 +183,15 @@ fn widths(natural: [usize; 9], shown: &mut [bool; 9], layout: Layout) -> [usize;
         w[REASON] = w[REASON].min(DEFAULT_REASON);
         return w;
     };
-    let total = |w: &[usize; 9], shown: &[bool; 9]| {
+    let total = |w: &[usize; COLUMNS], shown: &[bool; COLUMNS]| {
         let columns = shown.iter().filter(|s| **s).count();
-        (0..9).filter(|&n| shown[n]).map(|n| w[n]).sum::<usize>() + GAP * columns.saturating_sub(1)
+        (0..COLUMNS)
+            .filter(|&n| shown[n])
+            .map(|n| w[n])
+            .sum::<usize>()
+            + GAP * columns.saturating_sub(1)
     };
-    let shrink = |w: &mut [usize; 9], col: usize, floor: usize, over: &mut usize| {
+    let shrink = |w: &mut [usize; COLUMNS], col: usize, floor: usize, over: &mut usize| {
         let floor = floor.min(w[col]);
         let cut = (*over).min(w[col] - floor);
         w[col] -= cut;
@@ -184,8 +209,13 @@ fn widths(natural: [usize; 9], shown: &mut [bool; 9], layout: Layout) -> [usize;
         shrink(&mut w, col, floor, &mut over);
     }
     if over > 0 {
-        shown[OWNER] = false;
-        // What Owner took goes back to Reason, then Name.
+        // Owner goes first, then what each row saves (the summary line still totals it).
+        for hide in [OWNER, SAVES] {
+            if total(&w, shown) > width {
+                shown[hide] = false;
+            }
+        }
+        // What they took goes back to Reason, then Name.
         let mut spare = width.saturating_sub(total(&w, shown));
         for col in [REASON, NAME] {
             let give = spare.min(natural[col] - w[col]);
@@ -258,19 +288,23 @@ pub fn summary(r: &RunReport) -> String {
 mod tests {
     use super::*;
 
-    fn row_width(w: &[usize; 9], shown: &[bool; 9]) -> usize {
+    fn row_width(w: &[usize; COLUMNS], shown: &[bool; COLUMNS]) -> usize {
         let columns = shown.iter().filter(|s| **s).count();
-        (0..9).filter(|&n| shown[n]).map(|n| w[n]).sum::<usize>() + GAP * (columns - 1)
+        (0..COLUMNS)
+            .filter(|&n| shown[n])
+            .map(|n| w[n])
+            .sum::<usize>()
+            + GAP * (columns - 1)
     }
 
     /// Issue 20, item 5: 196 characters on a 100-column terminal.
     #[test]
     fn rows_fit_the_width_truncating_name_owner_and_reason() {
         // One region, a terminate row (a full date) and long Name, Owner and Reason.
-        let natural = [9, 19, 80, 30, 7, 9, 7, 20, 150];
+        let natural = [9, 19, 80, 30, 7, 9, 7, 20, 8, 150];
         // 100 columns and more: below that the fixed columns alone nearly fill a row.
         for width in [100, 120, 160] {
-            let mut shown = [true; 9];
+            let mut shown = [true; COLUMNS];
             shown[REGION] = false;
             let w = widths(
                 natural,
@@ -287,7 +321,7 @@ mod tests {
             );
         }
         // Wide: everything; no width known: the fixed defaults.
-        let mut shown = [true; 9];
+        let mut shown = [true; COLUMNS];
         let wide = Layout {
             width: Some(80),
             wide: true,
@@ -296,5 +330,81 @@ mod tests {
         assert_eq!(widths(natural, &mut shown, wide), natural);
         let w = widths(natural, &mut shown, Layout::default());
         assert_eq!((w[NAME], w[OWNER], w[REASON]), (24, 24, 90));
+    }
+
+    /// Issue 21: `reaperctl plan` and `sweep` show what each action saves, and the total.
+    #[test]
+    fn each_row_says_what_its_action_saves_and_the_summary_totals_it() {
+        use crate::policy::price::Usd;
+        use crate::report::savings::{InstanceSaving, SavingAction, Savings, Total};
+        use crate::report::{InstanceReport, Mode};
+        use crate::run::TriggerKind;
+        let mut r = RunReport::new(
+            "run".into(),
+            "123456789012".into(),
+            "eu-west-1".into(),
+            Mode::Live,
+            TriggerKind::Schedule,
+            chrono::Utc::now(),
+        );
+        let usd = |s: &str| Usd::parse(s).unwrap();
+        let line = |id: &str, verdict, saving: Option<InstanceSaving>| InstanceReport {
+            id: id.into(),
+            name: None,
+            owner: None,
+            state: "running".into(),
+            verdict,
+            reason: "why".into(),
+            termination_date: None,
+            bound: false,
+            heads_up: false,
+            outcome: Some(Outcome::Done),
+            error: None,
+            notice: None,
+            saving: saving.map(Box::new),
+        };
+        let saving = |per_month: Option<&str>, held| InstanceSaving {
+            action: SavingAction::Stop,
+            held,
+            per_hour: None,
+            per_month: per_month.map(usd),
+            unpriced: None,
+        };
+        r.instances = vec![
+            line(
+                "i-saved",
+                VerdictKind::Stop,
+                Some(saving(Some("34.018"), false)),
+            ),
+            line(
+                "i-held",
+                VerdictKind::Stop,
+                Some(saving(Some("81.53"), true)),
+            ),
+            line("i-unpriced", VerdictKind::Stop, Some(saving(None, false))),
+            line("i-stamp", VerdictKind::Stamp, None),
+        ];
+        let total = |n, month: &str| Total {
+            instances: n,
+            instance_hours_per_month: 730 * n,
+            per_hour: None,
+            per_month: Some(usd(month)),
+        };
+        r.savings = Some(Savings {
+            price_source: "pricing-api".into(),
+            saved: total(2, "34.018"),
+            by_action: [(SavingAction::Stop, total(2, "34.018"))].into(),
+            at_stake: total(1, "81.53"),
+            unpriced: 1,
+            ..Savings::default()
+        });
+        let out = render(&[r]);
+        let row = |id: &str| out.lines().find(|l| l.contains(id)).unwrap().to_string();
+        assert!(out.lines().next().unwrap().contains("SAVES/MO"), "{out}");
+        assert!(row("i-saved").contains("$34.02"), "{out}");
+        assert!(row("i-held").contains("($81.53)"), "{out}");
+        assert!(row("i-unpriced").contains("  ?  "), "{out}");
+        assert!(!row("i-stamp").contains('$'), "{out}");
+        assert!(out.contains("$ Saves about $34.02/month"), "{out}");
     }
 }

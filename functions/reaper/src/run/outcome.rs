@@ -5,6 +5,7 @@
 use super::ledger::{Deferral, Entry, Fate};
 use super::request::{Mode, TriggerKind};
 use crate::policy::announce::Deed;
+use crate::policy::price::Volume;
 use crate::policy::{Circuit, NoticeKind, VerdictKind};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -34,6 +35,9 @@ pub struct RunOutcome {
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
     pub api_calls: BTreeMap<String, u64>,
+    /// The volumes of the instances judged `terminate`, described before the run acted (a
+    /// termination deletes them): `None` when there were none, `Err` says why they are not known.
+    pub volumes: Option<Result<Vec<Volume>, String>>,
 }
 
 /// What the owner hears about this instance in this run: a notice before the reaper acts (once

@@ -8,14 +8,16 @@ use crate::policy::announce::{
     gate, gate_stop, Announcement, Deed, DeferReason, Gate, Notice, ANNOUNCED_TAG,
 };
 use crate::policy::plan::{Batch, Plan};
+use crate::policy::price::Volume;
 use crate::policy::tags::TERMINATION_DATE;
 use crate::policy::verdict::StampRule;
 use crate::policy::{
     judge, plan_with, Acting, Instance, InstanceState, ResourceKind, Verdict, VerdictKind,
 };
-use crate::ports::{ApiError, Fleet, IdOutcome, Mutation};
+use crate::ports::{ApiError, Deadline, Fleet, IdOutcome, Mutation};
 use chrono::Utc;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
 
 /// Where the run happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +175,9 @@ pub(crate) async fn sweep<F: Fleet>(
         ledger.set(id, Fate::CircuitOpen);
     }
 
+    // Before anything is terminated: a termination deletes the volumes marked
+    // `DeleteOnTermination`, and with them what DescribeVolumes could say of their size.
+    let volumes = doomed_volumes(fleet, &ledger, req.deadline).await;
     if req.is_live() {
         act(fleet, cfg, req, &the_plan, &mut ledger, &mut errors).await;
     }
@@ -207,7 +212,51 @@ pub(crate) async fn sweep<F: Fleet>(
         errors,
         warnings,
         api_calls,
+        volumes,
     }
+}
+
+/// The most the volumes of the terminations may take to describe, before the run acts.
+const VOLUMES_BUDGET: Duration = Duration::from_secs(10);
+
+/// The volumes of every instance judged `terminate` (acted on or held back), described before
+/// the run acts: one DescribeVolumes per 500. They price what a termination deletes and what it
+/// leaves behind (SPEC §8 "Savings"); a failure or a slow answer costs those prices, never an
+/// action.
+async fn doomed_volumes<F: Fleet>(
+    fleet: &F,
+    ledger: &Ledger,
+    deadline: Deadline,
+) -> Option<Result<Vec<Volume>, String>> {
+    let ids: BTreeSet<&str> = ledger
+        .entries()
+        .iter()
+        .filter(|e| e.verdict.kind() == VerdictKind::Terminate)
+        .filter_map(|e| e.fact.billing.as_deref())
+        .flat_map(|b| b.volumes.iter().map(|v| &*v.volume_id))
+        .collect();
+    if ids.is_empty() {
+        return None;
+    }
+    if !deadline.has_time() {
+        return Some(Err(
+            "the run's deadline left no time to describe them".into()
+        ));
+    }
+    let ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
+    let budget = deadline
+        .for_work()
+        .map_or(VOLUMES_BUDGET, |w| w.min(VOLUMES_BUDGET));
+    Some(
+        match tokio::time::timeout(budget, fleet.volumes(&ids, deadline)).await {
+            Ok(Ok(volumes)) => Ok(volumes),
+            Ok(Err(err)) => Err(format!("DescribeVolumes failed: {err}")),
+            Err(_) => Err(format!(
+                "DescribeVolumes did not answer within {} s",
+                budget.as_secs()
+            )),
+        },
+    )
 }
 
 /// Asks the notice gate about every date the run could act on or announce (SPEC §8): sets each
