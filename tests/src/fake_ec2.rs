@@ -273,6 +273,25 @@ fn resolve(ids: &[String], fleet: &Fleet) -> Result<Vec<usize>, (u16, String)> {
     Ok(ids.iter().map(|id| fleet.index[id]).collect())
 }
 
+/// Where a page starts: 0, or the `NextToken` (`fake-<n>`) the last page gave, at most `len`;
+/// any other token is refused as EC2 refuses one.
+fn start(params: &Params, len: usize) -> Result<usize, (u16, String)> {
+    let Some(t) = params.get("NextToken") else {
+        return Ok(0);
+    };
+    match t
+        .strip_prefix("fake-")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        Some(n) if n <= len => Ok(n),
+        _ => Err(error(
+            400,
+            "InvalidParameterValue",
+            &format!("The NextToken {t:?} is not valid"),
+        )),
+    }
+}
+
 fn describe(params: &Params, fleet: &Fleet) -> (u16, String) {
     let mut states: Option<Vec<String>> = None;
     let mut by_id: Option<std::collections::HashSet<String>> = None;
@@ -344,21 +363,9 @@ fn describe(params: &Params, fleet: &Fleet) -> (u16, String) {
             )
         }
     };
-    let start = match params.get("NextToken") {
-        None => 0,
-        Some(t) => match t
-            .strip_prefix("fake-")
-            .and_then(|n| n.parse::<usize>().ok())
-        {
-            Some(n) if n <= selected.len() => n,
-            _ => {
-                return error(
-                    400,
-                    "InvalidParameterValue",
-                    &format!("The NextToken {t:?} is not valid"),
-                )
-            }
-        },
+    let start = match start(params, selected.len()) {
+        Ok(n) => n,
+        Err(e) => return e,
     };
     // Lookups by id come back whole (EC2 does not page them).
     let end = if ids.is_empty() {
@@ -458,21 +465,9 @@ fn describe_volumes(params: &Params, fleet: &Fleet) -> (u16, String) {
             (i.state != State::Terminated).then_some((i, v.as_str()))
         })
         .collect();
-    let start = match params.get("NextToken") {
-        None => 0,
-        Some(t) => match t
-            .strip_prefix("fake-")
-            .and_then(|n| n.parse::<usize>().ok())
-        {
-            Some(n) if n <= found.len() => n,
-            _ => {
-                return error(
-                    400,
-                    "InvalidParameterValue",
-                    &format!("The NextToken {t:?} is not valid"),
-                )
-            }
-        },
+    let start = match start(params, found.len()) {
+        Ok(n) => n,
+        Err(e) => return e,
     };
     let end = (start + page_size).min(found.len());
     let mut xml = format!(

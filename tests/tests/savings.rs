@@ -368,6 +368,21 @@ fn line<'a>(report: &'a Value, id: &str) -> &'a Value {
     saving
 }
 
+/// The fixture's own lines of the ledger, by hand (see the dry run's test): A to D counted at
+/// their monthly figures, E held back.
+fn assert_the_fixture_lines(report: &Value, [a, b, c, d, e]: [&str; 5]) {
+    assert_eq!(
+        line(report, a)["per_month"],
+        "75.33",
+        "{:#}",
+        line(report, a)
+    );
+    assert_eq!(line(report, b)["per_month"], "46.80");
+    assert_eq!(line(report, c)["per_month"], "491.29");
+    assert_eq!(line(report, d)["per_month"], "171.55");
+    assert_eq!(line(report, e)["held"], true);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_reports_what_it_would_save_to_the_cent() {
     let rig = rig(PricingMode::Ok, &[]);
@@ -383,16 +398,7 @@ async fn a_dry_run_reports_what_it_would_save_to_the_cent() {
     //   would save                                                                 = 784.97
     //   E held back: (0.106 m5.large dedicated + 0.005) * 730 + 10 GiB * 0.05     =  81.53
     //   left behind: A's gp2 50 GiB * 0.10 = 5.00; B's io2 20 * 0.125 + 1000 * 0.065 = 67.50
-    assert_eq!(
-        line(&json, &a)["per_month"],
-        "75.33",
-        "{:#}",
-        line(&json, &a)
-    );
-    assert_eq!(line(&json, &b)["per_month"], "46.80");
-    assert_eq!(line(&json, &c)["per_month"], "491.29");
-    assert_eq!(line(&json, &d)["per_month"], "171.55");
-    assert_eq!(line(&json, &e)["held"], true);
+    assert_the_fixture_lines(&json, [&a, &b, &c, &d, &e]);
     // F is kept: the ledger does not count it, and its report line (if any) has no saving.
     assert!(json["instances"]
         .as_array()
@@ -527,16 +533,7 @@ async fn a_live_run_prices_the_volumes_its_terminations_delete() {
     assert_eq!(s["price_source"], "pricing-api", "{s:#}");
     assert!(s.get("unpriced").is_none(), "{s:#}");
     // The same figures as the dry run's, now saved rather than "would".
-    assert_eq!(
-        line(&json, &a)["per_month"],
-        "75.33",
-        "{:#}",
-        line(&json, &a)
-    );
-    assert_eq!(line(&json, &b)["per_month"], "46.80");
-    assert_eq!(line(&json, &c)["per_month"], "491.29");
-    assert_eq!(line(&json, &d)["per_month"], "171.55");
-    assert_eq!(line(&json, &e)["held"], true);
+    assert_the_fixture_lines(&json, [&a, &b, &c, &d, &e]);
     assert_eq!(s["saved"]["per_month"], "784.97");
     assert_eq!(s["by_kind"]["ebs"], "4.60");
 }

@@ -25,7 +25,7 @@ pub async fn sweep_priced<F: Fleet>(
     ctx: RunContext,
     req: &RunRequest,
 ) -> RunReport {
-    let mut outcome = crate::run::sweep(fleet, cfg, ctx, req).await;
+    let mut outcome = crate::run::sweep(fleet, cfg, ctx, req, prices.is_some()).await;
     let (prices, calls) = super::savings::assess(&outcome, prices, req.deadline).await;
     // Priced: the volumes described are not needed by the report.
     outcome.volumes = None;

@@ -722,19 +722,11 @@ mod tests {
             at,
         );
         let line = |id: &str, reason: &str, bound: bool| InstanceReport {
-            id: id.into(),
-            name: None,
             owner: Some("ana@example.com".into()),
-            state: "running".into(),
-            verdict: VerdictKind::Expiring,
-            reason: reason.into(),
             termination_date: Some(at),
             bound,
-            heads_up: false,
-            outcome: None,
-            error: None,
             notice: Some(NoticeKind::WillTerminate),
-            saving: None,
+            ..InstanceReport::sample(id, VerdictKind::Expiring, reason)
         };
         r.instances.push(line(
             "i-1",

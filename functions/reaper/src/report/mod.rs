@@ -527,6 +527,29 @@ fn json_len<T: Serialize>(value: &T) -> usize {
 }
 
 #[cfg(test)]
+impl InstanceReport {
+    /// A test's line: a running instance with `id`, `verdict` and `reason` and nothing else
+    /// (no name, owner, date, outcome, notice or saving); a test sets what it is about.
+    pub(crate) fn sample(id: &str, verdict: VerdictKind, reason: &str) -> Self {
+        InstanceReport {
+            id: id.into(),
+            name: None,
+            owner: None,
+            state: "running".into(),
+            verdict,
+            reason: reason.into(),
+            termination_date: None,
+            bound: false,
+            heads_up: false,
+            outcome: None,
+            error: None,
+            notice: None,
+            saving: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -349,19 +349,9 @@ mod tests {
         );
         let usd = |s: &str| Usd::parse(s).unwrap();
         let line = |id: &str, verdict, saving: Option<InstanceSaving>| InstanceReport {
-            id: id.into(),
-            name: None,
-            owner: None,
-            state: "running".into(),
-            verdict,
-            reason: "why".into(),
-            termination_date: None,
-            bound: false,
-            heads_up: false,
             outcome: Some(Outcome::Done),
-            error: None,
-            notice: None,
             saving: saving.map(Box::new),
+            ..InstanceReport::sample(id, verdict, "why")
         };
         let saving = |per_month: Option<&str>, held| InstanceSaving {
             action: SavingAction::Stop,

@@ -304,10 +304,9 @@ impl Ledger {
             }
             _ => fact.billing = None,
         }
-        if let Some(mut billing) = fact.billing.take() {
+        if let Some(billing) = fact.billing.as_mut() {
             billing.instance_type = self.shared(&billing.instance_type);
             billing.platform = self.shared(&billing.platform);
-            fact.billing = Some(billing);
         }
         self.entries.push(Entry {
             fact,

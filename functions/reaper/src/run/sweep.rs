@@ -27,12 +27,14 @@ pub struct RunContext {
     pub region: String,
 }
 
-/// Runs one sweep. Never fails: every problem ends up in the outcome.
+/// Runs one sweep. Never fails: every problem ends up in the outcome. `priced`: the run's
+/// savings will be priced, so the volumes its terminations delete are described first.
 pub(crate) async fn sweep<F: Fleet>(
     fleet: &F,
     cfg: &Config,
     ctx: RunContext,
     req: &RunRequest,
+    priced: bool,
 ) -> RunOutcome {
     let header = Header {
         run_id: ctx.run_id,
@@ -177,7 +179,11 @@ pub(crate) async fn sweep<F: Fleet>(
 
     // Before anything is terminated: a termination deletes the volumes marked
     // `DeleteOnTermination`, and with them what DescribeVolumes could say of their size.
-    let volumes = doomed_volumes(fleet, &ledger, req.deadline).await;
+    let volumes = if priced {
+        doomed_volumes(fleet, &ledger, req.deadline).await
+    } else {
+        None
+    };
     if req.is_live() {
         act(fleet, cfg, req, &the_plan, &mut ledger, &mut errors).await;
     }
