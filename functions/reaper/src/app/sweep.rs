@@ -130,6 +130,72 @@ mod sweep_tests {
         r.instances.iter().find(|i| i.id == id).unwrap().outcome
     }
 
+    /// A fleet whose DescribeVolumes never answers (a hung connection).
+    struct HungVolumes(MemoryFleet);
+
+    impl Fleet for HungVolumes {
+        async fn list_pages(
+            &self,
+            ids: Option<&[&str]>,
+            deadline: Deadline,
+            on_page: &mut (dyn FnMut(Vec<Instance>) + Send),
+        ) -> Result<(), crate::ports::ApiError> {
+            self.0.list_pages(ids, deadline, on_page).await
+        }
+        async fn apply(
+            &self,
+            mutation: crate::ports::Mutation<'_>,
+            ids: &[String],
+            deadline: Deadline,
+        ) -> Vec<(String, crate::ports::IdOutcome)> {
+            self.0.apply(mutation, ids, deadline).await
+        }
+        async fn volumes(
+            &self,
+            _ids: &[String],
+            _deadline: Deadline,
+        ) -> Result<Vec<crate::policy::price::Volume>, crate::ports::ApiError> {
+            std::future::pending().await
+        }
+        fn api_calls(&self) -> BTreeMap<String, u64> {
+            self.0.api_calls()
+        }
+    }
+
+    /// The volumes are described before the run acts: a DescribeVolumes that never answers
+    /// costs at most its 10 s budget and the prices, never the termination.
+    #[tokio::test]
+    async fn a_hung_describe_volumes_costs_the_prices_not_the_termination() {
+        use crate::policy::price::{Attached, Billing, Purchase, Tenancy};
+        let doomed = Instance {
+            billing: Some(Box::new(Billing {
+                instance_type: "t3.micro".into(),
+                platform: "Linux/UNIX".into(),
+                tenancy: Tenancy::Shared,
+                purchase: Purchase::OnDemand,
+                public_ipv4: 0,
+                volumes: [Attached {
+                    volume_id: "vol-1".into(),
+                    delete_on_termination: true,
+                }]
+                .into(),
+            })),
+            ..get(&fleet(), "i-expired")
+        };
+        let f = HungVolumes(MemoryFleet::new([doomed]));
+        let started = std::time::Instant::now();
+        let outcome = crate::run::sweep(&f, &Config::default(), ctx(), &req(true), true).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert_eq!(
+            outcome.volumes,
+            Some(Err("DescribeVolumes did not answer within 10 s".into()))
+        );
+        assert_eq!(
+            f.0.get("i-expired").unwrap().state,
+            InstanceState::ShuttingDown
+        );
+    }
+
     async fn run(f: &MemoryFleet, cfg: &Config, rq: RunRequest) -> RunReport {
         sweep(f, cfg, ctx(), &rq).await
     }
