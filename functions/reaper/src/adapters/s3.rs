@@ -113,7 +113,7 @@ mod tests {
             id: "i-0123456789abcdef0".into(),
             name: Some("web <1> & co".into()),
             owner: Some("alice@example.com".into()),
-            state: "running".into(),
+            state: crate::policy::InstanceState::Running,
             verdict: VerdictKind::Terminate,
             reason: "termination_date 2030-03-01T00:00:00Z has passed".into(),
             termination_date: "2030-03-01T00:00:00Z".parse().ok(),

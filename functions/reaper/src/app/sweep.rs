@@ -26,9 +26,11 @@ pub async fn sweep_priced<F: Fleet>(
     req: &RunRequest,
 ) -> RunReport {
     let mut outcome = crate::run::sweep(fleet, cfg, ctx, req, prices.is_some()).await;
+    crate::process::give_back();
     let (prices, calls) = super::savings::assess(&outcome, prices, req.deadline).await;
     // Priced: the volumes described are not needed by the report.
     outcome.volumes = None;
+    crate::process::give_back();
     let mut report = build(outcome, &prices);
     for (op, n) in calls {
         *report.api_calls.entry(op).or_default() += n;

@@ -32,6 +32,7 @@ pub const MANAGED_TAG_KEYS: &[&str] = &[
     PartialOrd,
     Ord,
     Serialize,
+    Deserialize,
     strum::Display,
     strum::IntoStaticStr,
     strum::EnumString,

@@ -627,9 +627,9 @@ mod tests {
             name: name.map(str::to_string),
             owner: owner.map(str::to_string),
             state: if verdict == VerdictKind::Noncompliant {
-                "stopped".into()
+                crate::policy::InstanceState::Stopped
             } else {
-                "running".into()
+                crate::policy::InstanceState::Running
             },
             verdict,
             reason: reason.into(),

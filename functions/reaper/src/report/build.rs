@@ -93,7 +93,7 @@ pub(crate) fn build(run: RunOutcome, prices: &PriceBook) -> RunReport {
             notice: e.notice,
             name: e.fact.name.map(String::from),
             owner: e.fact.owner.map(String::from),
-            state: e.fact.state.to_string(),
+            state: e.fact.state,
             verdict: kind,
             reason,
             // The date the reaper acts on: the tag's, or MAX_LIFETIME's bound (the reason says).

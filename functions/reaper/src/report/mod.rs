@@ -9,7 +9,7 @@ pub mod savings;
 pub mod table;
 
 pub(crate) use crate::policy::NoticeKind;
-use crate::policy::{Action, Cap, Circuit, VerdictKind};
+use crate::policy::{Action, Cap, Circuit, InstanceState, VerdictKind};
 pub use crate::run::{Mode, TriggerKind};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -107,7 +107,8 @@ pub struct InstanceReport {
     pub id: String,
     pub name: Option<String>,
     pub owner: Option<String>,
-    pub state: String,
+    /// Typed (EC2's names, `shutting-down`): no heap string per line.
+    pub state: InstanceState,
     pub verdict: VerdictKind,
     pub reason: String,
     /// Written as the reaper writes dates (RFC 3339 UTC, whole seconds); kept typed so no view
@@ -535,7 +536,7 @@ impl InstanceReport {
             id: id.into(),
             name: None,
             owner: None,
-            state: "running".into(),
+            state: InstanceState::Running,
             verdict,
             reason: reason.into(),
             termination_date: None,
@@ -567,7 +568,7 @@ mod tests {
                 id: format!("i-{i:017x}"),
                 name: Some("web".into()),
                 owner: Some("team@example.com".into()),
-                state: "running".into(),
+                state: InstanceState::Running,
                 verdict: if i % 2 == 0 {
                     VerdictKind::Stop
                 } else {

@@ -348,7 +348,7 @@ pub(crate) fn item(e: &Entry) -> Option<Item<'_>> {
         Some(Fate::Deferred(Deferral::StoppedAtLaunch)) => (Stop, false),
         Some(
             Fate::CircuitOpen
-            | Fate::Deferred(Deferral::NotAnnounced { .. } | Deferral::OutsideWindow(_)),
+            | Fate::Deferred(Deferral::NotAnnounced(_) | Deferral::OutsideWindow(_)),
         ) => (action, true),
         _ => return None,
     };

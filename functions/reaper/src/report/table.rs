@@ -61,7 +61,7 @@ pub fn render_with(reports: &[RunReport], layout: Layout) -> String {
                     i.id.clone(),
                     i.name.clone().unwrap_or_else(|| "-".into()),
                     i.owner.clone().unwrap_or_else(|| "-".into()),
-                    i.state.clone(),
+                    i.state.to_string(),
                     i.verdict.to_string(),
                     i.outcome.map_or("-".to_string(), |o| o.to_string()),
                     i.termination_date.map_or_else(|| "-".into(), format_date),

@@ -1,6 +1,6 @@
 //! list -> judge -> plan -> re-check -> act -> ledger (SPEC §3-§6). Reporting is `report::build`.
 
-use super::ledger::{Deferral, Fate, Ledger, Step, MAX_TAGS};
+use super::ledger::{Deferral, Fate, Ledger, NoticePeriod, Step, MAX_TAGS};
 use super::outcome::{notice, Header, RunOutcome};
 use super::request::RunRequest;
 use crate::config::Config;
@@ -77,6 +77,8 @@ pub(crate) async fn sweep<F: Fleet>(
         ledger = Ledger::new(ResourceKind::Ec2Instance);
     }
     ledger.seal();
+    // The listing's parsed pages are freed; the re-check maps new ones.
+    crate::process::give_back();
     if let (Some(wanted), true) = (&req.ids, errors.is_empty()) {
         let missing: Vec<&str> = wanted
             .iter()
@@ -168,7 +170,7 @@ pub(crate) async fn sweep<F: Fleet>(
             .filter(|e| matches!(e.verdict.kind(), VerdictKind::Terminate | VerdictKind::Stop))
             .map(|e| e.fact.id.to_string())
             .collect();
-        ledger.defer_all(&waiting, &Deferral::OutsideWindow(why.clone()));
+        ledger.defer_all(&waiting, &Deferral::OutsideWindow(why.as_str().into()));
     }
     for circuit in &the_plan.circuits {
         tracing::warn!(action = ?circuit.action, planned = circuit.planned, cap = %circuit.cap, "{}", circuit.message());
@@ -339,14 +341,14 @@ fn gate_all(
             (answer, _) => answer,
         };
         match answer {
-            Gate::Act { record } => entry.pending = record,
+            Gate::Act { record } => entry.pending = record.map(Box::new),
             Gate::Defer {
                 earliest,
                 reason,
                 record,
                 heads_up,
             } => {
-                entry.pending = record;
+                entry.pending = record.map(Box::new);
                 entry.heads_up = heads_up;
                 if acts {
                     let told_at = match reason {
@@ -355,7 +357,7 @@ fn gate_all(
                     };
                     held.push((
                         entry.fact.id.to_string(),
-                        Deferral::NotAnnounced { earliest, told_at },
+                        Deferral::NotAnnounced(Box::new(NoticePeriod { earliest, told_at })),
                     ));
                 }
             }
