@@ -240,6 +240,13 @@ pub trait Archive: Send + Sync {
         body: Vec<u8>,
         deadline: Deadline,
     ) -> impl Future<Output = Result<(), ArchiveError>> + Send;
+    /// The run's records for the evidence store (docs/EVIDENCE.md), JSON lines, under `key`.
+    fn put_records(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<(), ArchiveError>> + Send;
     /// The document under `key`, or `None` when there is none.
     fn get(
         &self,

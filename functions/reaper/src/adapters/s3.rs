@@ -27,19 +27,21 @@ impl S3Archive {
     }
 }
 
-impl Archive for S3Archive {
-    /// `s3://<bucket>/<key>`: known before the write, so the Slack message can link to it.
-    fn address(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
-    }
-
-    async fn put(&self, key: &str, body: Vec<u8>, deadline: Deadline) -> Result<(), ArchiveError> {
+impl S3Archive {
+    /// One PutObject of `body` as `content_type`, within the sink's share of the deadline.
+    async fn put_as(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        deadline: Deadline,
+    ) -> Result<(), ArchiveError> {
         let put = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type("application/json")
+            .content_type(content_type)
             .body(ByteStream::from(body))
             .send();
         within("PutObject", deadline.for_sink(), async {
@@ -48,6 +50,27 @@ impl Archive for S3Archive {
         .await
         .map(drop)
         .map_err(ArchiveError::Refused)
+    }
+}
+
+impl Archive for S3Archive {
+    /// `s3://<bucket>/<key>`: known before the write, so the Slack message can link to it.
+    fn address(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, deadline: Deadline) -> Result<(), ArchiveError> {
+        self.put_as(key, body, "application/json", deadline).await
+    }
+
+    async fn put_records(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        deadline: Deadline,
+    ) -> Result<(), ArchiveError> {
+        self.put_as(key, body, crate::report::evidence::CONTENT_TYPE, deadline)
+            .await
     }
 
     /// A missing key is `None` (S3 says NoSuchKey only to a role that may list the bucket; to
@@ -145,17 +168,21 @@ mod tests {
     #[tokio::test]
     async fn the_whole_report_is_put_as_json_and_equals_the_returned_report() {
         let seen: Arc<Mutex<Vec<Put>>> = Arc::default();
-        let sink = seen.clone();
-        let put = mock!(Client::put_object).then_compute_output(move |req| {
-            sink.lock().unwrap().push((
-                req.bucket().unwrap_or_default().to_string(),
-                req.key().unwrap_or_default().to_string(),
-                req.content_type().map(str::to_string),
-                req.body().bytes().unwrap_or_default().to_vec(),
-            ));
-            PutObjectOutput::builder().build()
-        });
-        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&put]);
+        // One rule per put: the report, then the records.
+        let recording = || {
+            let sink = seen.clone();
+            mock!(Client::put_object).then_compute_output(move |req| {
+                sink.lock().unwrap().push((
+                    req.bucket().unwrap_or_default().to_string(),
+                    req.key().unwrap_or_default().to_string(),
+                    req.content_type().map(str::to_string),
+                    req.body().bytes().unwrap_or_default().to_vec(),
+                ));
+                PutObjectOutput::builder().build()
+            })
+        };
+        let (put, put_records) = (recording(), recording());
+        let client = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&put, &put_records]);
         let archive = S3Archive {
             client,
             bucket: "reaper-reports".into(),
@@ -176,13 +203,26 @@ mod tests {
             archive.address(&r.archive_key()),
             format!("s3://reaper-reports/{key}")
         );
-        let seen = seen.lock().unwrap();
-        let (bucket, put_key, content_type, body) = &seen[0];
+        let first = seen.lock().unwrap()[0].clone();
+        let (bucket, put_key, content_type, body) = &first;
         assert_eq!(bucket, "reaper-reports");
         assert_eq!(put_key, &key);
         assert_eq!(content_type.as_deref(), Some("application/json"));
         let archived: RunReport = serde_json::from_slice(body).unwrap();
         assert_eq!(archived, r, "the S3 copy is the returned report");
+
+        // The run's records (docs/EVIDENCE.md): JSON lines, under their own key and type.
+        let records = crate::report::evidence::render(&r);
+        let key = crate::report::evidence::key(&r);
+        archive
+            .put_records(&key, records.clone(), Deadline::NONE)
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        let (_, put_key, content_type, body) = &seen[1];
+        assert_eq!(put_key, &key);
+        assert_eq!(content_type.as_deref(), Some("application/x-ndjson"));
+        assert_eq!(body, &records);
     }
 
     #[tokio::test]
