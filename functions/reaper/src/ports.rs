@@ -266,6 +266,18 @@ pub enum ArchiveError {
     Unserialisable(String),
 }
 
+/// Where the evidence store's records files are read from (docs/EVIDENCE.md): an S3 bucket or
+/// a folder with the same layout. Keys are relative to the store's root, `/`-separated. An error
+/// is one sentence naming what could not be read.
+pub trait EvidenceStore: Send + Sync {
+    /// The names of the folders directly under `prefix` (which ends in `/`), e.g. `dt=2030-03-07`.
+    fn folders(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    /// The keys of the files directly under `prefix`.
+    fn files(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    /// The content of the file under `key`.
+    fn read(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
+}
+
 /// Where the run's message is posted (a Slack incoming webhook).
 pub trait Chat: Send + Sync {
     /// The number of attempts it took, or why it failed.

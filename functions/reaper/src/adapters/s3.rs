@@ -105,6 +105,108 @@ impl Archive for S3Archive {
     }
 }
 
+/// The evidence store in S3 (`reaperctl report`): every call within `CALL_TIMEOUT`.
+#[derive(Debug, Clone)]
+pub struct S3Evidence {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    /// Keys are `<root><key>` (the `/PREFIX` of `s3://BUCKET/PREFIX`, with its `/`).
+    root: String,
+}
+
+/// The longest one S3 call of `reaperctl report` may take.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl S3Evidence {
+    pub fn from_sdk(
+        sdk: &aws_config::SdkConfig,
+        calls: &CallCounter,
+        bucket: String,
+        prefix: &str,
+    ) -> Self {
+        let prefix = prefix.trim_matches('/');
+        Self {
+            client: super::s3_client(sdk, calls),
+            bucket,
+            root: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+        }
+    }
+
+    /// Every page of a listing under `prefix` with `/` as delimiter: folders and keys.
+    async fn list(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>), String> {
+        let full = format!("{}{prefix}", self.root);
+        let mut folders = Vec::new();
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let call = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&full)
+                .delimiter("/")
+                .set_continuation_token(token.take())
+                .send();
+            let page = within("ListObjectsV2", Some(CALL_TIMEOUT), async {
+                call.await.map_err(api_error)
+            })
+            .await
+            .map_err(|e| format!("listing s3://{}/{full}: {e}", self.bucket))?;
+            for p in page.common_prefixes() {
+                if let Some(name) = p.prefix().and_then(|p| p.strip_prefix(&full)) {
+                    folders.push(name.trim_end_matches('/').to_string());
+                }
+            }
+            for o in page.contents() {
+                if let Some(key) = o.key().and_then(|k| k.strip_prefix(&self.root)) {
+                    keys.push(key.to_string());
+                }
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok((folders, keys))
+    }
+}
+
+impl crate::ports::EvidenceStore for S3Evidence {
+    async fn folders(&self, prefix: &str) -> Result<Vec<String>, String> {
+        Ok(self.list(prefix).await?.0)
+    }
+
+    async fn files(&self, prefix: &str) -> Result<Vec<String>, String> {
+        Ok(self.list(prefix).await?.1)
+    }
+
+    async fn read(&self, key: &str) -> Result<Vec<u8>, String> {
+        let full = format!("{}{key}", self.root);
+        let get = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send();
+        within("GetObject", Some(CALL_TIMEOUT), async {
+            let out = get.await.map_err(api_error)?;
+            out.body.collect().await.map(|b| b.to_vec()).map_err(|e| {
+                crate::ports::ApiError::new(
+                    "ReadError",
+                    format!("the object's body was cut off: {e}"),
+                    crate::ports::ErrorKind::Transient,
+                )
+            })
+        })
+        .await
+        .map_err(|e| format!("reading s3://{}/{full}: {e}", self.bucket))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
