@@ -399,3 +399,218 @@ async fn a_dry_run_and_a_live_run_write_their_records_beside_the_report() {
          UPDATE_SEED=1 cargo test -p reaper-e2e --test evidence"
     );
 }
+
+/// Money as units of 1e-10 dollars (the records never have more decimals): the test's own sum.
+fn units(text: &str) -> i128 {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let frac = format!("{frac:0<10}");
+    whole.parse::<i128>().unwrap() * 10_000_000_000 + frac.parse::<i128>().unwrap()
+}
+
+/// Units as reaperctl writes money: every digit that counts, at least two decimals.
+fn dollars(units: i128) -> String {
+    let text = format!("{}.{:010}", units / 10_000_000_000, units % 10_000_000_000);
+    let trimmed = text.trim_end_matches('0');
+    let decimals = trimmed.len() - trimmed.find('.').unwrap() - 1;
+    if decimals < 2 {
+        format!(
+            "{}.{:02}",
+            units / 10_000_000_000,
+            (units % 10_000_000_000) / 100_000_000
+        )
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// A store of records files: two accounts, three days over two months, live and dry runs, money
+/// whose float sum is not exact, and one malformed line. Returns the files and the expected
+/// JSON totals, computed here from the lines written.
+fn synthetic() -> (Vec<(String, String)>, Value) {
+    let accounts = ["111111111111", "222222222222"];
+    let days = ["2030-01-15", "2030-01-31", "2030-02-01"];
+    let kinds = [
+        ("terminate", "done", false),
+        ("terminate", "failed", false),
+        ("stop", "done", false),
+        ("stop", "deferred", true),
+        ("stamp", "done", false),
+        ("expiring", "", false),
+    ];
+    let money = [
+        "0.1",
+        "0.2",
+        "12.3456789012",
+        "730.00",
+        "0.0000000001",
+        "49.07",
+    ];
+    let mut files = Vec::new();
+    let mut months: BTreeMap<(String, String), [i128; 5]> = BTreeMap::new();
+    let mut compliance: BTreeMap<(String, String), [u64; 2]> = BTreeMap::new();
+    let mut n = 0usize;
+    for (a, account) in accounts.iter().enumerate() {
+        for (d, dt) in days.iter().enumerate() {
+            for mode in ["live", "dry-run"] {
+                let run_id = format!("run-{a}-{d}-{mode}");
+                let common = format!(
+                    r#""schema":1,"account":"{account}","region":"eu-west-1","dt":"{dt}","run_id":"{run_id}","run_at":"{dt}T10:00:00Z","mode":"{mode}","trigger":"schedule""#
+                );
+                let (subject, compliant) = (10 + a as u64 + d as u64, 7 + d as u64);
+                let mut lines = vec![format!(
+                    r#"{{{common},"record":"run","subject":{subject},"compliant":{compliant}}}"#
+                )];
+                let month = (account.to_string(), dt[..7].to_string());
+                let live = mode == "live";
+                if live {
+                    let c = compliance.entry(month.clone()).or_default();
+                    c[0] += compliant;
+                    c[1] += subject;
+                }
+                for (verdict, outcome, held) in kinds {
+                    n += 1;
+                    let m = money[n % money.len()];
+                    // A dry run would have done what a live run does.
+                    let outcome = match outcome {
+                        "" => "",
+                        _ if !live => "would",
+                        o => o,
+                    };
+                    let outcome_json = if outcome.is_empty() {
+                        "null".to_string()
+                    } else {
+                        format!("\"{outcome}\"")
+                    };
+                    lines.push(format!(
+                        r#"{{{common},"record":"instance","instance_id":"i-{n}","name":"<b>{n}</b>","verdict":"{verdict}","outcome":{outcome_json},"saving_held":{held},"saving_per_month":{m}}}"#
+                    ));
+                    if live {
+                        let t = months.entry(month.clone()).or_default();
+                        let done = outcome == "done";
+                        match verdict {
+                            "terminate" if done => t[0] += 1,
+                            "stop" if done => t[1] += 1,
+                            "stamp" if done => t[2] += 1,
+                            _ => {}
+                        }
+                        if outcome == "failed" {
+                            t[3] += 1;
+                        }
+                        if done && !held {
+                            t[4] += units(m);
+                        }
+                    }
+                }
+                if a == 1 && d == 2 && live {
+                    lines.push("{\"record\": not json".into());
+                }
+                files.push((
+                    format!("evidence/account={account}/region=eu-west-1/dt={dt}/{run_id}.jsonl"),
+                    lines.join("\n") + "\n",
+                ));
+            }
+        }
+    }
+    let expected = json!({
+        "months": months.iter().map(|((account, month), t)| json!({
+            "account": account, "month": month, "terminated": t[0], "stopped": t[1],
+            "stamped": t[2], "failed": t[3], "saved_per_month": dollars(t[4]),
+        })).collect::<Vec<_>>(),
+        "compliance": compliance.iter().map(|((account, month), c)| json!({
+            "account": account, "month": month, "compliant": c[0], "subject": c[1],
+        })).collect::<Vec<_>>(),
+        "files": files.len(),
+        "malformed_lines": 1,
+    });
+    (files, expected)
+}
+
+/// `reaperctl report` (the real binary): its JSON, or its stderr when it fails.
+fn reaperctl_report(env: &[(String, String)], args: &[&str]) -> Value {
+    let out = std::process::Command::new(reaper_e2e::reaperctl_binary())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().cloned())
+        .arg("report")
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .expect("run reaperctl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("1 malformed lines"), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The totals `reaperctl report` prints, without the compliance shares (checked apart).
+fn totals(v: &Value) -> Value {
+    let mut compliance = v["compliance"].clone();
+    for c in compliance.as_array_mut().unwrap() {
+        let share = c.as_object_mut().unwrap().remove("share").unwrap();
+        let expected = c["compliant"].as_f64().unwrap() / c["subject"].as_f64().unwrap();
+        assert!((share.as_f64().unwrap() - expected).abs() < 0.00005, "{c}");
+    }
+    json!({
+        "months": v["months"], "compliance": compliance, "files": v["files"],
+        "malformed_lines": v["malformed_lines"],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reaperctl_report_totals_a_folder_and_a_bucket_exactly() {
+    let (files, expected) = synthetic();
+    let dir = std::env::temp_dir().join(format!("reaper-evidence-{}", std::process::id()));
+    for (key, body) in &files {
+        let path = dir.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    let from_folder = reaperctl_report(&[], &["--source", dir.to_str().unwrap()]);
+    assert_eq!(totals(&from_folder), expected);
+    // 0.1 + 0.2 in a float is 0.30000000000000004: the sums here are exact.
+    assert!(
+        from_folder["months"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["saved_per_month"].is_string()),
+        "{from_folder:#}"
+    );
+    // Pruned: one account, one month.
+    let one = reaperctl_report(
+        &[],
+        &[
+            "--source",
+            dir.to_str().unwrap(),
+            "--account",
+            "222222222222",
+            "--since",
+            "2030-02-01",
+            "--until",
+            "2030-02-28",
+        ],
+    );
+    assert_eq!(one["files"], 2);
+    assert_eq!(one["months"].as_array().unwrap().len(), 1);
+    assert_eq!(one["months"][0], expected["months"][3]);
+
+    let moto = Moto::start();
+    moto.create_bucket(REGION, BUCKET).await;
+    let s3 = moto.s3(REGION);
+    for (key, body) in &files {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(format!("org/{key}"))
+            .body(body.clone().into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let from_bucket = reaperctl_report(
+        &moto.env(REGION),
+        &["--source", &format!("s3://{BUCKET}/org")],
+    );
+    assert_eq!(totals(&from_bucket), expected);
+    assert_eq!(from_bucket["upcoming"], from_folder["upcoming"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
