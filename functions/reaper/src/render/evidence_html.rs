@@ -94,8 +94,17 @@ const COLOURS: [&str; 8] = [
 ];
 const W: f64 = 860.0;
 const H: f64 = 260.0;
-const LEFT: f64 = 70.0;
+const LEFT: f64 = 96.0;
 const BOTTOM: f64 = 40.0;
+
+/// An axis value: whole when it is, else two decimals.
+fn axis(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
 
 /// Stacked bars: one bar per x label, one segment per series (in `series` order).
 fn stacked(x: &[String], series: &[(String, Vec<f64>)], unit: &str) -> String {
@@ -112,14 +121,13 @@ fn stacked(x: &[String], series: &[(String, Vec<f64>)], unit: &str) -> String {
     );
     let _ = write!(
         svg,
-        r#"<text x="{}" y="14" class="lbl" text-anchor="end">{} {}</text><text x="{}" y="{}" class="lbl" text-anchor="end">0</text>"#,
+        r#"<text x="{}" y="14" class="lbl" text-anchor="end">{}</text><text x="{}" y="{}" class="lbl" text-anchor="end">0</text>"#,
         LEFT - 6.0,
-        escape(&format!("{max:.2}")),
-        escape(unit),
+        escape(&format!("{} {unit}", axis(max))),
         LEFT - 6.0,
         H - BOTTOM
     );
-    let every = (x.len() / 12).max(1);
+    let every = (x.len() / 8).max(1);
     for (i, label) in x.iter().enumerate() {
         let bx = LEFT + slot * i as f64 + slot * 0.1;
         let mut y = H - BOTTOM;
@@ -169,7 +177,7 @@ fn legend<'a>(names: impl Iterator<Item = &'a str>) -> String {
 /// One line per series over the x labels, 0 to 100 %.
 fn lines(x: &[String], series: &[(String, Vec<Option<f64>>)]) -> String {
     let plot_h = H - BOTTOM - 10.0;
-    let step = (W - LEFT - 20.0) / (x.len().max(2) - 1) as f64;
+    let step = (W - LEFT - 40.0) / (x.len().max(2) - 1) as f64;
     let mut svg = format!(
         r#"<svg viewBox="0 0 {W} {H}" width="100%" role="img"><line x1="{LEFT}" y1="{y0}" x2="{x2}" y2="{y0}" class="axis"/><text x="{l}" y="14" class="lbl" text-anchor="end">100%</text><text x="{l}" y="{y0}" class="lbl" text-anchor="end">0%</text>"#,
         y0 = H - BOTTOM,
@@ -328,7 +336,7 @@ pre{{background:#f6f6f6;padding:1em;overflow:auto}}
             String::new()
         },
         savings = stacked(&months, &savings, "USD"),
-        actions = stacked(&days, &actions, "instances"),
+        actions = stacked(&days, &actions, ""),
         compliance = lines(&months, &compliance),
     )
 }
