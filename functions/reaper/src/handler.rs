@@ -170,6 +170,9 @@ mod tests {
                 Ok(())
             }
         }
+        async fn put_records(&self, _: &str, _: Vec<u8>, _: Deadline) -> Result<(), ArchiveError> {
+            Ok(())
+        }
         async fn get(
             &self,
             key: &str,

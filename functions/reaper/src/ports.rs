@@ -240,6 +240,13 @@ pub trait Archive: Send + Sync {
         body: Vec<u8>,
         deadline: Deadline,
     ) -> impl Future<Output = Result<(), ArchiveError>> + Send;
+    /// The run's records for the evidence store (docs/EVIDENCE.md), JSON lines, under `key`.
+    fn put_records(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<(), ArchiveError>> + Send;
     /// The document under `key`, or `None` when there is none.
     fn get(
         &self,
@@ -257,6 +264,18 @@ pub enum ArchiveError {
     /// Not reachable with the report's types (string keys, no floats), but never a panic.
     #[error("the report could not be serialised: {0}")]
     Unserialisable(String),
+}
+
+/// Where the evidence store's records files are read from (docs/EVIDENCE.md): an S3 bucket or
+/// a folder with the same layout. Keys are relative to the store's root, `/`-separated. An error
+/// is one sentence naming what could not be read.
+pub trait EvidenceStore: Send + Sync {
+    /// The names of the folders directly under `prefix` (which ends in `/`), e.g. `dt=2030-03-07`.
+    fn folders(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    /// The keys of the files directly under `prefix`.
+    fn files(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    /// The content of the file under `key`.
+    fn read(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
 }
 
 /// Where the run's message is posted (a Slack incoming webhook).

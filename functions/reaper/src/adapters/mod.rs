@@ -3,6 +3,7 @@
 pub(crate) mod bisect;
 pub mod cloudformation;
 pub mod ec2;
+pub mod folder;
 pub mod lambda;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;

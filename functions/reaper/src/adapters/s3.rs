@@ -27,19 +27,21 @@ impl S3Archive {
     }
 }
 
-impl Archive for S3Archive {
-    /// `s3://<bucket>/<key>`: known before the write, so the Slack message can link to it.
-    fn address(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
-    }
-
-    async fn put(&self, key: &str, body: Vec<u8>, deadline: Deadline) -> Result<(), ArchiveError> {
+impl S3Archive {
+    /// One PutObject of `body` as `content_type`, within the sink's share of the deadline.
+    async fn put_as(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        deadline: Deadline,
+    ) -> Result<(), ArchiveError> {
         let put = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type("application/json")
+            .content_type(content_type)
             .body(ByteStream::from(body))
             .send();
         within("PutObject", deadline.for_sink(), async {
@@ -48,6 +50,27 @@ impl Archive for S3Archive {
         .await
         .map(drop)
         .map_err(ArchiveError::Refused)
+    }
+}
+
+impl Archive for S3Archive {
+    /// `s3://<bucket>/<key>`: known before the write, so the Slack message can link to it.
+    fn address(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, deadline: Deadline) -> Result<(), ArchiveError> {
+        self.put_as(key, body, "application/json", deadline).await
+    }
+
+    async fn put_records(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        deadline: Deadline,
+    ) -> Result<(), ArchiveError> {
+        self.put_as(key, body, crate::report::evidence::CONTENT_TYPE, deadline)
+            .await
     }
 
     /// A missing key is `None` (S3 says NoSuchKey only to a role that may list the bucket; to
@@ -79,6 +102,108 @@ impl Archive for S3Archive {
         })
         .await
         .map_err(ArchiveError::Refused)
+    }
+}
+
+/// The evidence store in S3 (`reaperctl report`): every call within `CALL_TIMEOUT`.
+#[derive(Debug, Clone)]
+pub struct S3Evidence {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    /// Keys are `<root><key>` (the `/PREFIX` of `s3://BUCKET/PREFIX`, with its `/`).
+    root: String,
+}
+
+/// The longest one S3 call of `reaperctl report` may take.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl S3Evidence {
+    pub fn from_sdk(
+        sdk: &aws_config::SdkConfig,
+        calls: &CallCounter,
+        bucket: String,
+        prefix: &str,
+    ) -> Self {
+        let prefix = prefix.trim_matches('/');
+        Self {
+            client: super::s3_client(sdk, calls),
+            bucket,
+            root: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+        }
+    }
+
+    /// Every page of a listing under `prefix` with `/` as delimiter: folders and keys.
+    async fn list(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>), String> {
+        let full = format!("{}{prefix}", self.root);
+        let mut folders = Vec::new();
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let call = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&full)
+                .delimiter("/")
+                .set_continuation_token(token.take())
+                .send();
+            let page = within("ListObjectsV2", Some(CALL_TIMEOUT), async {
+                call.await.map_err(api_error)
+            })
+            .await
+            .map_err(|e| format!("listing s3://{}/{full}: {e}", self.bucket))?;
+            for p in page.common_prefixes() {
+                if let Some(name) = p.prefix().and_then(|p| p.strip_prefix(&full)) {
+                    folders.push(name.trim_end_matches('/').to_string());
+                }
+            }
+            for o in page.contents() {
+                if let Some(key) = o.key().and_then(|k| k.strip_prefix(&self.root)) {
+                    keys.push(key.to_string());
+                }
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok((folders, keys))
+    }
+}
+
+impl crate::ports::EvidenceStore for S3Evidence {
+    async fn folders(&self, prefix: &str) -> Result<Vec<String>, String> {
+        Ok(self.list(prefix).await?.0)
+    }
+
+    async fn files(&self, prefix: &str) -> Result<Vec<String>, String> {
+        Ok(self.list(prefix).await?.1)
+    }
+
+    async fn read(&self, key: &str) -> Result<Vec<u8>, String> {
+        let full = format!("{}{key}", self.root);
+        let get = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send();
+        within("GetObject", Some(CALL_TIMEOUT), async {
+            let out = get.await.map_err(api_error)?;
+            out.body.collect().await.map(|b| b.to_vec()).map_err(|e| {
+                crate::ports::ApiError::new(
+                    "ReadError",
+                    format!("the object's body was cut off: {e}"),
+                    crate::ports::ErrorKind::Transient,
+                )
+            })
+        })
+        .await
+        .map_err(|e| format!("reading s3://{}/{full}: {e}", self.bucket))
     }
 }
 
@@ -145,17 +270,21 @@ mod tests {
     #[tokio::test]
     async fn the_whole_report_is_put_as_json_and_equals_the_returned_report() {
         let seen: Arc<Mutex<Vec<Put>>> = Arc::default();
-        let sink = seen.clone();
-        let put = mock!(Client::put_object).then_compute_output(move |req| {
-            sink.lock().unwrap().push((
-                req.bucket().unwrap_or_default().to_string(),
-                req.key().unwrap_or_default().to_string(),
-                req.content_type().map(str::to_string),
-                req.body().bytes().unwrap_or_default().to_vec(),
-            ));
-            PutObjectOutput::builder().build()
-        });
-        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&put]);
+        // One rule per put: the report, then the records.
+        let recording = || {
+            let sink = seen.clone();
+            mock!(Client::put_object).then_compute_output(move |req| {
+                sink.lock().unwrap().push((
+                    req.bucket().unwrap_or_default().to_string(),
+                    req.key().unwrap_or_default().to_string(),
+                    req.content_type().map(str::to_string),
+                    req.body().bytes().unwrap_or_default().to_vec(),
+                ));
+                PutObjectOutput::builder().build()
+            })
+        };
+        let (put, put_records) = (recording(), recording());
+        let client = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&put, &put_records]);
         let archive = S3Archive {
             client,
             bucket: "reaper-reports".into(),
@@ -176,13 +305,26 @@ mod tests {
             archive.address(&r.archive_key()),
             format!("s3://reaper-reports/{key}")
         );
-        let seen = seen.lock().unwrap();
-        let (bucket, put_key, content_type, body) = &seen[0];
+        let first = seen.lock().unwrap()[0].clone();
+        let (bucket, put_key, content_type, body) = &first;
         assert_eq!(bucket, "reaper-reports");
         assert_eq!(put_key, &key);
         assert_eq!(content_type.as_deref(), Some("application/json"));
         let archived: RunReport = serde_json::from_slice(body).unwrap();
         assert_eq!(archived, r, "the S3 copy is the returned report");
+
+        // The run's records (docs/EVIDENCE.md): JSON lines, under their own key and type.
+        let records = crate::report::evidence::render(&r);
+        let key = crate::report::evidence::key(&r);
+        archive
+            .put_records(&key, records.clone(), Deadline::NONE)
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        let (_, put_key, content_type, body) = &seen[1];
+        assert_eq!(put_key, &key);
+        assert_eq!(content_type.as_deref(), Some("application/x-ndjson"));
+        assert_eq!(body, &records);
     }
 
     #[tokio::test]

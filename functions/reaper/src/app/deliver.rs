@@ -286,6 +286,23 @@ async fn archive_copy<A: Archive>(
     archive.put(&report.archive_key(), body, deadline).await
 }
 
+/// Writes the run's records under their key, with the same bounded share of the time as the
+/// first copy of the report.
+async fn write_evidence<A: Archive>(archive: &A, report: &mut RunReport, deadline: Deadline) {
+    let body = crate::report::evidence::render(report);
+    let share = deadline
+        .for_sink()
+        .map_or(FIRST_COPY_MOST, |left| (left / 3).min(FIRST_COPY_MOST));
+    let key = crate::report::evidence::key(report);
+    if let Err(why) = archive
+        .put_records(&key, body, deadline.capped(share))
+        .await
+    {
+        tracing::error!(error = %why, "evidence not written");
+        report.errors.push(format!("evidence: {why}"));
+    }
+}
+
 /// The longest the first S3 write may take, so Slack and the owners are still told when S3 hangs.
 const FIRST_COPY_MOST: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -394,6 +411,11 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
         if d.fresh && told {
             remember_dry_run(archive, report, d.findings, deadline).await;
         }
+    }
+    // The run's records for the evidence store, after the report (docs/EVIDENCE.md); a failure
+    // is in `errors` (and so in the copy rewritten below), never the run's.
+    if let Some(archive) = &app.archive {
+        write_evidence(archive, report, deadline).await;
     }
     // The copy already written says "slack: null"; write it again with what happened since.
     let changed =

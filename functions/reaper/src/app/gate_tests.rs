@@ -93,6 +93,10 @@ impl Archive for TestArchive {
         Ok(())
     }
 
+    async fn put_records(&self, _: &str, _: Vec<u8>, _: Deadline) -> Result<(), ArchiveError> {
+        Ok(())
+    }
+
     async fn get(&self, key: &str, _: Deadline) -> Result<Option<Vec<u8>>, ArchiveError> {
         Ok(self.0.lock().unwrap().get(key).cloned())
     }

@@ -4,6 +4,7 @@
 
 mod deliver;
 mod enrolment;
+pub mod evidence;
 mod extend;
 #[cfg(test)]
 mod gate_tests;

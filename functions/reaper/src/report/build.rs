@@ -28,6 +28,7 @@ pub(crate) fn build(run: RunOutcome, prices: &PriceBook) -> RunReport {
         header,
         mut entries,
         kept,
+        upcoming,
         circuits,
         errors,
         warnings,
@@ -49,6 +50,7 @@ pub(crate) fn build(run: RunOutcome, prices: &PriceBook) -> RunReport {
     report.errors = errors;
     report.warnings = warnings;
     report.api_calls = api_calls;
+    report.upcoming = upcoming;
 
     let mut savings = Tally::new(&header.region, prices);
     report.instances_judged = entries.len() as u64 + kept;

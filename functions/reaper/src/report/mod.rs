@@ -4,6 +4,7 @@
 
 pub(crate) mod build;
 pub(crate) mod emf;
+pub(crate) mod evidence;
 pub mod explain;
 pub mod savings;
 pub mod table;
@@ -258,6 +259,10 @@ pub struct RunReport {
     /// that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub savings: Option<savings::Savings>,
+    /// The `keep` instances whose date comes within a week: the evidence's `upcoming` records
+    /// (docs/EVIDENCE.md), not in the report's JSON.
+    #[serde(skip)]
+    pub(crate) upcoming: crate::run::ledger::Upcoming,
 }
 
 impl RunReport {
@@ -340,6 +345,7 @@ impl RunReport {
             notices: Vec::new(),
             notices_omitted: 0,
             savings: None,
+            upcoming: Default::default(),
         }
     }
 
@@ -413,6 +419,7 @@ impl RunReport {
             notices: Vec::new(),
             notices_omitted: self.notices_omitted,
             savings: self.savings.as_ref().map(savings::Savings::trimmed),
+            upcoming: Default::default(),
         };
         for (list, omitted) in [
             (&mut copy.errors, &mut copy.errors_omitted),

@@ -65,6 +65,12 @@ pub struct InstanceSaving {
     /// Why it has no price (the rest of the run may have one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpriced: Option<String>,
+    /// What the listing said it is billed as (the evidence's `instance_type` and `platform`);
+    /// the run's shared copies, not in the report's JSON.
+    #[serde(skip)]
+    pub instance_type: Option<std::sync::Arc<str>>,
+    #[serde(skip)]
+    pub platform: Option<std::sync::Arc<str>>,
 }
 
 /// A volume a termination leaves behind (`DeleteOnTermination=false`): still billed.
@@ -268,6 +274,10 @@ impl<'b> Tally<'b> {
             per_hour: None,
             per_month: None,
             unpriced: None,
+            instance_type: item
+                .billing
+                .map(|b| std::sync::Arc::clone(&b.instance_type)),
+            platform: item.billing.map(|b| std::sync::Arc::clone(&b.platform)),
         };
         match priced_line {
             Ok(s) => {

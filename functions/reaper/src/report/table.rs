@@ -359,6 +359,8 @@ mod tests {
             per_hour: None,
             per_month: per_month.map(usd),
             unpriced: None,
+            instance_type: None,
+            platform: None,
         };
         r.instances = vec![
             line(

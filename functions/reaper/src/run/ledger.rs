@@ -267,6 +267,33 @@ pub(crate) struct Ledger {
     sorted: bool,
     /// Instance types and platforms, one copy each: 50 000 acted instances share a few dozen.
     names: HashSet<Arc<str>>,
+    /// The `keep` instances whose date comes within `UPCOMING_WITHIN` (docs/EVIDENCE.md), kept
+    /// compactly and at most `MAX_UPCOMING`; `None` until `watch_upcoming` says from when.
+    upcoming: Option<Upcoming>,
+}
+
+/// How far ahead the evidence's `upcoming` records look (docs/EVIDENCE.md).
+pub(crate) const UPCOMING_WITHIN: chrono::TimeDelta = chrono::TimeDelta::days(7);
+/// The most `upcoming` records a run keeps; the rest are counted.
+pub(crate) const MAX_UPCOMING: usize = 10_000;
+
+/// One instance judged `keep` whose date comes within a week: what the evidence records of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Soon {
+    pub id: Box<str>,
+    pub name: Option<Box<str>>,
+    pub owner: Option<Box<str>>,
+    pub termination_date: DateTime<Utc>,
+    pub instance_type: Option<Arc<str>>,
+}
+
+/// The `keep` instances coming due: until `until`, at most `MAX_UPCOMING`, by date then id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upcoming {
+    pub until: Option<DateTime<Utc>>,
+    pub lines: Vec<Soon>,
+    /// Past `MAX_UPCOMING`: counted, not kept.
+    pub omitted: u64,
 }
 
 impl Ledger {
@@ -277,7 +304,53 @@ impl Ledger {
             kept: 0,
             sorted: false,
             names: HashSet::new(),
+            upcoming: None,
         }
+    }
+
+    /// Keeps, from now on, the `keep` instances whose date is before `now + UPCOMING_WITHIN`.
+    pub(crate) fn watch_upcoming(&mut self, now: DateTime<Utc>) {
+        self.upcoming = Some(Upcoming {
+            until: Some(now + UPCOMING_WITHIN),
+            ..Upcoming::default()
+        });
+    }
+
+    /// The `keep` instances coming due, sorted by date then id (empty unless watched).
+    pub(crate) fn take_upcoming(&mut self) -> Upcoming {
+        let mut up = self.upcoming.take().unwrap_or_default();
+        up.lines
+            .sort_unstable_by(|a, b| (a.termination_date, &a.id).cmp(&(b.termination_date, &b.id)));
+        up
+    }
+
+    /// Notes a `keep` instance whose date comes within the watched horizon.
+    fn note_upcoming(&mut self, mut instance: Instance, verdict: &Verdict, owner_tag: &str) {
+        let Some(until) = self.upcoming.as_ref().and_then(|u| u.until) else {
+            return;
+        };
+        let Some(date) = verdict.enforced_date().filter(|d| *d <= until) else {
+            return;
+        };
+        let instance_type = instance
+            .billing
+            .as_ref()
+            .map(|b| Arc::clone(&b.instance_type))
+            .map(|t| self.shared(&t));
+        let Some(up) = self.upcoming.as_mut() else {
+            return;
+        };
+        if up.lines.len() >= MAX_UPCOMING {
+            up.omitted += 1;
+            return;
+        }
+        up.lines.push(Soon {
+            owner: instance.tags.remove(owner_tag).map(String::into_boxed_str),
+            name: instance.tags.remove("Name").map(String::into_boxed_str),
+            id: instance.id.into_boxed_str(),
+            termination_date: date,
+            instance_type,
+        });
     }
 
     /// The ledger's one copy of `name`.
@@ -299,6 +372,7 @@ impl Ledger {
     pub(crate) fn enter(&mut self, instance: Instance, verdict: Verdict, owner_tag: &str) {
         if verdict.kind() == VerdictKind::Keep {
             self.kept += 1;
+            self.note_upcoming(instance, &verdict, owner_tag);
             return;
         }
         self.sorted = false;

@@ -2,7 +2,7 @@
 //! line, Slack, the owners' e-mails, the `reaper:announced` tags, the CLI table). A view reads
 //! these types; nothing downstream parses a string the sweep produced.
 
-use super::ledger::{Deferral, Entry, Fate};
+use super::ledger::{Deferral, Entry, Fate, Upcoming};
 use super::request::{Mode, TriggerKind};
 use crate::policy::announce::Deed;
 use crate::policy::price::Volume;
@@ -31,6 +31,8 @@ pub struct RunOutcome {
     pub header: Header,
     pub entries: Vec<Entry>,
     pub kept: u64,
+    /// The `keep` instances whose date comes within a week (the evidence's `upcoming` records).
+    pub upcoming: Upcoming,
     pub circuits: Vec<Circuit>,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,

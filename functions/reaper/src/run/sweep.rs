@@ -53,6 +53,7 @@ pub(crate) async fn sweep<F: Fleet>(
     // Each page is judged as it arrives and only what needs anything is kept, as compact facts:
     // memory follows what the run acts on or reports, not the size of the fleet.
     let mut ledger = Ledger::new(ResourceKind::Ec2Instance);
+    ledger.watch_upcoming(req.now);
     let mut found: HashSet<String> = HashSet::new();
     let wanted: Option<Vec<&str>> = req
         .ids
@@ -208,6 +209,7 @@ pub(crate) async fn sweep<F: Fleet>(
             (d > 0).then_some((op, d))
         })
         .collect();
+    let upcoming = ledger.take_upcoming();
     let (mut entries, kept) = ledger.into_parts();
     for entry in &mut entries {
         entry.notice = notice(entry, &header);
@@ -216,6 +218,7 @@ pub(crate) async fn sweep<F: Fleet>(
         header,
         entries,
         kept,
+        upcoming,
         circuits: the_plan.circuits,
         errors,
         warnings,

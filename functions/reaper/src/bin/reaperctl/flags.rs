@@ -128,6 +128,35 @@ pub(crate) enum Command {
         #[arg(long, value_parser = parse_at)]
         at: Option<DateTime<Utc>>,
     },
+    /// Totals of the evidence store: actions, savings and compliance per account and month.
+    ///
+    /// Reads the records files (docs/EVIDENCE.md) of an S3 bucket or a folder with its layout,
+    /// only the `account=` and `dt=` partitions asked for, 16 at once. Live runs only.
+    Report {
+        /// s3://BUCKET[/PREFIX], or a folder holding `evidence/`.
+        #[arg(long, value_name = "SOURCE")]
+        source: String,
+        /// First date (of the runs, UTC) to count: YYYY-MM-DD.
+        #[arg(long, value_name = "DATE", value_parser = reaper::app::evidence::parse_date)]
+        since: Option<chrono::NaiveDate>,
+        /// Last date to count (inclusive): YYYY-MM-DD.
+        #[arg(long, value_name = "DATE", value_parser = reaper::app::evidence::parse_date)]
+        until: Option<chrono::NaiveDate>,
+        /// Only this account (repeatable). Default: every account in the store.
+        #[arg(long = "account", value_name = "ACCOUNT_ID", value_parser = parse_account)]
+        accounts: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        /// Also write one self-contained HTML page with charts to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<std::path::PathBuf>,
+        /// AWS profile (an s3:// source).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Region of the bucket (an s3:// source). Default: the profile's region.
+        #[arg(long, value_name = "REGION", value_parser = parse_region)]
+        region: Option<String>,
+    },
     /// Check NAME=VALUE configuration with the function's own rules.
     ///
     /// Only the arguments are read, nothing from this shell's environment. Exit 0 and

@@ -6,6 +6,7 @@
 mod check;
 mod flags;
 mod instances;
+mod report;
 mod session;
 mod sweep;
 
@@ -35,6 +36,23 @@ async fn main() -> ExitCode {
                 (None, None) => return session::fail("--by or --until is needed"),
             };
             instances::extend(ids, how, target, function).await
+        }
+        Command::Report {
+            source,
+            since,
+            until,
+            accounts,
+            output,
+            html,
+            profile,
+            region,
+        } => {
+            let query = reaper::app::evidence::Query {
+                since,
+                until,
+                accounts,
+            };
+            report::run(&source, query, output, html, profile, region).await
         }
         Command::Plan(common) => sweep::run(common, false, false, None).await,
         Command::Sweep {

@@ -1,0 +1,749 @@
+//! The evidence use case (`reaperctl report`): reads the records files of an evidence store
+//! (docs/EVIDENCE.md), pruned by partition, a bounded number at once, and totals them exactly as
+//! "Totals" says: live runs only, money summed exactly (`Usd`, ten decimals, never a float).
+
+use crate::policy::price::Usd;
+use crate::ports::EvidenceStore;
+use chrono::NaiveDate;
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Files read at once.
+pub const READ_AT_ONCE: usize = 16;
+/// Malformed lines quoted (all are counted).
+const MAX_QUOTED: usize = 10;
+
+/// What to read: the dates (of the `dt=` partitions, inclusive) and the accounts (all when empty).
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub since: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
+    pub accounts: Vec<String>,
+}
+
+impl Query {
+    fn wants(&self, dt: NaiveDate) -> bool {
+        self.since.is_none_or(|s| dt >= s) && self.until.is_none_or(|u| dt <= u)
+    }
+}
+
+/// A date as the flags and the partitions write it, `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|_| text.len() == 10)
+        .ok_or_else(|| format!("{text:?} is not a date; write YYYY-MM-DD, e.g. 2030-03-07"))
+}
+
+/// An AWS account id: 12 digits.
+pub fn parse_account(text: &str) -> Result<String, String> {
+    if text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(text.to_string())
+    } else {
+        Err(format!("{text:?} is not an AWS account id (12 digits)"))
+    }
+}
+
+/// One account's month of live runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MonthTotal {
+    pub account: String,
+    pub month: String,
+    pub terminated: u64,
+    pub stopped: u64,
+    pub stamped: u64,
+    pub failed: u64,
+    /// Exact, as a string with every digit that counts (`"784.97"`), like the report's money.
+    pub saved_per_month: Usd,
+}
+
+/// One account's month of compliance: `compliant / subject` over the live runs' `run` records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Compliance {
+    pub account: String,
+    pub month: String,
+    pub compliant: u64,
+    pub subject: u64,
+    /// `compliant / subject`, four decimals; `null` without subjects.
+    pub share: Option<f64>,
+}
+
+/// A `keep` instance coming due, from the latest run of its account and region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upcoming {
+    pub account: String,
+    pub region: String,
+    pub instance_id: String,
+    pub name: Option<String>,
+    pub owner: Option<String>,
+    pub termination_date: String,
+    pub instance_type: Option<String>,
+}
+
+/// Live actions on one day, for the chart of actions per day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DayActions {
+    pub terminated: u64,
+    pub stopped: u64,
+    pub stamped: u64,
+    pub failed: u64,
+}
+
+/// A line that is not a record, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Malformed {
+    pub file: String,
+    pub line: usize,
+    pub why: String,
+}
+
+/// The totals of the records read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Evidence {
+    pub since: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
+    pub accounts: Vec<String>,
+    pub months: Vec<MonthTotal>,
+    pub compliance: Vec<Compliance>,
+    pub upcoming: Vec<Upcoming>,
+    pub files: u64,
+    pub records: u64,
+    pub malformed_lines: u64,
+    /// The first malformed lines, quoted by file and line number.
+    pub malformed: Vec<Malformed>,
+    /// Live actions per day (`dt`), for the HTML page.
+    #[serde(skip)]
+    pub days: BTreeMap<String, DayActions>,
+}
+
+/// The fields of a record the totals read (the rest are not parsed).
+#[derive(Deserialize)]
+struct Record<'a> {
+    record: String,
+    account: String,
+    region: String,
+    dt: String,
+    mode: String,
+    run_at: String,
+    #[serde(default)]
+    verdict: Option<String>,
+    #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
+    saving_held: Option<bool>,
+    #[serde(default, borrow)]
+    saving_per_month: Option<&'a RawValue>,
+    #[serde(default)]
+    subject: Option<u64>,
+    #[serde(default)]
+    compliant: Option<u64>,
+    #[serde(default)]
+    instance_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    termination_date: Option<String>,
+    #[serde(default)]
+    instance_type: Option<String>,
+}
+
+/// The running totals, folded file by file.
+#[derive(Default)]
+struct Tally {
+    months: BTreeMap<(String, String), MonthTotal>,
+    compliance: BTreeMap<(String, String), (u64, u64)>,
+    days: BTreeMap<String, DayActions>,
+    /// Per account and region: the latest run's time and its upcoming lines.
+    latest: BTreeMap<(String, String), (String, Vec<Upcoming>)>,
+    accounts: BTreeSet<String>,
+    files: u64,
+    records: u64,
+    malformed_lines: u64,
+    malformed: Vec<Malformed>,
+}
+
+impl Tally {
+    fn bad(&mut self, file: &str, line: usize, why: String) {
+        self.malformed_lines += 1;
+        if self.malformed.len() < MAX_QUOTED {
+            self.malformed.push(Malformed {
+                file: file.to_string(),
+                line,
+                why,
+            });
+        }
+    }
+
+    /// Folds one records file in.
+    fn add_file(&mut self, file: &str, body: &[u8]) {
+        self.files += 1;
+        let mut upcoming: Option<(String, String, String, Vec<Upcoming>)> = None;
+        for (n, line) in body.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let rec: Record<'_> = match serde_json::from_slice(line) {
+                Ok(rec) => rec,
+                Err(e) => {
+                    self.bad(file, n + 1, format!("not a record: {e}"));
+                    continue;
+                }
+            };
+            if let Err(why) = self.add(&rec, &mut upcoming) {
+                self.bad(file, n + 1, why);
+            }
+        }
+        if let Some((account, region, run_at, lines)) = upcoming {
+            let slot = self
+                .latest
+                .entry((account, region))
+                .or_insert_with(|| (String::new(), Vec::new()));
+            if run_at > slot.0 {
+                *slot = (run_at, lines);
+            }
+        }
+    }
+
+    fn add(
+        &mut self,
+        rec: &Record<'_>,
+        upcoming: &mut Option<(String, String, String, Vec<Upcoming>)>,
+    ) -> Result<(), String> {
+        let date = parse_date(&rec.dt).map_err(|e| format!("dt: {e}"))?;
+        self.records += 1;
+        self.accounts.insert(rec.account.clone());
+        let month = date.format("%Y-%m").to_string();
+        let key = (rec.account.clone(), month.clone());
+        let live = match rec.mode.as_str() {
+            "live" => true,
+            "dry-run" => false,
+            other => return Err(format!("mode {other:?} is not live or dry-run")),
+        };
+        match rec.record.as_str() {
+            "run" => {
+                // Every file names its run's upcoming instances, even when there are none.
+                upcoming.get_or_insert_with(|| {
+                    (
+                        rec.account.clone(),
+                        rec.region.clone(),
+                        rec.run_at.clone(),
+                        Vec::new(),
+                    )
+                });
+                if live {
+                    let (Some(subject), Some(compliant)) = (rec.subject, rec.compliant) else {
+                        return Err("a run record without subject and compliant".into());
+                    };
+                    let c = self.compliance.entry(key).or_default();
+                    c.0 += compliant;
+                    c.1 += subject;
+                }
+            }
+            "instance" => {
+                let money = match rec.saving_per_month {
+                    None => None,
+                    Some(raw) if raw.get() == "null" => None,
+                    Some(raw) => {
+                        Some(Usd::parse(raw.get()).map_err(|e| format!("saving_per_month: {e}"))?)
+                    }
+                };
+                if !live {
+                    return Ok(());
+                }
+                let done = rec.outcome.as_deref() == Some("done");
+                let m = self.months.entry(key).or_insert_with(|| MonthTotal {
+                    account: rec.account.clone(),
+                    month,
+                    ..MonthTotal::default()
+                });
+                let day = self.days.entry(rec.dt.clone()).or_default();
+                match (rec.verdict.as_deref(), done) {
+                    (Some("terminate"), true) => {
+                        m.terminated += 1;
+                        day.terminated += 1;
+                    }
+                    (Some("stop"), true) => {
+                        m.stopped += 1;
+                        day.stopped += 1;
+                    }
+                    (Some("stamp"), true) => {
+                        m.stamped += 1;
+                        day.stamped += 1;
+                    }
+                    _ => {}
+                }
+                if rec.outcome.as_deref() == Some("failed") {
+                    m.failed += 1;
+                    day.failed += 1;
+                }
+                if done && rec.saving_held != Some(true) {
+                    if let Some(money) = money {
+                        m.saved_per_month = m.saved_per_month.plus(money);
+                    }
+                }
+            }
+            "upcoming" => {
+                let line = Upcoming {
+                    account: rec.account.clone(),
+                    region: rec.region.clone(),
+                    instance_id: rec.instance_id.clone().unwrap_or_default(),
+                    name: rec.name.clone(),
+                    owner: rec.owner.clone(),
+                    termination_date: rec.termination_date.clone().unwrap_or_default(),
+                    instance_type: rec.instance_type.clone(),
+                };
+                upcoming
+                    .get_or_insert_with(|| {
+                        (
+                            rec.account.clone(),
+                            rec.region.clone(),
+                            rec.run_at.clone(),
+                            Vec::new(),
+                        )
+                    })
+                    .3
+                    .push(line);
+            }
+            other => return Err(format!("record {other:?} is not run, instance or upcoming")),
+        }
+        Ok(())
+    }
+
+    fn finish(self, query: &Query) -> Evidence {
+        let compliance = self
+            .compliance
+            .into_iter()
+            .map(|((account, month), (compliant, subject))| Compliance {
+                account,
+                month,
+                compliant,
+                subject,
+                share: (subject > 0)
+                    .then(|| (compliant as f64 / subject as f64 * 10_000.0).round() / 10_000.0),
+            })
+            .collect();
+        let mut upcoming: Vec<Upcoming> = self.latest.into_values().flat_map(|(_, l)| l).collect();
+        upcoming.sort_by(|a, b| {
+            (&a.termination_date, &a.account, &a.instance_id).cmp(&(
+                &b.termination_date,
+                &b.account,
+                &b.instance_id,
+            ))
+        });
+        Evidence {
+            since: query.since,
+            until: query.until,
+            accounts: self.accounts.into_iter().collect(),
+            months: self.months.into_values().collect(),
+            compliance,
+            upcoming,
+            files: self.files,
+            records: self.records,
+            malformed_lines: self.malformed_lines,
+            malformed: self.malformed,
+            days: self.days,
+        }
+    }
+}
+
+/// The value of a Hive-style folder name (`account=123…` → `123…`) when it is that column's.
+fn value<'a>(folder: &'a str, column: &str) -> Option<&'a str> {
+    folder
+        .trim_end_matches('/')
+        .strip_prefix(column)?
+        .strip_prefix('=')
+}
+
+/// The records files of the partitions `query` wants: only the `account=` folders asked for
+/// (or all), and in each region only the `dt=` folders inside the range.
+pub async fn keys<S: EvidenceStore>(store: &S, query: &Query) -> Result<Vec<String>, String> {
+    let accounts: Vec<String> = if query.accounts.is_empty() {
+        store
+            .folders("evidence/")
+            .await?
+            .iter()
+            .filter_map(|f| value(f, "account").map(str::to_string))
+            .collect()
+    } else {
+        query.accounts.clone()
+    };
+    let regions: Vec<String> = stream::iter(accounts)
+        .map(|account| async move {
+            let prefix = format!("evidence/account={account}/");
+            let folders = store.folders(&prefix).await?;
+            Ok::<_, String>(
+                folders
+                    .iter()
+                    .filter(|f| value(f, "region").is_some())
+                    .map(|f| format!("{prefix}{}/", f.trim_end_matches('/')))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .buffer_unordered(READ_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let days: Vec<String> = stream::iter(regions)
+        .map(|prefix| async move {
+            let folders = store.folders(&prefix).await?;
+            Ok::<_, String>(
+                folders
+                    .iter()
+                    .filter(|f| {
+                        value(f, "dt")
+                            .and_then(|d| parse_date(d).ok())
+                            .is_some_and(|d| query.wants(d))
+                    })
+                    .map(|f| format!("{prefix}{}/", f.trim_end_matches('/')))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .buffer_unordered(READ_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut files: Vec<String> = stream::iter(days)
+        .map(|prefix| async move { store.files(&prefix).await })
+        .buffer_unordered(READ_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .filter(|k| k.ends_with(".jsonl"))
+        .collect();
+    files.sort_unstable();
+    Ok(files)
+}
+
+/// Reads every records file `query` wants, `READ_AT_ONCE` at a time, and totals them;
+/// `progress(read, total)` after each file. A file that cannot be read fails the report (a
+/// total without it would be wrong); a malformed line is counted and quoted, not fatal.
+pub async fn report<S: EvidenceStore>(
+    store: &S,
+    query: &Query,
+    progress: &mut (dyn FnMut(usize, usize) + Send),
+) -> Result<Evidence, String> {
+    let keys = keys(store, query).await?;
+    let total = keys.len();
+    progress(0, total);
+    let mut tally = Tally::default();
+    let mut reads = stream::iter(keys)
+        .map(|key| async move {
+            let body = store.read(&key).await;
+            (key, body)
+        })
+        .buffer_unordered(READ_AT_ONCE);
+    let mut read = 0;
+    while let Some((key, body)) = reads.next().await {
+        tally.add_file(&key, &body?);
+        read += 1;
+        progress(read, total);
+    }
+    Ok(tally.finish(query))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// An evidence store in memory: keys to contents; every list call is recorded.
+    #[derive(Default)]
+    struct Files {
+        files: BTreeMap<String, String>,
+        listed: Mutex<Vec<String>>,
+    }
+
+    impl EvidenceStore for Files {
+        async fn folders(&self, prefix: &str) -> Result<Vec<String>, String> {
+            self.listed.lock().unwrap().push(prefix.to_string());
+            let names: BTreeSet<String> = self
+                .files
+                .keys()
+                .filter_map(|k| k.strip_prefix(prefix)?.split_once('/'))
+                .map(|(folder, _)| folder.to_string())
+                .collect();
+            Ok(names.into_iter().collect())
+        }
+        async fn files(&self, prefix: &str) -> Result<Vec<String>, String> {
+            Ok(self
+                .files
+                .keys()
+                .filter(|k| k.strip_prefix(prefix).is_some_and(|r| !r.contains('/')))
+                .cloned()
+                .collect())
+        }
+        async fn read(&self, key: &str) -> Result<Vec<u8>, String> {
+            self.files
+                .get(key)
+                .map(|s| s.clone().into_bytes())
+                .ok_or_else(|| format!("{key}: no such file"))
+        }
+    }
+
+    fn common(record: &str, account: &str, dt: &str, mode: &str) -> String {
+        format!(
+            r#""schema":1,"record":"{record}","account":"{account}","region":"eu-west-1","dt":"{dt}","run_id":"r-{dt}","run_at":"{dt}T10:00:00Z","mode":"{mode}","trigger":"schedule""#
+        )
+    }
+
+    fn run(account: &str, dt: &str, mode: &str, subject: u64, compliant: u64) -> String {
+        format!(
+            "{{{},\"subject\":{subject},\"compliant\":{compliant}}}",
+            common("run", account, dt, mode)
+        )
+    }
+
+    fn inst(
+        account: &str,
+        dt: &str,
+        mode: &str,
+        v: &str,
+        o: &str,
+        money: &str,
+        held: bool,
+    ) -> String {
+        format!(
+            "{{{},\"instance_id\":\"i-1\",\"verdict\":\"{v}\",\"outcome\":{o},\"saving_held\":{held},\"saving_per_month\":{money}}}",
+            common("instance", account, dt, mode)
+        )
+    }
+
+    fn store() -> Files {
+        let a = "111111111111";
+        let b = "222222222222";
+        let mut files = BTreeMap::new();
+        let mut put = |account: &str, dt: &str, lines: Vec<String>| {
+            files.insert(
+                format!("evidence/account={account}/region=eu-west-1/dt={dt}/r-{dt}.jsonl"),
+                lines.join("\n") + "\n",
+            );
+        };
+        put(
+            a,
+            "2030-01-31",
+            vec![
+                run(a, "2030-01-31", "live", 10, 7),
+                // 0.1 + 0.2 in floats is 0.30000000000000004; the sum here is exact.
+                inst(
+                    a,
+                    "2030-01-31",
+                    "live",
+                    "terminate",
+                    "\"done\"",
+                    "0.1",
+                    false,
+                ),
+                inst(a, "2030-01-31", "live", "stop", "\"done\"", "0.2", false),
+                inst(a, "2030-01-31", "live", "stop", "\"done\"", "99.5", true),
+                inst(
+                    a,
+                    "2030-01-31",
+                    "live",
+                    "terminate",
+                    "\"failed\"",
+                    "null",
+                    false,
+                ),
+                inst(a, "2030-01-31", "live", "stamp", "\"done\"", "null", false),
+                inst(a, "2030-01-31", "live", "expiring", "null", "null", false),
+            ],
+        );
+        put(
+            a,
+            "2030-02-01",
+            vec![
+                run(a, "2030-02-01", "live", 4, 4),
+                inst(
+                    a,
+                    "2030-02-01",
+                    "live",
+                    "terminate",
+                    "\"done\"",
+                    "1234.5678901234",
+                    false,
+                ),
+                "{not json".into(),
+            ],
+        );
+        put(
+            a,
+            "2030-02-02",
+            vec![
+                run(a, "2030-02-02", "dry-run", 100, 1),
+                inst(
+                    a,
+                    "2030-02-02",
+                    "dry-run",
+                    "terminate",
+                    "\"would\"",
+                    "5",
+                    false,
+                ),
+            ],
+        );
+        put(
+            b,
+            "2030-02-01",
+            vec![
+                run(b, "2030-02-01", "live", 3, 0),
+                inst(
+                    b,
+                    "2030-02-01",
+                    "live",
+                    "stop",
+                    "\"done\"",
+                    "0.0000000001",
+                    false,
+                ),
+            ],
+        );
+        Files {
+            files,
+            ..Files::default()
+        }
+    }
+
+    async fn total(store: &Files, query: &Query) -> Evidence {
+        report(store, query, &mut |_, _| {}).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn totals_count_live_runs_only_and_sum_money_exactly() {
+        let e = total(&store(), &Query::default()).await;
+        assert_eq!(e.files, 4);
+        assert_eq!(e.accounts, ["111111111111", "222222222222"]);
+        let months: Vec<(String, String, [u64; 4], String)> = e
+            .months
+            .iter()
+            .map(|m| {
+                (
+                    m.account.clone(),
+                    m.month.clone(),
+                    [m.terminated, m.stopped, m.stamped, m.failed],
+                    serde_json::to_string(&m.saved_per_month).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            months,
+            [
+                (
+                    "111111111111".into(),
+                    "2030-01".into(),
+                    // The held stop is counted as stopped (outcome done) but saves nothing.
+                    [1, 2, 1, 1],
+                    "\"0.30\"".into()
+                ),
+                (
+                    "111111111111".into(),
+                    "2030-02".into(),
+                    [1, 0, 0, 0],
+                    "\"1234.5678901234\"".into()
+                ),
+                (
+                    "222222222222".into(),
+                    "2030-02".into(),
+                    [0, 1, 0, 0],
+                    "\"0.0000000001\"".into()
+                ),
+            ]
+        );
+        let shares: Vec<(u64, u64, Option<f64>)> = e
+            .compliance
+            .iter()
+            .map(|c| (c.compliant, c.subject, c.share))
+            .collect();
+        assert_eq!(
+            shares,
+            [(7, 10, Some(0.7)), (4, 4, Some(1.0)), (0, 3, Some(0.0))],
+            "the dry run's 1/100 is not counted"
+        );
+        assert_eq!(e.malformed_lines, 1);
+        assert_eq!(e.malformed[0].line, 3);
+        assert!(e.malformed[0]
+            .file
+            .ends_with("dt=2030-02-01/r-2030-02-01.jsonl"));
+        assert_eq!(e.days["2030-01-31"].failed, 1);
+    }
+
+    #[tokio::test]
+    async fn only_the_partitions_asked_for_are_listed_and_read() {
+        let s = store();
+        let q = Query {
+            since: Some(parse_date("2030-02-01").unwrap()),
+            until: Some(parse_date("2030-02-01").unwrap()),
+            accounts: vec!["222222222222".into()],
+        };
+        let e = total(&s, &q).await;
+        assert_eq!(e.files, 1);
+        assert_eq!(e.months.len(), 1);
+        let listed = s.listed.lock().unwrap().clone();
+        assert!(
+            listed.iter().all(|p| p.contains("account=222222222222")),
+            "{listed:?}"
+        );
+        let e = total(
+            &s,
+            &Query {
+                since: Some(parse_date("2030-02-01").unwrap()),
+                ..Query::default()
+            },
+        )
+        .await;
+        assert_eq!(e.files, 3, "January is pruned");
+    }
+
+    #[test]
+    fn dates_and_accounts_say_what_is_accepted() {
+        assert_eq!(
+            parse_date("2030-3-7"),
+            Err("\"2030-3-7\" is not a date; write YYYY-MM-DD, e.g. 2030-03-07".into())
+        );
+        assert!(parse_date("2030-02-30").is_err());
+        assert!(parse_date("2030-03-07").is_ok());
+        assert_eq!(
+            parse_account("12345"),
+            Err("\"12345\" is not an AWS account id (12 digits)".into())
+        );
+        assert!(parse_account("123456789012").is_ok());
+    }
+
+    #[tokio::test]
+    async fn money_that_is_not_a_decimal_is_a_malformed_line() {
+        let mut s = store();
+        s.files.insert(
+            "evidence/account=333333333333/region=eu-west-1/dt=2030-03-01/x.jsonl".into(),
+            inst(
+                "333333333333",
+                "2030-03-01",
+                "live",
+                "stop",
+                "\"done\"",
+                "-1",
+                false,
+            ) + "\n",
+        );
+        let e = total(&s, &Query::default()).await;
+        assert_eq!(e.malformed_lines, 2);
+        assert!(
+            e.malformed[1].why.starts_with("saving_per_month"),
+            "{:?}",
+            e.malformed
+        );
+    }
+}
