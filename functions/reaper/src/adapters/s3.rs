@@ -34,6 +34,7 @@ impl S3Archive {
         key: &str,
         body: Vec<u8>,
         content_type: &str,
+        encoding: Option<&str>,
         deadline: Deadline,
     ) -> Result<(), ArchiveError> {
         let put = self
@@ -42,6 +43,7 @@ impl S3Archive {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .set_content_encoding(encoding.map(str::to_string))
             .body(ByteStream::from(body))
             .send();
         within("PutObject", deadline.for_sink(), async {
@@ -60,7 +62,8 @@ impl Archive for S3Archive {
     }
 
     async fn put(&self, key: &str, body: Vec<u8>, deadline: Deadline) -> Result<(), ArchiveError> {
-        self.put_as(key, body, "application/json", deadline).await
+        self.put_as(key, body, "application/json", None, deadline)
+            .await
     }
 
     async fn put_records(
@@ -69,7 +72,8 @@ impl Archive for S3Archive {
         body: Vec<u8>,
         deadline: Deadline,
     ) -> Result<(), ArchiveError> {
-        self.put_as(key, body, crate::report::evidence::CONTENT_TYPE, deadline)
+        use crate::report::evidence::{CONTENT_ENCODING, CONTENT_TYPE};
+        self.put_as(key, body, CONTENT_TYPE, Some(CONTENT_ENCODING), deadline)
             .await
     }
 
