@@ -157,6 +157,12 @@ evidence-bench: ## reaperctl report --html over scripts/gen-evidence's 10 000 re
 	rm -rf "$(EVIDENCE_DIR)" && mkdir -p "$(EVIDENCE_DIR)"
 	scripts/gen-evidence "$(EVIDENCE_DIR)"
 	"$(CARGO_TARGET_DIR)/release/evidence-bench" "$(CARGO_TARGET_DIR)/release/reaperctl" "$(EVIDENCE_DIR)"
+	@# The page as a person sees it (docs/img/report.png is one): Debian's chromium, headless.
+	@if command -v chromium >/dev/null; then \
+	  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1700 \
+	    --screenshot="$(abspath $(EVIDENCE_DIR))/report.png" "file://$(abspath $(EVIDENCE_DIR))/report.html" 2>/dev/null \
+	  && echo "screenshot: $(EVIDENCE_DIR)/report.png"; \
+	else echo "no chromium for the screenshot (apt-get install chromium)"; fi
 
 smoke-arm64: ## run the Lambda e2e tests against the arm64 bootstrap in the zip, under qemu
 	scripts/smoke-arm64

@@ -2,8 +2,8 @@
 //! self-contained HTML page (inline CSS, inline SVG drawn here; no script, nothing fetched).
 //! Pure. Every string from a record (an account, an owner, a name) is untrusted and escaped.
 
-use crate::app::evidence::Evidence;
 use crate::policy::price::Usd;
+use crate::report::totals::Evidence;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
@@ -97,9 +97,10 @@ const H: f64 = 260.0;
 const LEFT: f64 = 96.0;
 const BOTTOM: f64 = 40.0;
 
-/// An axis value: whole when it is, else two decimals.
+/// An axis value: whole when it is or when it is large (the label must fit left of the plot),
+/// else two decimals.
 fn axis(v: f64) -> String {
-    if v.fract() == 0.0 {
+    if v.fract() == 0.0 || v >= 1000.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
@@ -252,7 +253,7 @@ pub fn page(e: &Evidence) -> String {
         })
         .collect();
     let days: Vec<String> = e.days.keys().cloned().collect();
-    let pick = |f: fn(&crate::app::evidence::DayActions) -> u64| -> Vec<f64> {
+    let pick = |f: fn(&crate::report::totals::DayActions) -> u64| -> Vec<f64> {
         e.days.values().map(|d| f(d) as f64).collect()
     };
     let actions = vec![
@@ -344,7 +345,7 @@ pre{{background:#f6f6f6;padding:1em;overflow:auto}}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::evidence::{Compliance, MonthTotal, Upcoming};
+    use crate::report::totals::{Compliance, MonthTotal, Upcoming};
 
     fn evidence() -> Evidence {
         Evidence {

@@ -610,20 +610,9 @@ pub fn render_email(notice: &OwnerNotice, ctx: &EmailContext) -> Rendered<Email>
     }
 }
 
-/// HTML escaping for text and attribute values.
+/// HTML escaping for text and attribute values (one rule for every page: `evidence_html`).
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    super::evidence_html::escape(s)
 }
 
 // ---------------------------------------------------------------------------------------------

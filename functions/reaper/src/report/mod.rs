@@ -8,6 +8,7 @@ pub(crate) mod evidence;
 pub mod explain;
 pub mod savings;
 pub mod table;
+pub mod totals;
 
 pub(crate) use crate::policy::NoticeKind;
 use crate::policy::{Action, Cap, Circuit, InstanceState, VerdictKind};
