@@ -232,8 +232,9 @@ def test_role_is_least_privilege(deployed, moto):
 
 
 def test_report_bucket_adds_only_the_report_prefix(moto):
-    """With ReportBucket set, the template grants s3:PutObject on reports/<account>/*, and
-    s3:GetObject on the dry run's own record there (announce once), and no more."""
+    """With ReportBucket set, the template grants s3:PutObject on reports/<account>/* and the
+    evidence records' evidence/account=<account>/*, and s3:GetObject on the dry run's own record
+    there (announce once), and no more."""
     from cfnlint.decode import decode
 
     tpl, _ = decode(str(ROOT / "cloudformation/deploy_reaper.yaml"))
@@ -241,7 +242,10 @@ def test_report_bucket_adds_only_the_report_prefix(moto):
     assert pol["Condition"] == "HasReportBucket"
     put, get = pol["Properties"]["PolicyDocument"]["Statement"]
     assert put["Action"] == "s3:PutObject"
-    assert put["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ReportBucket}/reports/${AWS::AccountId}/*"}
+    assert put["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ReportBucket}/reports/${AWS::AccountId}/*"},
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ReportBucket}/evidence/account=${AWS::AccountId}/*"},
+    ]
     assert get["Action"] == "s3:GetObject"
     assert get["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:s3:::${ReportBucket}/reports/${AWS::AccountId}/*/last-dry-run.json"
