@@ -1,6 +1,6 @@
 //! Verdicts -> Plan: what to call, in batches, within the blast-radius caps (SPEC §5, §6).
 
-use super::resource::ResourceKind;
+use super::resource::{Id, ResourceKind};
 use super::tags::{format_date, TERMINATION_DATE};
 use super::verdict::Verdict;
 use chrono::{DateTime, Utc};
@@ -153,7 +153,7 @@ pub(crate) type TagSet = Vec<(String, String)>;
 pub struct Batch {
     pub kind: ResourceKind,
     pub tags: TagSet,
-    pub ids: Vec<String>,
+    pub ids: Vec<Id>,
 }
 
 /// What a run will do to the resources of one kind, in the order it will do it.
@@ -168,7 +168,7 @@ pub struct Plan {
     /// the instances that stopped. The stops themselves are `stops()`: the same ids, not a copy.
     pub stop_tags: Vec<Batch>,
     /// Ids whose action was withheld because a circuit opened.
-    pub withheld: BTreeMap<String, Action>,
+    pub withheld: BTreeMap<Id, Action>,
     pub circuits: Vec<Circuit>,
 }
 
@@ -184,7 +184,7 @@ impl Plan {
         };
         // Sized once: grown by doubling, the list held up to twice its size at the run's peak.
         let mut ids: Vec<&str> = Vec::with_capacity(batches().map(|b| b.ids.len()).sum());
-        ids.extend(batches().flat_map(|b| b.ids.iter().map(String::as_str)));
+        ids.extend(batches().flat_map(|b| b.ids.iter().map(Id::as_str)));
         ids.sort();
         ids.dedup();
         ids
@@ -197,7 +197,7 @@ impl Plan {
         let all: Vec<&str> = self
             .stop_tags
             .iter()
-            .flat_map(|b| b.ids.iter().map(String::as_str))
+            .flat_map(|b| b.ids.iter().map(Id::as_str))
             .collect();
         all.chunks(self.kind.max_batch())
             .map(<[&str]>::to_vec)
@@ -269,9 +269,9 @@ pub fn plan_with<'a>(
         stop_expired,
         destructive,
     } = acting;
-    let mut stamps: BTreeMap<TagSet, Vec<String>> = BTreeMap::new();
-    let mut terminate: Vec<String> = Vec::new();
-    let mut stops: BTreeMap<TagSet, Vec<String>> = BTreeMap::new();
+    let mut stamps: BTreeMap<TagSet, Vec<Id>> = BTreeMap::new();
+    let mut terminate: Vec<Id> = Vec::new();
+    let mut stops: BTreeMap<TagSet, Vec<Id>> = BTreeMap::new();
     let stopped_at = format_date(now);
 
     for (id, verdict) in verdicts {
@@ -279,7 +279,7 @@ pub fn plan_with<'a>(
             stamps
                 .entry(vec![(TERMINATION_DATE.to_string(), stamp.tag_value())])
                 .or_default()
-                .push(id.to_string());
+                .push(Id::from(id));
         }
         match verdict {
             Verdict::Terminate { .. } | Verdict::Stop { .. } if !destructive => {}
@@ -292,15 +292,15 @@ pub fn plan_with<'a>(
                     ),
                 ])
                 .or_default()
-                .push(id.to_string()),
-            Verdict::Terminate { .. } => terminate.push(id.to_string()),
+                .push(Id::from(id)),
+            Verdict::Terminate { .. } => terminate.push(Id::from(id)),
             Verdict::Stop { problem } => stops
                 .entry(vec![
                     (STOPPED_AT_TAG.to_string(), stopped_at.clone()),
                     (STOP_REASON_TAG.to_string(), tag_value(&problem.to_string())),
                 ])
                 .or_default()
-                .push(id.to_string()),
+                .push(Id::from(id)),
             _ => {}
         }
     }
@@ -340,7 +340,7 @@ pub fn plan_with<'a>(
     plan
 }
 
-fn batches(kind: ResourceKind, groups: BTreeMap<TagSet, Vec<String>>) -> Vec<Batch> {
+fn batches(kind: ResourceKind, groups: BTreeMap<TagSet, Vec<Id>>) -> Vec<Batch> {
     groups
         .into_iter()
         .flat_map(|(tags, ids)| {
@@ -469,7 +469,7 @@ mod tests {
             &Caps::default(),
             now(),
         );
-        let got: Vec<(String, Vec<String>)> = p
+        let got: Vec<(String, Vec<Id>)> = p
             .stamps
             .iter()
             .map(|b| (b.tags[0].1.clone(), b.ids.clone()))

@@ -3,6 +3,11 @@
 
 use std::fmt;
 
+/// A resource's AWS id as the run keeps it. Inline up to 24 bytes: an EC2 instance id (19) needs
+/// no heap block of its own, 32 bytes less for each of the 80 000 entries and 60 000 planned ids
+/// of a 100 000-instance run (issue 17).
+pub type Id = compact_str::CompactString;
+
 /// The kind of a resource the reaper judges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceKind {

@@ -107,7 +107,7 @@ pub(crate) fn build(run: RunOutcome, prices: &PriceBook) -> RunReport {
                 .fate
                 .as_ref()
                 .and_then(Fate::error_text)
-                .or(e.afterwards.map(String::from)),
+                .or(e.afterwards.map(|a| *a)),
             id: e.fact.id.into(),
             saving,
         });
