@@ -292,62 +292,57 @@ fn value<'a>(folder: &'a str, column: &str) -> Option<&'a str> {
         .strip_prefix('=')
 }
 
-/// The records files of the partitions `query` wants: only the `account=` folders asked for
-/// (or all), and in each region only the `dt=` folders inside the range.
-pub async fn keys<S: EvidenceStore>(store: &S, query: &Query) -> Result<Vec<String>, String> {
-    let accounts: Vec<String> = if query.accounts.is_empty() {
-        store
-            .folders("evidence/")
-            .await?
-            .iter()
-            .filter_map(|f| value(f, "account").map(str::to_string))
-            .collect()
-    } else {
-        query.accounts.clone()
-    };
-    let regions: Vec<String> = stream::iter(accounts)
-        .map(|account| async move {
-            let prefix = format!("evidence/account={account}/");
-            let folders = store.folders(&prefix).await?;
-            Ok::<_, String>(
-                folders
-                    .iter()
-                    .filter(|f| value(f, "region").is_some())
-                    .map(|f| format!("{prefix}{}/", f.trim_end_matches('/')))
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .buffer_unordered(READ_AT_ONCE)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-    let days: Vec<String> = stream::iter(regions)
+/// One level down the Hive-style tree: the subfolders of each of `prefixes` that `keep`
+/// accepts, as prefixes themselves; listed `READ_AT_ONCE` at a time.
+async fn descend<S: EvidenceStore>(
+    store: &S,
+    prefixes: Vec<String>,
+    keep: impl Fn(&str) -> bool + Copy,
+) -> Result<Vec<String>, String> {
+    let listed = stream::iter(prefixes)
         .map(|prefix| async move {
             let folders = store.folders(&prefix).await?;
             Ok::<_, String>(
                 folders
                     .iter()
-                    .filter(|f| {
-                        value(f, "dt")
-                            .and_then(|d| parse_date(d).ok())
-                            .is_some_and(|d| query.wants(d))
-                    })
+                    .filter(|f| keep(f))
                     .map(|f| format!("{prefix}{}/", f.trim_end_matches('/')))
                     .collect::<Vec<_>>(),
             )
         })
         .buffer_unordered(READ_AT_ONCE)
         .collect::<Vec<_>>()
-        .await
+        .await;
+    Ok(listed
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .flatten()
-        .collect();
+        .collect())
+}
+
+/// The records files of the partitions `query` wants: only the `account=` folders asked for
+/// (or all), and in each region only the `dt=` folders inside the range.
+pub async fn keys<S: EvidenceStore>(store: &S, query: &Query) -> Result<Vec<String>, String> {
+    let accounts = if query.accounts.is_empty() {
+        descend(store, vec!["evidence/".into()], |f| {
+            value(f, "account").is_some()
+        })
+        .await?
+    } else {
+        query
+            .accounts
+            .iter()
+            .map(|account| format!("evidence/account={account}/"))
+            .collect()
+    };
+    let regions = descend(store, accounts, |f| value(f, "region").is_some()).await?;
+    let days = descend(store, regions, |f| {
+        value(f, "dt")
+            .and_then(|d| parse_date(d).ok())
+            .is_some_and(|d| query.wants(d))
+    })
+    .await?;
     let mut files: Vec<String> = stream::iter(days)
         .map(|prefix| async move { store.files(&prefix).await })
         .buffer_unordered(READ_AT_ONCE)
@@ -385,7 +380,7 @@ pub async fn report<S: EvidenceStore>(
     while let Some((key, body)) = reads.next().await {
         match unzipped(&body?) {
             Ok(text) => tally.add_file(&key, &text),
-            Err(why) => tally.bad(&key, 0, format!("not a gzip file: {why}")),
+            Err(why) => tally.bad(&key, 0, format!("the whole file: a gzip stream that is corrupt or cut short ({why}); none of its lines were counted")),
         }
         read += 1;
         progress(read, total);

@@ -104,19 +104,24 @@ impl Usd {
     }
 }
 
-/// In JSON, a string with every digit that counts (at least two decimals: `"30.368"`,
-/// `"8.00"`): exact, where a float would not be.
-impl serde::Serialize for Usd {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl Usd {
+    /// Every digit that counts, at least two decimals: `30.368`, `8.00`.
+    pub(crate) fn digits(self) -> String {
         let full = self.fixed(10);
         let trimmed = full.trim_end_matches('0');
         let decimals = trimmed.len() - trimmed.find('.').unwrap_or(trimmed.len()) - 1;
-        let text = if decimals < 2 {
+        if decimals < 2 {
             self.fixed(2)
         } else {
             trimmed.to_string()
-        };
-        s.serialize_str(&text)
+        }
+    }
+}
+
+/// In JSON, a string of `digits` (`"30.368"`, `"8.00"`): exact, where a float would not be.
+impl serde::Serialize for Usd {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.digits())
     }
 }
 

@@ -225,6 +225,31 @@ fn dollars(usd: Usd) -> f64 {
     usd.cents() as f64 / 100.0
 }
 
+/// One series per account over `months`: the value given for that account and month, or
+/// `missing`.
+fn per_account<'a, T: Clone>(
+    accounts: &[String],
+    months: &[String],
+    values: impl Iterator<Item = ((&'a str, &'a str), T)>,
+    missing: T,
+) -> Vec<(String, Vec<T>)> {
+    let at: BTreeMap<(&str, &str), T> = values.collect();
+    accounts
+        .iter()
+        .map(|a| {
+            let series = months
+                .iter()
+                .map(|mo| {
+                    at.get(&(a.as_str(), mo.as_str()))
+                        .cloned()
+                        .unwrap_or(missing.clone())
+                })
+                .collect();
+            (a.clone(), series)
+        })
+        .collect()
+}
+
 /// The whole page: savings per month per account, actions per day, compliance per account, and
 /// what is coming due.
 pub fn page(e: &Evidence) -> String {
@@ -236,22 +261,14 @@ pub fn page(e: &Evidence) -> String {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let savings: Vec<(String, Vec<f64>)> = e
-        .accounts
-        .iter()
-        .map(|a| {
-            let values = months
-                .iter()
-                .map(|mo| {
-                    e.months
-                        .iter()
-                        .find(|m| &m.account == a && &m.month == mo)
-                        .map_or(0.0, |m| dollars(m.saved_per_month))
-                })
-                .collect();
-            (a.clone(), values)
-        })
-        .collect();
+    let savings = per_account(
+        &e.accounts,
+        &months,
+        e.months
+            .iter()
+            .map(|m| ((&*m.account, &*m.month), dollars(m.saved_per_month))),
+        0.0,
+    );
     let days: Vec<String> = e.days.keys().cloned().collect();
     let pick = |f: fn(&crate::report::totals::DayActions) -> u64| -> Vec<f64> {
         e.days.values().map(|d| f(d) as f64).collect()
@@ -262,22 +279,14 @@ pub fn page(e: &Evidence) -> String {
         ("stamped".to_string(), pick(|d| d.stamped)),
         ("failed".to_string(), pick(|d| d.failed)),
     ];
-    let compliance: Vec<(String, Vec<Option<f64>>)> = e
-        .accounts
-        .iter()
-        .map(|a| {
-            let values = months
-                .iter()
-                .map(|mo| {
-                    e.compliance
-                        .iter()
-                        .find(|c| &c.account == a && &c.month == mo)
-                        .and_then(|c| c.share)
-                })
-                .collect();
-            (a.clone(), values)
-        })
-        .collect();
+    let compliance = per_account(
+        &e.accounts,
+        &months,
+        e.compliance
+            .iter()
+            .map(|c| ((&*c.account, &*c.month), c.share)),
+        None,
+    );
     let total: Usd = e
         .months
         .iter()

@@ -71,7 +71,7 @@ impl<'b> Line<'b> {
     fn money(&mut self, name: &str, usd: Option<Usd>) {
         self.name(name);
         match usd {
-            Some(usd) => self.out.extend_from_slice(digits(usd).as_bytes()),
+            Some(usd) => self.out.extend_from_slice(usd.digits().as_bytes()),
             None => self.out.extend_from_slice(b"null"),
         }
     }
@@ -79,12 +79,6 @@ impl<'b> Line<'b> {
     fn close(self) {
         self.out.extend_from_slice(b"}\n");
     }
-}
-
-/// The report's digits of an amount: every digit that counts, at least two decimals.
-fn digits(usd: Usd) -> String {
-    let text = serde_json::to_string(&usd).unwrap_or_default();
-    text.trim_matches('"').to_string()
 }
 
 /// `verdict_<v>`, `outcome_<o>`: the report's names with `-` as `_` (column names in Athena).
