@@ -65,11 +65,16 @@ impl SlackWebhook {
         Self::with_source(Source::Fixed(webhook))
     }
 
-    /// The webhook URL is the string of the secret `arn` (SLACKWEBHOOK_SECRET_ARN).
+    /// The webhook URL is the string of the secret `arn` (SLACKWEBHOOK_SECRET_ARN), read in the
+    /// secret's own region: an Organization shares one secret (cloudformation/deploy_evidence.yaml)
+    /// with reapers in every region, and Secrets Manager answers only where the secret lives.
     pub fn from_secret(sdk: &aws_config::SdkConfig, calls: &CallCounter, arn: String) -> Self {
-        let conf = aws_sdk_secretsmanager::config::Builder::from(sdk)
-            .interceptor(calls.clone())
-            .build();
+        let mut conf =
+            aws_sdk_secretsmanager::config::Builder::from(sdk).interceptor(calls.clone());
+        if let Some(region) = secret_region(&arn) {
+            conf = conf.region(aws_types::region::Region::new(region.to_string()));
+        }
+        let conf = conf.build();
         Self::with_source(Source::Secret {
             client: aws_sdk_secretsmanager::Client::from_conf(conf),
             arn,
@@ -240,10 +245,34 @@ fn redact(text: &str, webhook: &Webhook) -> String {
     out
 }
 
+/// The region of a Secrets Manager ARN (`arn:aws:secretsmanager:<region>:...`; the configuration
+/// has checked the form).
+fn secret_region(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3).filter(|r| !r.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn a_shared_secret_is_read_in_its_own_region() {
+        // The function runs in eu-west-1; the Organization's one secret lives in us-east-1.
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_types::region::Region::new("eu-west-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:reaper-webhook-AbCdEf";
+        let slack = SlackWebhook::from_secret(&sdk, &CallCounter::default(), arn.into());
+        let Source::Secret { client, .. } = &slack.source else {
+            panic!("not a secret source");
+        };
+        assert_eq!(
+            client.config().region().map(|r| r.as_ref()),
+            Some("us-east-1")
+        );
+    }
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
