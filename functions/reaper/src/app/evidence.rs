@@ -185,6 +185,11 @@ impl Tally {
                         Some(Usd::parse(raw.get()).map_err(|e| format!("saving_per_month: {e}"))?)
                     }
                 };
+                // What is coming: an instance announced for its action (within WARN_WINDOW), as
+                // well as the `upcoming` lines (the named query "what will be reaped" agrees).
+                if rec.verdict.as_deref() == Some("expiring") {
+                    coming(rec, upcoming);
+                }
                 if !live {
                     return Ok(());
                 }
@@ -220,28 +225,7 @@ impl Tally {
                     }
                 }
             }
-            "upcoming" => {
-                let line = Upcoming {
-                    account: rec.account.clone(),
-                    region: rec.region.clone(),
-                    instance_id: rec.instance_id.clone().unwrap_or_default(),
-                    name: rec.name.clone(),
-                    owner: rec.owner.clone(),
-                    termination_date: rec.termination_date.clone().unwrap_or_default(),
-                    instance_type: rec.instance_type.clone(),
-                };
-                upcoming
-                    .get_or_insert_with(|| {
-                        (
-                            rec.account.clone(),
-                            rec.region.clone(),
-                            rec.run_at.clone(),
-                            Vec::new(),
-                        )
-                    })
-                    .3
-                    .push(line);
-            }
+            "upcoming" => coming(rec, upcoming),
             other => return Err(format!("record {other:?} is not run, instance or upcoming")),
         }
         Ok(())
@@ -282,6 +266,31 @@ impl Tally {
             days: self.days,
         }
     }
+}
+
+/// Adds `rec` (an `upcoming` line, or an instance announced as `expiring`) to its run's list of
+/// what is coming.
+fn coming(rec: &Record<'_>, upcoming: &mut Option<(String, String, String, Vec<Upcoming>)>) {
+    let line = Upcoming {
+        account: rec.account.clone(),
+        region: rec.region.clone(),
+        instance_id: rec.instance_id.clone().unwrap_or_default(),
+        name: rec.name.clone(),
+        owner: rec.owner.clone(),
+        termination_date: rec.termination_date.clone().unwrap_or_default(),
+        instance_type: rec.instance_type.clone(),
+    };
+    upcoming
+        .get_or_insert_with(|| {
+            (
+                rec.account.clone(),
+                rec.region.clone(),
+                rec.run_at.clone(),
+                Vec::new(),
+            )
+        })
+        .3
+        .push(line);
 }
 
 /// The value of a Hive-style folder name (`account=123…` → `123…`) when it is that column's.
@@ -677,6 +686,47 @@ mod tests {
             Err("\"12345\" is not an AWS account id (12 digits)".into())
         );
         assert!(parse_account("123456789012").is_ok());
+    }
+
+    #[tokio::test]
+    async fn what_is_coming_is_the_latest_runs_expiring_and_upcoming_instances() {
+        let a = "444444444444";
+        let line = |dt: &str, record: &str, id: &str, extra: &str| {
+            format!(
+                "{{{},\"instance_id\":\"{id}\",\"termination_date\":\"{dt}T{extra}\"{}}}",
+                common(record, a, dt, "dry-run"),
+                if record == "instance" {
+                    ",\"verdict\":\"expiring\",\"outcome\":\"would\""
+                } else {
+                    ""
+                }
+            )
+        };
+        let mut s = Files::default();
+        for (dt, lines) in [
+            // An older run's list is replaced by the latest run's.
+            (
+                "2030-04-01",
+                vec![line("2030-04-01", "upcoming", "i-old", "20:00:00Z")],
+            ),
+            (
+                "2030-04-02",
+                vec![
+                    run(a, "2030-04-02", "dry-run", 2, 2),
+                    line("2030-04-02", "upcoming", "i-later", "23:00:00Z"),
+                    line("2030-04-02", "instance", "i-announced", "12:00:00Z"),
+                ],
+            ),
+        ] {
+            s.files.insert(
+                format!("evidence/account={a}/region=eu-west-1/dt={dt}/r-{dt}.jsonl"),
+                lines.join("\n") + "\n",
+            );
+        }
+        let e = total(&s, &Query::default()).await;
+        assert_eq!(e.malformed_lines, 0, "{:?}", e.malformed);
+        let ids: Vec<&str> = e.upcoming.iter().map(|u| u.instance_id.as_str()).collect();
+        assert_eq!(ids, ["i-announced", "i-later"]);
     }
 
     #[tokio::test]
