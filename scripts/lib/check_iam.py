@@ -27,7 +27,17 @@ import cfn_render  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = os.path.join(HERE, "..", "..", "cloudformation", "deploy_reaper.yaml")
-BASE = {"ArtifactBucketPrefix": "acme-reaper", "ArtifactKey": "reaper/v1/bootstrap.zip"}
+EVIDENCE_TEMPLATE = os.path.join(HERE, "..", "..", "cloudformation", "deploy_evidence.yaml")
+EVIDENCE_ORG, EVIDENCE_ACCOUNT = "o-a1b2c3d4e5", "333333333333"
+# The webhook is the Organization's one secret, in another region than the function (eu-west-1).
+WEBHOOK_SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:reaper-webhook-AbCdEf"
+WEBHOOK_KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+BASE = {
+    "ArtifactBucketPrefix": "acme-reaper",
+    "ArtifactKey": "reaper/v1/bootstrap.zip",
+    "SlackWebhookSecretArn": WEBHOOK_SECRET,
+    "SlackWebhookSecretKmsKeyArn": WEBHOOK_KEY,
+}
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 DECISIONS = ("allowed", "denied")
 # Resource kinds a case may name instead of an ARN.
@@ -144,9 +154,37 @@ def cmd_list(_a) -> int:
     return 0
 
 
+def evidence_policy() -> dict:
+    """The evidence bucket's policy as CloudFormation renders it (the bucket's ARN is
+    arn:aws:s3:::reportbucket here)."""
+    t = cfn_render.load(EVIDENCE_TEMPLATE)
+    params = {"OrganizationId": EVIDENCE_ORG, "BucketName": "reportbucket", "AccountIds": "111111111111"}
+    r = cfn_render.Renderer(t, params, EVIDENCE_ACCOUNT, REGION)
+    return r.value(t["Resources"]["ReportBucketPolicy"]["Properties"]["PolicyDocument"])
+
+
+def evidence_cases() -> list[dict]:
+    out = []
+    for c in table()["evidence_bucket"]["cases"]:
+        for field in ("name", "action", "caller", "key", "expect"):
+            if field not in c:
+                raise TableError(f"evidence_bucket case {c.get('name', '?')}: '{field}' is missing")
+        if c["expect"] not in DECISIONS:
+            raise TableError(f"evidence_bucket case {c['name']}: expect must be one of {', '.join(DECISIONS)}")
+        out.append({
+            "name": c["name"], "action": c["action"], "expected": c["expect"], "why": c.get("why", ""),
+            "principal": f"arn:aws:iam::{c['caller']}:role/StackSet-ec2-reaper-Role",
+            "resource": f"arn:aws:s3:::reportbucket/{c['key']}",
+            "context": {"aws:PrincipalAccount": c["caller"], "aws:PrincipalOrgID": c.get("org", EVIDENCE_ORG),
+                        "aws:SecureTransport": "true" if c.get("tls", True) else "false"},
+        })
+    return out
+
+
 def cmd_plan(_a) -> int:
     combos = combinations()
     plan = {
+        "evidence": {"account": EVIDENCE_ACCOUNT, "policy": evidence_policy(), "cases": evidence_cases()},
         "account": ACCOUNT,
         "combinations": [{"label": label(c), "policy": policy(c)} for c in combos],
         "cases": [{"name": c["name"], "action": c["action"], "resource": resource(c), "context": context(c),
@@ -215,6 +253,25 @@ def doc() -> str:
         decision = f"**{c['expect']}**" + (f"; {_when_text(c)}" if c.get("when") else "")
         lines.append(f"| {i} | {c['name']} | `{c['action']}` | {_md(res)} | {_md(tags)} | {_md(writes)} | "
                      f"{_md(decision)} | {_md(c.get('why', ''))} |")
+    ev = t["evidence_bucket"]
+    lines += [
+        "",
+        "## The evidence bucket's policy",
+        "",
+        "`cloudformation/deploy_evidence.yaml` lets every account of the Organization write its reports and",
+        "records into one central bucket, each under its own prefixes only (`aws:PrincipalOrgID`,",
+        "`${aws:PrincipalAccount}`). `make iam-table` evaluates these rows against the rendered bucket policy,",
+        "for a caller in another account whose own identity policy allows every S3 action, so the bucket",
+        f"policy alone decides; the Organization is `{EVIDENCE_ORG}`, the caller's unless the row says otherwise,",
+        "over TLS unless it says `tls=false`.",
+        "",
+        "| # | case | action | caller | object key | decision | why |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, c in enumerate(ev["cases"], 1):
+        caller = c["caller"] + (f", org `{c['org']}`" if "org" in c else "") + (", tls=false" if c.get("tls") is False else "")
+        lines.append(f"| {i} | {c['name']} | `{c['action']}` | {_md(caller)} | `{_md(c['key'])}` | "
+                     f"**{c['expect']}** | {_md(c.get('why', ''))} |")
     lines.append("")
     return "\n".join(lines)
 
