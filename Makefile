@@ -151,17 +151,20 @@ bench: venv $(BENCH_STAMP) ## ec2-reaper vs Cloud Custodian vs the bare listing:
 
 EVIDENCE_DIR ?= out/evidence
 
-evidence-bench: ## reaperctl report --html over scripts/gen-evidence's 10 000 records files: < 30 s, totals equal to its sums.json
+evidence-bench: venv ## reaperctl report --html over scripts/gen-evidence's 10 000 records files: < 30 s, totals equal to its sums.json; the page's screenshot checked for its charts
 	cargo build --quiet --release --locked -p reaper --bin reaperctl
 	cargo build --quiet --release --locked -p reaper-e2e --bin evidence-bench
 	rm -rf "$(EVIDENCE_DIR)" && mkdir -p "$(EVIDENCE_DIR)"
 	scripts/gen-evidence "$(EVIDENCE_DIR)"
 	"$(CARGO_TARGET_DIR)/release/evidence-bench" "$(CARGO_TARGET_DIR)/release/reaperctl" "$(EVIDENCE_DIR)"
+	@# The named queries of cloudformation/deploy_evidence.yaml over the same files, in DuckDB.
+	EVIDENCE_STORE="$(abspath $(EVIDENCE_DIR))" "$(VENV)/bin/pytest" -q -p no:cacheprovider tests/deploy/test_evidence_queries.py
 	@# The page as a person sees it (docs/img/report.png is one): Debian's chromium, headless.
 	@if command -v chromium >/dev/null; then \
 	  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1700 \
 	    --screenshot="$(abspath $(EVIDENCE_DIR))/report.png" "file://$(abspath $(EVIDENCE_DIR))/report.html" 2>/dev/null \
-	  && echo "screenshot: $(EVIDENCE_DIR)/report.png"; \
+	  && echo "screenshot: $(EVIDENCE_DIR)/report.png" \
+	  && "$(VENV)/bin/python" scripts/lib/check_screenshot.py "$(EVIDENCE_DIR)/report.png"; \
 	else echo "no chromium for the screenshot (apt-get install chromium)"; fi
 
 smoke-arm64: ## run the Lambda e2e tests against the arm64 bootstrap in the zip, under qemu

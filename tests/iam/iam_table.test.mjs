@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { runSimulation } from '@cloud-copilot/iam-simulate'
+import { decide as simulate } from './simulate.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const python = process.env.REAPER_PYTHON || 'python3'
@@ -18,25 +18,12 @@ const run = (...args) => execFileSync(python, [checkIam, ...args], { encoding: '
 const plan = JSON.parse(run('plan'))
 
 // One request against one rendered policy, as the role's own identity policy (no SCP, no
-// resource policy, same account). 'allowed' or 'denied'; a request the evaluator cannot take, or
-// a context key it ignores for the action, is an error: the row would otherwise test nothing.
-async function decide(policy, c) {
-  const r = await runSimulation({
-    identityPolicies: [{ name: 'reaper-role', policy }],
-    serviceControlPolicies: [],
-    resourceControlPolicies: [],
-    request: {
-      action: c.action,
-      principal: `arn:aws:iam::${plan.account}:role/StackSet-ec2-reaper-Role`,
-      resource: { accountId: plan.account, resource: c.resource },
-      contextVariables: c.context,
-    },
-  }, { simulationMode: 'Strict' })
-  if (r.resultType === 'error') throw new Error(`${c.name}: the evaluator refused the request: ${JSON.stringify(r.errors)}`)
-  const ignored = r.resultType === 'single' ? r.result.ignoredContextKeys : r.results.flatMap((x) => x.ignoredContextKeys)
-  if (ignored.length) throw new Error(`${c.name}: the evaluator ignores ${ignored.join(', ')} for ${c.action}; fix the row`)
-  return r.overallResult === 'Allowed' ? 'allowed' : 'denied'
-}
+// resource policy, same account).
+const decide = (policy, c) => simulate({
+  name: c.name, identityPolicies: [{ name: 'reaper-role', policy }],
+  principal: `arn:aws:iam::${plan.account}:role/StackSet-ec2-reaper-Role`, account: plan.account,
+  action: c.action, resource: c.resource, context: c.context,
+})
 
 const wrong = new Map()
 for (const c of plan.cases) {

@@ -62,6 +62,10 @@ struct Record<'a> {
     mode: String,
     run_at: String,
     #[serde(default)]
+    run_id: String,
+    #[serde(default)]
+    trigger: String,
+    #[serde(default)]
     verdict: Option<String>,
     #[serde(default)]
     outcome: Option<String>,
@@ -131,13 +135,13 @@ impl Tally {
                 self.bad(file, n + 1, why);
             }
         }
-        if let Some((account, region, run_at, lines)) = upcoming {
+        if let Some((account, region, order, lines)) = upcoming {
             let slot = self
                 .latest
                 .entry((account, region))
                 .or_insert_with(|| (String::new(), Vec::new()));
-            if run_at > slot.0 {
-                *slot = (run_at, lines);
+            if order > slot.0 {
+                *slot = (order, lines);
             }
         }
     }
@@ -159,15 +163,10 @@ impl Tally {
         };
         match rec.record.as_str() {
             "run" => {
-                // Every file names its run's upcoming instances, even when there are none.
-                upcoming.get_or_insert_with(|| {
-                    (
-                        rec.account.clone(),
-                        rec.region.clone(),
-                        rec.run_at.clone(),
-                        Vec::new(),
-                    )
-                });
+                // Every sweep's file names what is coming, even when nothing is.
+                if full_run(rec) {
+                    upcoming.get_or_insert_with(|| list_of(rec));
+                }
                 if live {
                     let (Some(subject), Some(compliant)) = (rec.subject, rec.compliant) else {
                         return Err("a run record without subject and compliant".into());
@@ -271,6 +270,9 @@ impl Tally {
 /// Adds `rec` (an `upcoming` line, or an instance announced as `expiring`) to its run's list of
 /// what is coming.
 fn coming(rec: &Record<'_>, upcoming: &mut Option<(String, String, String, Vec<Upcoming>)>) {
+    if !full_run(rec) {
+        return;
+    }
     let line = Upcoming {
         account: rec.account.clone(),
         region: rec.region.clone(),
@@ -280,17 +282,24 @@ fn coming(rec: &Record<'_>, upcoming: &mut Option<(String, String, String, Vec<U
         termination_date: rec.termination_date.clone().unwrap_or_default(),
         instance_type: rec.instance_type.clone(),
     };
-    upcoming
-        .get_or_insert_with(|| {
-            (
-                rec.account.clone(),
-                rec.region.clone(),
-                rec.run_at.clone(),
-                Vec::new(),
-            )
-        })
-        .3
-        .push(line);
+    upcoming.get_or_insert_with(|| list_of(rec)).3.push(line);
+}
+
+/// What is coming is a sweep's view: a run for an instance-state event judged only the instances
+/// it names, and would otherwise replace the account's list with theirs.
+fn full_run(rec: &Record<'_>) -> bool {
+    rec.trigger != "instance-state"
+}
+
+/// An empty list for `rec`'s run: account, region, and the run's order (its start, then its id,
+/// so that two runs of the same second are ordered the same whatever order the files are read in).
+fn list_of(rec: &Record<'_>) -> (String, String, String, Vec<Upcoming>) {
+    (
+        rec.account.clone(),
+        rec.region.clone(),
+        format!("{} {}", rec.run_at, rec.run_id),
+        Vec::new(),
+    )
 }
 
 /// The value of a Hive-style folder name (`account=123…` → `123…`) when it is that column's.
@@ -723,10 +732,32 @@ mod tests {
                 lines.join("\n") + "\n",
             );
         }
+        // A later run for an instance-state event judged one instance: not the account's list.
+        let event = line("2030-04-03", "upcoming", "i-event", "12:00:00Z")
+            .replace("\"trigger\":\"schedule\"", "\"trigger\":\"instance-state\"");
+        s.files.insert(
+            format!("evidence/account={a}/region=eu-west-1/dt=2030-04-03/r-event.jsonl"),
+            event + "\n",
+        );
         let e = total(&s, &Query::default()).await;
         assert_eq!(e.malformed_lines, 0, "{:?}", e.malformed);
         let ids: Vec<&str> = e.upcoming.iter().map(|u| u.instance_id.as_str()).collect();
         assert_eq!(ids, ["i-announced", "i-later"]);
+
+        // Two sweeps of the same second: the same one wins whichever file is read first.
+        let twin = line("2030-04-02", "upcoming", "i-twin", "13:00:00Z")
+            .replace("r-2030-04-02", "r-2030-04-02-b");
+        s.files.insert(
+            format!("evidence/account={a}/region=eu-west-1/dt=2030-04-02/r-b.jsonl"),
+            twin + "\n",
+        );
+        let e = total(&s, &Query::default()).await;
+        let ids: Vec<&str> = e.upcoming.iter().map(|u| u.instance_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["i-twin"],
+            "run id r-2030-04-02-b orders after r-2030-04-02"
+        );
     }
 
     #[tokio::test]
