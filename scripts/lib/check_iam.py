@@ -181,9 +181,29 @@ def evidence_cases() -> list[dict]:
     return out
 
 
+ACTIONS_FUNCTION_ROLE = "arn:aws:iam::111122223333:role/ec2-reaper-actions-function"
+
+
+def actions_plan() -> dict:
+    """The member account's owner-actions role, rendered, and its rows."""
+    params = {**BASE, "ActionsFunctionRoleArn": ACTIONS_FUNCTION_ROLE}
+    role_policy = cfn_render.merged(cfn_render.render_role(TEMPLATE, params, "ActionsRole", ACCOUNT, REGION))
+    rows = []
+    for c in table()["actions_role"]["cases"]:
+        for field in ("name", "action", "expect"):
+            if field not in c:
+                raise TableError(f"actions_role case {c.get('name', '?')}: '{field}' is missing")
+        if c["expect"] not in DECISIONS:
+            raise TableError(f"actions_role case {c['name']}: expect must be one of {', '.join(DECISIONS)}")
+        rows.append({"name": c["name"], "action": c["action"], "resource": resource(c), "context": context(c),
+                     "expected": c["expect"], "why": c.get("why", "")})
+    return {"account": ACCOUNT, "policy": role_policy, "cases": rows}
+
+
 def cmd_plan(_a) -> int:
     combos = combinations()
     plan = {
+        "actions": actions_plan(),
         "evidence": {"account": EVIDENCE_ACCOUNT, "policy": evidence_policy(), "cases": evidence_cases()},
         "account": ACCOUNT,
         "combinations": [{"label": label(c), "policy": policy(c)} for c in combos],
@@ -198,6 +218,19 @@ def cmd_plan(_a) -> int:
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _row(i: int, c: dict) -> str:
+    """One row of a role's table: its resource, tags, writes and decision."""
+    tags = ", ".join(f"`{k}={v}`" for k, v in c.get("tags", {}).items()) or "none"
+    if c.get("context"):
+        tags += "; " + ", ".join(f"`{k}={v}`" for k, v in c["context"].items())
+    writes = ", ".join(f"`{k}={v}`" for k, v in c.get("request_tags", {}).items())
+    res = c.get("resource", "instance")
+    res = res if res in KINDS or res == "*" else f"`{res}`"
+    decision = f"**{c['expect']}**" + (f"; {_when_text(c)}" if c.get("when") else "")
+    return (f"| {i} | {c['name']} | `{c['action']}` | {_md(res)} | {_md(tags)} | {_md(writes)} | "
+            f"{_md(decision)} | {_md(c.get('why', ''))} |")
 
 
 def doc() -> str:
@@ -243,16 +276,20 @@ def doc() -> str:
         "| # | case | action | resource | resource tags | writes | decision | why |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for i, c in enumerate(t["cases"], 1):
-        tags = ", ".join(f"`{k}={v}`" for k, v in c.get("tags", {}).items()) or "none"
-        if c.get("context"):
-            tags += "; " + ", ".join(f"`{k}={v}`" for k, v in c["context"].items())
-        writes = ", ".join(f"`{k}={v}`" for k, v in c.get("request_tags", {}).items())
-        res = c.get("resource", "instance")
-        res = res if res in KINDS or res == "*" else f"`{res}`"
-        decision = f"**{c['expect']}**" + (f"; {_when_text(c)}" if c.get("when") else "")
-        lines.append(f"| {i} | {c['name']} | `{c['action']}` | {_md(res)} | {_md(tags)} | {_md(writes)} | "
-                     f"{_md(decision)} | {_md(c.get('why', ''))} |")
+    lines += [_row(i, c) for i, c in enumerate(t["cases"], 1)]
+    ar = t["actions_role"]
+    lines += [
+        "",
+        "## The owner-actions role in each member account",
+        "",
+        "With `ActionsFunctionRoleArn` set, `cloudformation/deploy_reaper.yaml` creates `ActionsRole`",
+        "(`<ActionsRoleName>-<region>`), which only the central `reaper-actions` function's role may assume.",
+        "`make iam-table` evaluates these rows against its rendered policy (function in `eu-west-1`).",
+        "",
+        "| # | case | action | resource | resource tags | writes | decision | why |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_row(i, c) for i, c in enumerate(ar["cases"], 1)]
     ev = t["evidence_bucket"]
     lines += [
         "",

@@ -29,3 +29,26 @@ pub async fn launch(ec2: &aws_sdk_ec2::Client, count: i32, tags: &[(&str, &str)]
         .filter_map(|i| i.instance_id().map(str::to_string))
         .collect()
 }
+
+/// The value of tag `key` on instance `id` as moto holds it now (empty when absent).
+pub async fn tag_of(ec2: &aws_sdk_ec2::Client, id: &str, key: &str) -> String {
+    let out = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "DescribeInstances {id}: {}",
+                aws_sdk_ec2::error::DisplayErrorContext(e)
+            )
+        });
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .flat_map(|i| i.tags())
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+        .unwrap_or_default()
+        .to_string()
+}

@@ -316,6 +316,14 @@ fn newest(paths: &[PathBuf]) -> Option<SystemTime> {
     newest
 }
 
+/// The debug `reaper-actions` binary (owner actions), built (with `reaper`) when missing or stale.
+pub fn actions_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| fresh_binary("reaper-actions"))
+        .clone()
+}
+
 /// The debug `reaperctl` binary, built (with `reaper`) when missing or stale.
 pub fn reaperctl_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();

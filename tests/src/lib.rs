@@ -17,7 +17,9 @@ pub mod webhook;
 
 pub use ec2::launch;
 pub use fixtures::{fixture, fixtures_dir};
-pub use function::{reaper_binary, reaperctl_binary, target_dir, workspace_root, Function};
+pub use function::{
+    actions_binary, reaper_binary, reaperctl_binary, target_dir, workspace_root, Function,
+};
 pub use moto::{moto_binary, Moto};
 pub use pricing::{PriceListStub, PricingMode};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_NAME};

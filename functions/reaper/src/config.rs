@@ -622,6 +622,105 @@ mod notices_tests {
     }
 }
 
+/// The owner-actions function's configuration (`reaper-actions`, issue 23), read as strictly as
+/// the reaper's: every bad value names its variable, the value and what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionsConfig {
+    /// SLACK_SIGNING_SECRET_ARN: the Slack app's signing secret; without it Slack clicks are refused.
+    pub slack_signing_secret_arn: Option<String>,
+    /// LINK_KEY_ARN: the key that signs and checks button values and e-mail links.
+    pub link_key_arn: String,
+    /// ADMIN_SLACK_IDS: Slack users who may keep any instance.
+    pub admin_slack_ids: Vec<String>,
+    /// ACTIONS_ROLE_NAME: the role assumed in the instance's account is `<this>-<region>`
+    /// (deploy_reaper.yaml's ActionsRoleName).
+    pub actions_role_name: String,
+    /// MAX_LIFETIME, ALLOW_INDEFINITE: the rules an extension keeps to (as the reaper's).
+    pub rules: Rules,
+    pub owner_tag: String,
+}
+
+impl ActionsConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned()))
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let secret_arn = |var: &'static str,
+                          required: bool|
+         -> Result<Option<String>, ConfigError> {
+            match lookup(var).filter(|v| !v.is_empty()) {
+                Some(v) if valid_secret_arn(&v) => Ok(Some(v)),
+                Some(v) => Err(ConfigError {
+                    var,
+                    value: v,
+                    accepted: "a Secrets Manager secret ARN, arn:<partition>:secretsmanager:<region>:<account>:secret:<name>".into(),
+                }),
+                None if required => Err(ConfigError {
+                    var,
+                    value: String::new(),
+                    accepted: "a Secrets Manager secret ARN (required)".into(),
+                }),
+                None => Ok(None),
+            }
+        };
+        let slack_signing_secret_arn = secret_arn("SLACK_SIGNING_SECRET_ARN", false)?;
+        let link_key_arn = secret_arn("LINK_KEY_ARN", true)?.unwrap_or_default();
+        let mut admin_slack_ids = Vec::new();
+        if let Some(v) = lookup("ADMIN_SLACK_IDS").filter(|v| !v.is_empty()) {
+            for id in v.split(',') {
+                let ok = id.len() >= 2
+                    && (id.starts_with('U') || id.starts_with('W'))
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+                if !ok {
+                    return Err(ConfigError {
+                        var: "ADMIN_SLACK_IDS",
+                        value: v.clone(),
+                        accepted: format!(
+                            "comma-separated Slack user ids (U… or W…, upper-case letters and digits); {id:?} is not one"
+                        ),
+                    });
+                }
+                admin_slack_ids.push(id.to_string());
+            }
+        }
+        let actions_role_name = match lookup("ACTIONS_ROLE_NAME") {
+            Some(v)
+                if !v.is_empty()
+                    && v.len() <= 40
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b)) =>
+            {
+                v
+            }
+            v => {
+                return Err(ConfigError {
+                    var: "ACTIONS_ROLE_NAME",
+                    value: v.unwrap_or_default(),
+                    accepted: "an IAM role name (1-64 letters, digits and +=,.@_-; required)"
+                        .into(),
+                })
+            }
+        };
+        // The extension rules and the owner tag, read exactly as the reaper reads them.
+        let base = Config::from_lookup(|k| {
+            matches!(k, "MAX_LIFETIME" | "ALLOW_INDEFINITE" | "OWNER_TAG")
+                .then(|| lookup(k))
+                .flatten()
+        })?;
+        Ok(Self {
+            slack_signing_secret_arn,
+            link_key_arn,
+            admin_slack_ids,
+            actions_role_name,
+            rules: base.rules,
+            owner_tag: base.owner_tag,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1194,6 +1293,55 @@ mod tests {
                     prop_assert!(name.parse::<std::net::Ipv4Addr>().is_err());
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_actions_function_names_each_bad_variable() {
+        let arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:reaper-link-AbCdEf";
+        let good = |k: &str| match k {
+            "LINK_KEY_ARN" => Some(arn.to_string()),
+            "ACTIONS_ROLE_NAME" => Some("ec2-reaper-actions".to_string()),
+            "ADMIN_SLACK_IDS" => Some("U123,W456".to_string()),
+            "MAX_LIFETIME" => Some("30d".to_string()),
+            _ => None,
+        };
+        let c = ActionsConfig::from_lookup(good).unwrap();
+        assert_eq!(c.admin_slack_ids, ["U123", "W456"]);
+        assert_eq!(c.rules.max_lifetime, Some(chrono::TimeDelta::days(30)));
+        assert_eq!(c.owner_tag, "owner");
+        assert_eq!(c.slack_signing_secret_arn, None);
+        for (var, value, says) in [
+            ("LINK_KEY_ARN", "", "required"),
+            (
+                "LINK_KEY_ARN",
+                "arn:aws:kms:x",
+                "Secrets Manager secret ARN",
+            ),
+            ("ACTIONS_ROLE_NAME", "", "IAM role name"),
+            ("ACTIONS_ROLE_NAME", "a role", "IAM role name"),
+            ("ADMIN_SLACK_IDS", "U1,alice", "\"alice\" is not one"),
+            ("MAX_LIFETIME", "0m", "zero"),
+            (
+                "SLACK_SIGNING_SECRET_ARN",
+                "secret",
+                "Secrets Manager secret ARN",
+            ),
+        ] {
+            let err = ActionsConfig::from_lookup(|k| {
+                if k == var {
+                    Some(value.to_string())
+                } else {
+                    good(k)
+                }
+            })
+            .unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(
+                err.accepted.contains(says),
+                "{var}={value:?}: {}",
+                err.accepted
+            );
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod click;
 pub mod config;
 pub mod event;
 pub mod handler;

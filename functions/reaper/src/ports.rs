@@ -20,45 +20,74 @@ pub(crate) const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 /// What a sink call leaves unused at the very end, so the return value still goes out.
 const SINK_RESERVE: Duration = Duration::from_secs(2);
 
-/// When the run must be over; `None` means no deadline (a laptop without `--timeout`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Deadline(Option<Instant>);
+/// When the run must be over; `None` means no deadline (a laptop without `--timeout`). A sweep
+/// stops starting work `DEADLINE_MARGIN` before it; an interactive request (an owner's click,
+/// answered within Slack's 3 s) sets its own, smaller margin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    at: Option<Instant>,
+    margin: Duration,
+}
+
+impl Default for Deadline {
+    fn default() -> Self {
+        Deadline::NONE
+    }
+}
 
 impl Deadline {
-    pub const NONE: Deadline = Deadline(None);
+    pub const NONE: Deadline = Deadline {
+        at: None,
+        margin: DEADLINE_MARGIN,
+    };
 
     pub fn at(instant: Instant) -> Self {
-        Deadline(Some(instant))
+        Deadline {
+            at: Some(instant),
+            margin: DEADLINE_MARGIN,
+        }
     }
 
     pub fn after(d: Duration) -> Self {
-        Deadline(Instant::now().checked_add(d))
+        Deadline {
+            at: Instant::now().checked_add(d),
+            margin: DEADLINE_MARGIN,
+        }
+    }
+
+    /// `d` from now, for a request a person waits on: work may start while more than `margin`
+    /// is left.
+    pub fn interactive(d: Duration, margin: Duration) -> Self {
+        Deadline {
+            at: Instant::now().checked_add(d),
+            margin,
+        }
     }
 
     fn left(self) -> Option<Duration> {
-        self.0.map(|d| d.saturating_duration_since(Instant::now()))
+        self.at.map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// True while there is time to start another piece of work (more than the margin left).
     pub(crate) fn has_time(self) -> bool {
-        self.left().is_none_or(|left| left >= DEADLINE_MARGIN)
+        self.left().is_none_or(|left| left >= self.margin)
     }
 
     /// The longest a piece of work may take so that half the margin is still left for the
     /// report's sinks; `None` when there is no deadline.
     pub(crate) fn for_work(self) -> Option<Duration> {
-        self.left()
-            .map(|left| left.saturating_sub(DEADLINE_MARGIN / 2))
+        self.left().map(|left| left.saturating_sub(self.margin / 2))
     }
 
     /// This deadline, or `now + most` if that is sooner: a bounded share for one piece of work
     /// that must leave time to the ones after it.
     pub(crate) fn capped(self, most: Duration) -> Deadline {
-        let cap = Deadline::after(most);
-        match (self.0, cap.0) {
-            (Some(a), Some(b)) => Deadline(Some(a.min(b))),
-            (a, b) => Deadline(a.or(b)),
-        }
+        let cap = Instant::now().checked_add(most);
+        let at = match (self.at, cap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Deadline { at, ..self }
     }
 
     /// The longest a sink (Slack, S3, e-mail) may take so the return value still goes out.

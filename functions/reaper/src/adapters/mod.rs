@@ -5,6 +5,7 @@ pub mod cloudformation;
 pub mod ec2;
 pub mod folder;
 pub mod lambda;
+pub mod member;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod pricing;

@@ -46,6 +46,48 @@ pub(crate) async fn named<F: Fleet>(
     fleet.list(Some(&wanted), deadline).await
 }
 
+/// Extends one listed instance: the new date within the rules, written alone so it answers for
+/// itself.
+pub(crate) async fn extend_one<F: Fleet>(
+    fleet: &F,
+    instance: &Instance,
+    how: Extension,
+    now: DateTime<Utc>,
+    rules: &Rules,
+    deadline: Deadline,
+) -> Extend {
+    let old = instance
+        .tag("termination_date")
+        .unwrap_or("(none)")
+        .to_string();
+    let extension = match extended(instance, how, now, rules) {
+        Ok(ext) => ext,
+        Err(why) => return Extend::Refused(why),
+    };
+    let new = format_date(extension.date);
+    let tags = vec![("termination_date".to_string(), new.clone())];
+    let write = match fleet
+        .apply(
+            Mutation::Tag(&tags),
+            std::slice::from_ref(&instance.id),
+            deadline,
+        )
+        .await
+        .pop()
+    {
+        Some((_, IdOutcome::Done)) => TagWrite::Done,
+        Some((_, IdOutcome::Failed(err))) => TagWrite::Failed(err),
+        Some((_, IdOutcome::Lost(err))) => TagWrite::Lost(err),
+        Some((_, IdOutcome::NotAttempted)) | None => TagWrite::NotAttempted,
+    };
+    Extend::Tried {
+        old,
+        new,
+        extension,
+        write,
+    }
+}
+
 /// Extends each of `ids` (listed now), in the order given. `Err`: the listing failed, nothing
 /// was written.
 pub async fn extend<F: Fleet>(
@@ -63,37 +105,9 @@ pub async fn extend<F: Fleet>(
             out.push((id.clone(), Extend::NotFound));
             continue;
         };
-        let old = instance
-            .tag("termination_date")
-            .unwrap_or("(none)")
-            .to_string();
-        let extension = match extended(instance, how, now, rules) {
-            Ok(ext) => ext,
-            Err(why) => {
-                out.push((id.clone(), Extend::Refused(why)));
-                continue;
-            }
-        };
-        let new = format_date(extension.date);
-        let tags = vec![("termination_date".to_string(), new.clone())];
-        let write = match fleet
-            .apply(Mutation::Tag(&tags), std::slice::from_ref(id), deadline)
-            .await
-            .pop()
-        {
-            Some((_, IdOutcome::Done)) => TagWrite::Done,
-            Some((_, IdOutcome::Failed(err))) => TagWrite::Failed(err),
-            Some((_, IdOutcome::Lost(err))) => TagWrite::Lost(err),
-            Some((_, IdOutcome::NotAttempted)) | None => TagWrite::NotAttempted,
-        };
         out.push((
             id.clone(),
-            Extend::Tried {
-                old,
-                new,
-                extension,
-                write,
-            },
+            extend_one(fleet, instance, how, now, rules, deadline).await,
         ));
     }
     Ok(out)

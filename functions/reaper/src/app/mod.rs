@@ -2,6 +2,7 @@
 //! over the ports: a sweep and its report, the report's delivery, extend and why. The entry points only wire
 //! adapters to these.
 
+pub mod click;
 mod deliver;
 mod enrolment;
 pub mod evidence;

@@ -6,6 +6,7 @@
 //! that folds an instance into "…and N more" has not told anyone about it, so what is recorded
 //! as announced (`reaper:announced`) comes from `named`, never from what the run meant to say.
 
+pub mod click;
 pub mod evidence_html;
 pub(crate) mod mrkdwn;
 pub mod notice;

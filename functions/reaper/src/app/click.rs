@@ -1,0 +1,332 @@
+//! The owner-action use case (issue 23): a verified "keep N days" from a Slack button or an
+//! e-mail link becomes one new `termination_date`, or a refusal that changes nothing.
+//!
+//! Order matters: the instance is listed, then who may act is checked (the owner, or an admin;
+//! a link is the e-mailed owner's), then that the instance's date is still the one announced
+//! (so a link works once, and never for a date that has since changed), then the extension rule
+//! (MAX_LIFETIME), and only then is the tag written: one CreateTags or none.
+
+use super::extend::{extend_one, named, Extend, TagWrite};
+use crate::click::token::Keep;
+use crate::policy::announce::ANNOUNCED_TAG;
+use crate::policy::extend::Extension;
+use crate::policy::tags::{parse_termination_date, TerminationDate, TERMINATION_DATE};
+use crate::policy::{format_date, Rules};
+use crate::ports::{Deadline, Fleet};
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// Who clicked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Clicker {
+    /// A Slack user (`U…`/`W…`), verified by Slack's signature.
+    Slack(String),
+    /// An e-mail link: the token is the e-mailed owner's.
+    Link,
+}
+
+impl Clicker {
+    fn label(&self) -> String {
+        match self {
+            Clicker::Slack(user) => format!("slack:{user}"),
+            Clicker::Link => "link".into(),
+        }
+    }
+}
+
+/// What a click came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Kept {
+        old: String,
+        new: String,
+        /// First launch + MAX_LIFETIME, when it applies.
+        bound: Option<String>,
+    },
+    Refused(Refusal),
+}
+
+/// Why nothing changed; each says so to the person who clicked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NotOwner { owner: Option<String> },
+    NotFound,
+    NotAnnounced,
+    DateChanged { announced: String, now: String },
+    Rules(String),
+    ListFailed(String),
+    WriteFailed(String),
+}
+
+impl Answer {
+    /// The reply, as the clicker reads it.
+    pub fn text(&self, instance: &str) -> String {
+        match self {
+            Answer::Kept { old, new, bound } => format!(
+                "Kept: {instance} now ends {new} (was {old}).{}",
+                bound
+                    .as_ref()
+                    .map(|b| format!(" MAX_LIFETIME ends it by {b} whatever its tag says."))
+                    .unwrap_or_default()
+            ),
+            Answer::Refused(r) => match r {
+                Refusal::NotOwner { owner } => format!(
+                    "Sorry, only the owner of {instance} ({}) or a reaper admin can keep it. Nothing changed.",
+                    owner.as_deref().unwrap_or("no owner tag")
+                ),
+                Refusal::NotFound => format!("{instance} is gone or not in a state the reaper judges. Nothing changed."),
+                Refusal::NotAnnounced => format!("{instance} carries no reaper announcement, so this button does not apply to it. Nothing changed."),
+                Refusal::DateChanged { announced, now } => format!(
+                    "This button was for the date {announced}; {instance}'s date is now {now} (it was kept already, or changed). Nothing changed."
+                ),
+                Refusal::Rules(why) => format!("{instance} cannot be kept longer: {why}. Nothing changed."),
+                Refusal::ListFailed(err) => format!("Could not read {instance} ({err}); try again in a minute. Nothing changed."),
+                Refusal::WriteFailed(err) => format!("Writing the new date of {instance} failed or its answer was lost ({err}); check the instance's termination_date before trying again."),
+            },
+        }
+    }
+
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Answer::Kept { .. } => "kept",
+            Answer::Refused(Refusal::NotOwner { .. }) => "refused-not-owner",
+            Answer::Refused(Refusal::NotFound) => "refused-not-found",
+            Answer::Refused(Refusal::NotAnnounced) => "refused-not-announced",
+            Answer::Refused(Refusal::DateChanged { .. }) => "refused-date-changed",
+            Answer::Refused(Refusal::Rules(_)) => "refused-rules",
+            Answer::Refused(Refusal::ListFailed(_)) => "failed-listing",
+            Answer::Refused(Refusal::WriteFailed(_)) => "failed-write",
+        }
+    }
+}
+
+/// Keeps `keep.instance` `keep.days` longer when `who` may and its date is still the one
+/// announced; one JSON log line either way.
+#[allow(clippy::too_many_arguments)]
+pub async fn keep<F: Fleet>(
+    fleet: &F,
+    keep: &Keep,
+    who: &Clicker,
+    admins: &[String],
+    owner_tag: &str,
+    rules: &Rules,
+    now: DateTime<Utc>,
+    deadline: Deadline,
+) -> Answer {
+    let answer = decide(fleet, keep, who, admins, owner_tag, rules, now, deadline).await;
+    tracing::info!(
+        target: "reaper::click",
+        account = %keep.account,
+        region = %keep.region,
+        instance = %keep.instance,
+        days = keep.days,
+        announced = %format_date(keep.announced),
+        clicker = %who.label(),
+        outcome = answer.outcome(),
+        new_date = match &answer { Answer::Kept { new, .. } => new.as_str(), _ => "" },
+        "owner action"
+    );
+    answer
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn decide<F: Fleet>(
+    fleet: &F,
+    keep: &Keep,
+    who: &Clicker,
+    admins: &[String],
+    owner_tag: &str,
+    rules: &Rules,
+    now: DateTime<Utc>,
+    deadline: Deadline,
+) -> Answer {
+    let refuse = Answer::Refused;
+    let listed = match named(fleet, std::slice::from_ref(&keep.instance), deadline).await {
+        Ok(listed) => listed,
+        Err(err) => return refuse(Refusal::ListFailed(err.to_string())),
+    };
+    let Some(instance) = listed.iter().find(|i| i.id == keep.instance) else {
+        return refuse(Refusal::NotFound);
+    };
+    let owner = instance.tag(owner_tag);
+    if let Clicker::Slack(user) = who {
+        if owner != Some(user.as_str()) && !admins.contains(user) {
+            return refuse(Refusal::NotOwner {
+                owner: owner.map(str::to_string),
+            });
+        }
+    }
+    if instance.tag(ANNOUNCED_TAG).is_none() {
+        return refuse(Refusal::NotAnnounced);
+    }
+    let current = instance.tag(TERMINATION_DATE);
+    let same = match current.map(parse_termination_date) {
+        Some(Ok(TerminationDate::At(at))) => at.timestamp() == keep.announced.timestamp(),
+        _ => false,
+    };
+    if !same {
+        return refuse(Refusal::DateChanged {
+            announced: format_date(keep.announced),
+            now: current.unwrap_or("(none)").to_string(),
+        });
+    }
+    let how = Extension::By(TimeDelta::days(i64::from(keep.days)));
+    match extend_one(fleet, instance, how, now, rules, deadline).await {
+        Extend::Tried {
+            old,
+            new,
+            extension,
+            write: TagWrite::Done,
+        } => Answer::Kept {
+            old,
+            new,
+            bound: extension.bound.map(format_date),
+        },
+        Extend::Tried { write, .. } => refuse(Refusal::WriteFailed(match write {
+            TagWrite::Failed(e) | TagWrite::Lost(e) => e.to_string(),
+            TagWrite::NotAttempted => "the time was up".into(),
+            TagWrite::Done => unreachable!("matched above"),
+        })),
+        Extend::Refused(why) => refuse(Refusal::Rules(why)),
+        Extend::NotFound => refuse(Refusal::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::MemoryFleet;
+    use crate::policy::{Instance, InstanceState};
+    use chrono::TimeZone;
+    use std::time::Duration;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap()
+    }
+
+    fn announced() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 2, 12, 0, 0).unwrap()
+    }
+
+    fn instance(date: &str, owner: &str, announced_tag: bool) -> Instance {
+        let mut tags = vec![
+            ("termination_date".to_string(), date.to_string()),
+            ("owner".to_string(), owner.to_string()),
+        ];
+        if announced_tag {
+            tags.push((
+                ANNOUNCED_TAG.to_string(),
+                "terminate 2030-01-02T12:00:00Z told 2030-01-01T11:00:00Z".into(),
+            ));
+        }
+        Instance {
+            id: "i-1".into(),
+            state: InstanceState::Running,
+            launch_time: Utc.with_ymd_and_hms(2029, 12, 1, 0, 0, 0).unwrap(),
+            root_attach_time: None,
+            tags: tags.into_iter().collect(),
+            billing: None,
+        }
+    }
+
+    fn keep3() -> Keep {
+        Keep {
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            instance: "i-1".into(),
+            announced: announced(),
+            days: 3,
+            expires: announced(),
+        }
+    }
+
+    async fn click(fleet: &MemoryFleet, who: Clicker) -> Answer {
+        keep(
+            fleet,
+            &keep3(),
+            &who,
+            &["WADMIN".to_string()],
+            "owner",
+            &Rules::default(),
+            now(),
+            Deadline::interactive(Duration::from_secs(3), Duration::from_millis(200)),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_owner_keeps_it_with_one_write() {
+        let fleet = MemoryFleet::new([instance("2030-01-02T12:00:00Z", "U1", true)]);
+        let a = click(&fleet, Clicker::Slack("U1".into())).await;
+        assert_eq!(
+            a,
+            Answer::Kept {
+                old: "2030-01-02T12:00:00Z".into(),
+                new: "2030-01-05T12:00:00Z".into(),
+                bound: None
+            }
+        );
+        assert_eq!(fleet.calls("CreateTags"), 1);
+        // The same button again: the date has moved, nothing more is written.
+        let again = click(&fleet, Clicker::Slack("U1".into())).await;
+        assert!(
+            matches!(again, Answer::Refused(Refusal::DateChanged { .. })),
+            "{again:?}"
+        );
+        assert_eq!(fleet.calls("CreateTags"), 1);
+    }
+
+    #[tokio::test]
+    async fn refusals_write_nothing() {
+        for (inst, who, want) in [
+            (
+                instance("2030-01-02T12:00:00Z", "U1", true),
+                Clicker::Slack("U2".into()),
+                "refused-not-owner",
+            ),
+            (
+                instance("2030-01-02T12:00:00Z", "alice@example.com", true),
+                Clicker::Slack("U2".into()),
+                "refused-not-owner",
+            ),
+            (
+                instance("2030-01-03T12:00:00Z", "U1", true),
+                Clicker::Slack("U1".into()),
+                "refused-date-changed",
+            ),
+            (
+                instance("2030-01-02T12:00:00Z", "U1", false),
+                Clicker::Slack("U1".into()),
+                "refused-not-announced",
+            ),
+            (
+                instance("indefinite", "U1", true),
+                Clicker::Link,
+                "refused-date-changed",
+            ),
+        ] {
+            let fleet = MemoryFleet::new([inst]);
+            let a = click(&fleet, who.clone()).await;
+            assert_eq!(a.outcome(), want, "{who:?}: {a:?}");
+            assert_eq!(fleet.calls("CreateTags"), 0, "{who:?}");
+            assert!(
+                a.text("i-1").contains("Nothing changed"),
+                "{}",
+                a.text("i-1")
+            );
+        }
+        let fleet = MemoryFleet::new([]);
+        assert_eq!(
+            click(&fleet, Clicker::Link).await.outcome(),
+            "refused-not-found"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_admin_and_a_link_may_keep_it() {
+        for who in [Clicker::Slack("WADMIN".into()), Clicker::Link] {
+            let fleet = MemoryFleet::new([instance("2030-01-02T12:00:00Z", "U1", true)]);
+            assert_eq!(click(&fleet, who).await.outcome(), "kept");
+            assert_eq!(fleet.calls("CreateTags"), 1);
+        }
+    }
+}
