@@ -32,7 +32,7 @@ BENCH_VENV ?= $(HOME)/.cache/ec2-reaper/venv-bench
 BENCH_HASH := $(shell sha256sum bench/requirements.txt | cut -c1-16)
 BENCH_STAMP := $(BENCH_VENV)/.installed-$(BENCH_HASH)
 
-.PHONY: help venv lint-venv fmt fmt-check clippy cfn-lint checkov parliament iam-table lint test test-rust test-deploy build smoke-arm64 ci demo bench evidence-bench fuzz \
+.PHONY: help venv lint-venv fmt fmt-check clippy cfn-lint checkov parliament iam-table lint test test-rust test-deploy build smoke-arm64 ci demo bench evidence-bench actions-bench fuzz \
         publish deploy golive invoke rehearse lock clean
 
 help: ## list the verbs
@@ -166,6 +166,10 @@ evidence-bench: venv ## reaperctl report --html over scripts/gen-evidence's 10 0
 	  && echo "screenshot: $(EVIDENCE_DIR)/report.png" \
 	  && "$(VENV)/bin/python" scripts/lib/check_screenshot.py "$(EVIDENCE_DIR)/report.png"; \
 	else echo "no chromium for the screenshot (apt-get install chromium)"; fi
+
+actions-bench: venv ## 100 owner clicks through the real reaper-actions binary against moto: p50/p99 answer time against Slack's 3 s, AWS calls per click
+	cargo build --quiet --locked --workspace --bins
+	"$(CARGO_TARGET_DIR)/debug/actions-bench"
 
 smoke-arm64: ## run the Lambda e2e tests against the arm64 bootstrap in the zip, under qemu
 	scripts/smoke-arm64

@@ -3,6 +3,7 @@
 //!
 //! Every server listens on 127.0.0.1 only and is stopped (by PID, for child processes) on drop.
 
+pub mod actions;
 pub mod ec2;
 pub mod fake_ec2;
 pub mod fixtures;
