@@ -37,6 +37,8 @@ BASE = {
     "ArtifactKey": "reaper/v1/bootstrap.zip",
     "SlackWebhookSecretArn": WEBHOOK_SECRET,
     "SlackWebhookSecretKmsKeyArn": WEBHOOK_KEY,
+    "LinkKeyArn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:ec2-reaper/link-key-AbCdEf",
+    "ActionsUrl": "https://abcdefghij.lambda-url.us-east-1.on.aws/",
 }
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 DECISIONS = ("allowed", "denied")

@@ -148,7 +148,8 @@ def test_function_is_deployed_from_the_regional_bucket(deployed, moto, artifact,
         "GRACE_PERIOD": "30m", "WARN_WINDOW": "1d", "MAX_TERMINATIONS": "100", "MAX_STOPS": "50",
         "SKIP_MANAGED": "true", "OWNER_TAG": "owner", "REPORT_BUCKET": "", "MAX_LIFETIME": "unlimited",
         "ALLOW_INDEFINITE": "true", "ACTION_WINDOW": "", "NOTICE_FROM": "",
-        "ENROLMENT_NOTICE": "7d", "DIGEST_AT": "09"}
+        "ENROLMENT_NOTICE": "7d", "DIGEST_AT": "09",
+        "ACTIONS_URL": "", "LINK_KEY_ARN": ""}
     # moto ignores Architectures and LoggingConfig; the deployed template must declare them.
     tpl, params = stack_template(moto, REAPER_SS, region)
     props = tpl["Resources"]["Function"]["Properties"]

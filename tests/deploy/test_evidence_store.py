@@ -113,7 +113,7 @@ def test_only_the_orgs_reaper_roles_read_the_webhook_and_only_through_secrets_ma
     secret = statements("WebhookSecretPolicy")["OrgReapersReadTheWebhook"]
     assert secret["Action"] == "secretsmanager:GetSecretValue"
     assert set(secret["Condition"]["StringEquals"]) == {"aws:PrincipalOrgID", "aws:PrincipalTag/ec2-reaper:role"}
-    key = statements("WebhookKey")["OrgReapersDecryptTheWebhookThroughSecretsManager"]
+    key = statements("WebhookKey")["OrgReapersDecryptTheirSecretsThroughSecretsManager"]
     assert key["Action"] == "kms:Decrypt"
     cond = key["Condition"]["StringEquals"]
     assert set(cond) == {"aws:PrincipalOrgID", "aws:PrincipalTag/ec2-reaper:role", "kms:ViaService"}

@@ -24,6 +24,8 @@ pub struct Rig {
     pub function: Function,
     pub key: LinkKey,
     pub signing: SigningSecret,
+    /// The link key's secret (the reaper signs its buttons with the same one).
+    pub link_key_arn: String,
 }
 
 /// Starts moto, the proxy, the Runtime API and the function (its secrets created first).
@@ -74,6 +76,7 @@ pub async fn rig() -> Rig {
         proxy,
         runtime,
         function,
+        link_key_arn: arns[0].clone(),
         key: LinkKey::new(LINK_KEY.as_bytes()).unwrap(),
         signing: SigningSecret::new(SIGNING).unwrap(),
     }

@@ -6,8 +6,10 @@
 //! owner write nothing.
 
 use chrono::{TimeDelta, Utc};
-use reaper_e2e::actions::{date, rig, whole, OWNER};
+use reaper_e2e::actions::{date, rig, whole, OWNER, REGION};
+use reaper_e2e::{fixture, reaper_binary, Function, RuntimeApi, WebhookMode, WebhookSink};
 use serde_json::Value;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_owner_keeps_an_instance_once_and_everyone_else_changes_nothing() {
@@ -37,7 +39,10 @@ async fn the_owner_keeps_an_instance_once_and_everyone_else_changes_nothing() {
     // Signed 301 s ago: refused.
     let (status, text) = r.call(r.slack_event(body.as_bytes(), now - 301, None));
     assert_eq!(status, 401, "{text}");
-    assert!(text.contains("301 s from now"), "{text}");
+    assert!(
+        text.contains("s from now; at most 300 s is accepted"),
+        "{text}"
+    );
     assert_eq!(r.create_tags(), 0);
     assert_eq!(r.termination_date(&id).await, date(due));
 
@@ -109,4 +114,68 @@ async fn an_e_mail_link_asks_first_then_works_once() {
     assert_eq!(status, 400, "{page}");
     assert!(page.contains("cannot be used"), "{page}");
     assert_eq!(r.create_tags(), 1);
+}
+
+/// The whole loop: the reaper's live run announces a termination to a Slack owner with Keep
+/// buttons signed by the shared link key; the owner's click on one of them, sent to
+/// reaper-actions, keeps the instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_button_the_reaper_posted_keeps_the_instance_when_its_owner_clicks_it() {
+    let r = rig().await;
+    let owner = "U0TEAM1234";
+    let sink = WebhookSink::start(WebhookMode::Ok);
+    let soon = whole(Utc::now() + TimeDelta::hours(5));
+    let id = reaper_e2e::launch(
+        &r.moto.ec2(REGION),
+        1,
+        &[("termination_date", date(soon).as_str()), ("owner", owner)],
+    )
+    .await
+    .remove(0);
+    let runtime = RuntimeApi::start(REGION);
+    let mut env = r.moto.env(REGION);
+    env.extend(
+        [
+            ("LIVEMODE", "true"),
+            ("GRACE_PERIOD", "0m"),
+            ("SLACKWEBHOOK", sink.url().as_str()),
+            ("ACTIONS_URL", "https://actions.example/"),
+            ("LINK_KEY_ARN", r.link_key_arn.as_str()),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let reaper = Function::spawn(&reaper_binary(), &runtime, &env);
+    let report = reaper
+        .invoke(
+            &runtime,
+            fixture("schedule.json"),
+            Duration::from_secs(60),
+            Duration::from_secs(300),
+        )
+        .unwrap_response();
+    assert_eq!(report["delivery"]["slack"], "sent", "{report:#}");
+    let message = sink.requests().pop().expect("the run posted");
+    let buttons: Vec<Value> = message["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(buttons.len(), 3, "{message:#}");
+    let keep3 = buttons
+        .iter()
+        .find(|b| b["action_id"] == "keep-3")
+        .and_then(|b| b["value"].as_str())
+        .unwrap()
+        .to_string();
+
+    let body = r.slack_body(owner, &keep3);
+    let (status, text) = r.call(r.slack_event(body.as_bytes(), Utc::now().timestamp(), None));
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("Kept"), "{text}");
+    assert_eq!(
+        r.termination_date(&id).await,
+        date(soon + TimeDelta::days(3))
+    );
 }

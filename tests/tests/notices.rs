@@ -93,6 +93,7 @@ fn ctx() -> EmailContext {
         run_id: "e2e-notices".into(),
         now: at(7, 9),
         owner_tag: "owner".into(),
+        keeps: None,
     }
 }
 

@@ -54,6 +54,16 @@ pub struct Config {
     /// REAPER_STACK_ID: the stack that deployed this function; its creation time is when the
     /// reaper was enrolled here (unless ENROLLED_AT says otherwise).
     pub stack_id: Option<String>,
+    /// ACTIONS_URL and LINK_KEY_ARN (docs/ACTIONS.md): keep buttons and links in owner notices.
+    pub owner_actions: Option<OwnerActions>,
+}
+
+/// Where owners keep a machine (the reaper-actions Function URL) and the secret that signs the
+/// buttons and links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerActions {
+    pub url: String,
+    pub link_key_arn: String,
 }
 
 impl Default for Config {
@@ -71,6 +81,7 @@ impl Default for Config {
             warnings: Vec::new(),
             notices: Notices::default(),
             stack_id: None,
+            owner_actions: None,
         }
     }
 }
@@ -78,7 +89,7 @@ impl Default for Config {
 /// Every variable the reaper reads (SPEC §9), including those read by other parts of the code.
 /// A variable whose name is close to one of these is almost certainly meant as it, so it is
 /// reported rather than silently ignored.
-pub const KNOWN_VARS: [&str; 18] = [
+pub const KNOWN_VARS: [&str; 20] = [
     "LIVEMODE",
     "SLACKWEBHOOK",
     "SLACKWEBHOOK_SECRET_ARN",
@@ -97,6 +108,8 @@ pub const KNOWN_VARS: [&str; 18] = [
     "ENROLLED_AT",
     "DIGEST_AT",
     "REAPER_STACK_ID",
+    "ACTIONS_URL",
+    "LINK_KEY_ARN",
 ];
 
 /// Names the platform sets or reserves (Lambda's `AWS_*`, `LAMBDA_*`, `_HANDLER`, `_X_AMZN_*`):
@@ -277,6 +290,52 @@ impl Config {
         }
         if let Some(v) = lookup("MAX_LIFETIME") {
             cfg.rules.max_lifetime = max_lifetime(&v)?;
+        }
+        let actions_url = lookup("ACTIONS_URL").filter(|v| !v.is_empty());
+        let link_key = lookup("LINK_KEY_ARN").filter(|v| !v.is_empty());
+        match (actions_url, link_key) {
+            (None, None) => {}
+            (Some(url), Some(arn)) => {
+                let ok_url = url.starts_with("https://")
+                    && url.len() > "https://".len()
+                    && url.len() <= 2048
+                    && !url.contains('#')
+                    && !url.chars().any(char::is_whitespace);
+                if !ok_url {
+                    return Err(ConfigError {
+                        var: "ACTIONS_URL",
+                        value: url,
+                        accepted: "the owner-actions function's https:// URL (its Function URL), without spaces or #".into(),
+                    });
+                }
+                if !valid_secret_arn(&arn) {
+                    return Err(ConfigError {
+                        var: "LINK_KEY_ARN",
+                        value: arn,
+                        accepted: "a Secrets Manager secret ARN, arn:<partition>:secretsmanager:<region>:<account>:secret:<name>".into(),
+                    });
+                }
+                cfg.owner_actions = Some(OwnerActions {
+                    url,
+                    link_key_arn: arn,
+                });
+            }
+            (Some(url), None) => return Err(ConfigError {
+                var: "ACTIONS_URL",
+                value: url,
+                accepted:
+                    "a URL together with LINK_KEY_ARN (the key that signs its links), or neither"
+                        .into(),
+            }),
+            (None, Some(arn)) => {
+                return Err(ConfigError {
+                    var: "LINK_KEY_ARN",
+                    value: arn,
+                    accepted:
+                        "a secret ARN together with ACTIONS_URL (where the links point), or neither"
+                            .into(),
+                })
+            }
         }
         if let Some(v) = lookup("ALLOW_INDEFINITE") {
             cfg.rules.allow_indefinite = boolean("ALLOW_INDEFINITE", &v)?;
@@ -874,8 +933,24 @@ mod tests {
                 "REAPER_STACK_ID",
                 "arn:aws:cloudformation:eu-west-1:123456789012:stack/ec2-reaper/0a1b",
             ),
+            ("ACTIONS_URL", "https://abc.lambda-url.eu-west-1.on.aws/"),
+            (
+                "LINK_KEY_ARN",
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:link",
+            ),
         ];
         assert_eq!(good.len(), KNOWN_VARS.len());
+        // These two are set together or not at all.
+        let partner = |var: &str| match var {
+            "ACTIONS_URL" => Some(good[good.len() - 1]),
+            "LINK_KEY_ARN" => Some(good[good.len() - 2]),
+            _ => None,
+        };
+        let cfg = |vars: &[(&str, &str)]| {
+            let mut all = vars.to_vec();
+            all.extend(partner(vars[0].0));
+            cfg(&all)
+        };
         for (var, value) in good {
             assert!(cfg(&[(var, value)]).is_ok(), "{var}={value}");
             for padded in [
@@ -1343,5 +1418,21 @@ mod tests {
                 err.accepted
             );
         }
+    }
+
+    #[test]
+    fn owner_actions_need_their_url_and_key_together() {
+        let url = ("ACTIONS_URL", "https://abc.lambda-url.eu-west-1.on.aws/");
+        let key = (
+            "LINK_KEY_ARN",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:link",
+        );
+        let c = cfg(&[url, key]).unwrap();
+        assert_eq!(c.owner_actions.unwrap().url, url.1);
+        assert_eq!(cfg(&[url]).unwrap_err().var, "ACTIONS_URL");
+        assert_eq!(cfg(&[key]).unwrap_err().var, "LINK_KEY_ARN");
+        let plain = cfg(&[("ACTIONS_URL", "http://x.example/"), key]).unwrap_err();
+        assert!(plain.accepted.contains("https://"), "{plain}");
+        assert!(cfg(&[url, ("LINK_KEY_ARN", "link")]).is_err());
     }
 }

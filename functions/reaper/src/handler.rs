@@ -268,6 +268,7 @@ mod tests {
             region: "eu-west-1".into(),
             enrolment: crate::app::Enrolment::none(),
             prices: None,
+            keep_links: None,
         }
     }
 

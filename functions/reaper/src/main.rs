@@ -6,11 +6,13 @@ use lambda_runtime::tower::util::MapRequestLayer;
 use lambda_runtime::{
     layers::TracingLayer, service_fn, Error, LambdaEvent, LambdaInvocation, Runtime,
 };
+use reaper::adapters::member::secret_string;
 use reaper::adapters::{
     cloudformation::StackCreation, ec2::Ec2Fleet, load_sdk_config, pricing::PriceList,
     s3::S3Archive, ses::Mailer, slack::SlackWebhook,
 };
 use reaper::app::Enrolment;
+use reaper::click::token::{KeepSigner, LinkKey};
 use reaper::config::Config;
 use reaper::event::{EventPayload, RawEvent};
 use reaper::handler::{account_from_arn, handle, App, Invocation};
@@ -39,6 +41,28 @@ async fn main() -> Result<(), Error> {
     }
     let sdk = load_sdk_config(None, None).await;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    // Keep buttons and links (docs/ACTIONS.md): the key is read once; without it the function
+    // does not start, rather than mail owners notices without the buttons they were promised.
+    let keep_links = match &config.owner_actions {
+        Some(actions) => {
+            let start = Deadline::interactive(Duration::from_secs(10), Duration::from_secs(1));
+            let key = secret_string(&sdk, &actions.link_key_arn, start)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|s| LinkKey::new(s.as_bytes()));
+            match key {
+                Ok(key) => Some(KeepSigner {
+                    key,
+                    url: actions.url.clone(),
+                }),
+                Err(err) => {
+                    eprintln!("ec2-reaper: LINK_KEY_ARN {}: {err}", actions.link_key_arn);
+                    std::process::exit(2);
+                }
+            }
+        }
+        None => None,
+    };
     let fleet = Ec2Fleet::from_sdk(&sdk);
     let prices: Arc<dyn Prices> = Arc::new(PriceList::from_sdk(&sdk, &region));
     let app = App {
@@ -60,6 +84,7 @@ async fn main() -> Result<(), Error> {
         config,
         region,
         prices: Some(prices),
+        keep_links,
     };
     let app = &app;
     let handler = service_fn(move |event: LambdaEvent<RawEvent>| async move {

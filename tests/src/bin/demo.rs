@@ -156,6 +156,7 @@ fn show_owner_email(moto: &Moto, report: &RunReport, problems: &mut Vec<String>)
         run_id: report.run_id.clone(),
         now: report.evaluated_at,
         owner_tag: "owner".into(),
+        keeps: None,
     };
     let Some(notice) = reaper::render::notice::from_report(report)
         .into_iter()

@@ -3,11 +3,13 @@
 //! Generic over the ports, so the order of delivery and the failure of each sink are unit-tested
 //! with fakes (in `handler`'s tests, through the whole invocation).
 
+use crate::click::token::{Keep, KeepSigner, KEEP_DAYS};
 use crate::config::Config;
 use crate::policy::announce::{Announcement, Deed, ANNOUNCED_TAG};
 use crate::ports::{Archive, ArchiveError, Chat, Deadline, Fleet, IdOutcome, Mail, Mutation};
 use crate::render::notice::{
-    classify, from_report, render_email, EmailContext, OwnerAddress, OwnerNotice,
+    classify, from_report, render_email, EmailContext, Keeps, NoticeEvent, OwnerAddress,
+    OwnerNotice,
 };
 use crate::render::slack::render_for;
 use crate::report::{NoticeDelivery, NoticeKind, RunReport, SlackStatus};
@@ -30,6 +32,50 @@ pub struct App<F, A, C, M> {
     pub enrolment: super::Enrolment,
     /// The Price List, for the ledger of savings (one cache for the container's life).
     pub prices: Option<std::sync::Arc<dyn crate::ports::Prices>>,
+    /// Keep buttons and links in owner notices (LINK_KEY_ARN and ACTIONS_URL set).
+    pub keep_links: Option<KeepSigner>,
+}
+
+/// Signed keep tokens (docs/ACTIONS.md) for every instance a live run announces for termination
+/// (not a MAX_LIFETIME bound, which no tag moves), when owner actions are configured. Each token
+/// expires a day after the announced date.
+fn keeps<F, A, C, M>(
+    app: &App<F, A, C, M>,
+    report: &RunReport,
+    owners: &[OwnerNotice],
+) -> Option<Keeps> {
+    let signer = app.keep_links.as_ref()?;
+    if report.mode != Mode::Live {
+        return None;
+    }
+    let mut tokens = BTreeMap::new();
+    for item in owners.iter().flat_map(|o| &o.items) {
+        let NoticeEvent::WillTerminate { at, bound: false } = item.event else {
+            continue;
+        };
+        let signed = KEEP_DAYS
+            .iter()
+            .map(|days| {
+                let keep = Keep {
+                    account: report.account.clone(),
+                    region: item.region.clone(),
+                    instance: item.id.clone(),
+                    announced: at,
+                    days: *days,
+                    expires: at + chrono::TimeDelta::days(1),
+                };
+                (
+                    *days,
+                    signer.key.sign(&keep, uuid::Uuid::new_v4().as_u64_pair().0),
+                )
+            })
+            .collect();
+        tokens.insert(item.id.clone(), signed);
+    }
+    Some(Keeps {
+        url: signer.url.clone(),
+        tokens,
+    })
 }
 
 /// Owner notices (SPEC §8), after the channel's message: one e-mail per owner with an address
@@ -39,6 +85,7 @@ async fn notify_owners<F: Fleet, A, C, M: Mail>(
     app: &App<F, A, C, M>,
     report: &mut RunReport,
     owners: &[OwnerNotice],
+    keeps: Option<&Keeps>,
     deadline: Deadline,
 ) -> HashSet<String> {
     let slack_sent = report.delivery.slack == Some(SlackStatus::Sent);
@@ -47,6 +94,7 @@ async fn notify_owners<F: Fleet, A, C, M: Mail>(
         run_id: report.run_id.clone(),
         now: report.evaluated_at,
         owner_tag: app.config.owner_tag.clone(),
+        keeps: keeps.cloned(),
     };
     let mut emailed: HashSet<String> = HashSet::new();
     for notice in owners {
@@ -377,7 +425,9 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
         Vec::new()
     };
     // Rendered only for a chat that will post it (a tuple would render it for none).
-    let message = to_post.and_then(|chat| Some((chat, render_for(report, &owners)?)));
+    let keeps = keeps(app, report, &owners);
+    let message =
+        to_post.and_then(|chat| Some((chat, render_for(report, &owners, keeps.as_ref())?)));
     if let Some((chat, message)) = message {
         slack_named = message.named;
         report.delivery.slack = Some(match chat.post(&message.payload, deadline).await {
@@ -393,7 +443,7 @@ pub async fn deliver<F: Fleet, A: Archive, C: Chat, M: Mail>(
         });
     }
     if report.mode == Mode::Live {
-        let emailed = notify_owners(app, report, &owners, deadline).await;
+        let emailed = notify_owners(app, report, &owners, keeps.as_ref(), deadline).await;
         let posted: HashSet<String> = slack_named.into_iter().map(|n| n.id).collect();
         let reached = Reached {
             mail: app.mailer.is_some(),

@@ -133,6 +133,7 @@ fn rig(fleet: MemoryFleet, config: Config, mail: bool) -> (TestApp, Switches) {
         region: "eu-west-1".into(),
         enrolment: crate::app::Enrolment::none(),
         prices: None,
+        keep_links: None,
     };
     (app, sw)
 }

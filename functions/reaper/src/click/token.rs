@@ -51,6 +51,14 @@ pub enum TokenError {
     Expired(String),
 }
 
+/// What the reaper needs to offer keep buttons and links: the key that signs them and where the
+/// owner-actions function listens (ACTIONS_URL).
+#[derive(Debug, Clone)]
+pub struct KeepSigner {
+    pub key: LinkKey,
+    pub url: String,
+}
+
 /// The link key, checked once.
 #[derive(Clone)]
 pub struct LinkKey(Vec<u8>);

@@ -93,6 +93,23 @@ pub struct OwnerNotice {
     pub items: Vec<NoticeItem>,
 }
 
+/// Signed "keep" tokens for the instances a run announces (issue 23, docs/ACTIONS.md): per
+/// instance id, one token per offered number of days, and where the owner-actions function
+/// listens. The app layer signs them; renderers only place them (buttons, links).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Keeps {
+    pub url: String,
+    pub tokens: std::collections::BTreeMap<String, Vec<(u8, String)>>,
+}
+
+impl Keeps {
+    /// The link for one token: the function's URL with `?t=`.
+    pub(crate) fn link(&self, token: &str) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}t={token}", self.url)
+    }
+}
+
 /// The run an e-mail comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailContext {
@@ -102,6 +119,8 @@ pub struct EmailContext {
     pub now: DateTime<Utc>,
     /// The owner tag key (`OWNER_TAG`), to tell the reader why the message reached them.
     pub owner_tag: String,
+    /// Keep links for the instances announced, when owner actions are configured.
+    pub keeps: Option<Keeps>,
 }
 
 pub use crate::ports::Email;
@@ -244,6 +263,8 @@ struct Entry {
     /// The sentence before the commands, if any.
     how: Option<String>,
     commands: Vec<String>,
+    /// "Keep N days" links (label, URL), when owner actions are configured.
+    links: Vec<(String, String)>,
     after: Option<String>,
 }
 
@@ -276,6 +297,7 @@ fn entry(item: &NoticeItem, ctx: &EmailContext) -> Entry {
                     .to_string(),
             ),
             commands: Vec::new(),
+            links: Vec::new(),
             after: None,
         },
         NoticeEvent::WillTerminate { at, bound: false } => {
@@ -293,7 +315,22 @@ fn entry(item: &NoticeItem, ctx: &EmailContext) -> Entry {
                     ));
                 }
             }
+            let links: Vec<(String, String)> = ctx
+                .keeps
+                .as_ref()
+                .and_then(|k| Some((k, k.tokens.get(&item.id)?)))
+                .map(|(k, tokens)| {
+                    tokens
+                        .iter()
+                        .map(|(days, t)| {
+                            let s = if *days == 1 { "" } else { "s" };
+                            (format!("Keep {days} more day{s}"), k.link(t))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             Entry {
+                links,
                 title,
                 what: format!(
                     "Will be terminated at {} ({}).",
@@ -340,6 +377,7 @@ fn entry(item: &NoticeItem, ctx: &EmailContext) -> Entry {
                     )
                 }),
                 commands,
+                links: Vec::new(),
                 after: Some(
                     "Tag before starting: an instance running without a usable date is stopped \
                      again by the next sweep. A lifetime tag (e.g. lifetime=7d) counts from the first launch, so on \
@@ -360,6 +398,7 @@ fn entry(item: &NoticeItem, ctx: &EmailContext) -> Entry {
                     .to_string(),
             ),
             commands: Vec::new(),
+            links: Vec::new(),
             after: None,
         },
         NoticeEvent::Terminated { reason } => Entry {
@@ -367,6 +406,7 @@ fn entry(item: &NoticeItem, ctx: &EmailContext) -> Entry {
             what: format!("Terminated: {}.{}", sentence(reason), saves(item)),
             how: None,
             commands: Vec::new(),
+            links: Vec::new(),
             after: None,
         },
     }
@@ -536,6 +576,12 @@ pub fn render_email(notice: &OwnerNotice, ctx: &EmailContext) -> Rendered<Email>
             for c in &e.commands {
                 let _ = writeln!(text, "      {c}");
             }
+            if !e.links.is_empty() {
+                let _ = writeln!(text, "  Or from here (the page asks before it acts):");
+                for (label, url) in &e.links {
+                    let _ = writeln!(text, "      {label}: {url}");
+                }
+            }
             if let Some(after) = &e.after {
                 let _ = writeln!(text, "  {after}");
             }
@@ -576,6 +622,14 @@ pub fn render_email(notice: &OwnerNotice, ctx: &EmailContext) -> Rendered<Email>
                 let cmds: Vec<String> = e.commands.iter().map(|c| esc(c)).collect();
                 html.push_str(&cmds.join("\n"));
                 html.push_str("</pre>\n");
+            }
+            if !e.links.is_empty() {
+                let links: Vec<String> = e
+                    .links
+                    .iter()
+                    .map(|(label, url)| format!("<a href=\"{}\">{}</a>", esc(url), esc(label)))
+                    .collect();
+                let _ = writeln!(html, "<p>{}</p>", links.join(" &middot; "));
             }
             if let Some(after) = &e.after {
                 let _ = writeln!(html, "<p>{}</p>", esc(after));
@@ -775,6 +829,7 @@ mod tests {
             run_id: "0b6c3c1e-5f0e-4c2b-9a53-7f1d2a9e8c41".into(),
             now: at(2030, 3, 7, 9, 0),
             owner_tag: "owner".into(),
+            keeps: None,
         }
     }
 
@@ -1363,5 +1418,38 @@ mod tests {
                 proptest::prop_assert!(!rest.contains('<') && !rest.contains('>'), "{}", line);
             }
         }
+    }
+
+    #[test]
+    fn keep_links_follow_an_announced_termination_and_only_that() {
+        let mut c = ctx();
+        let mut tokens = BTreeMap::new();
+        tokens.insert(
+            "i-0a1b2c3d4e5f60718".to_string(),
+            vec![(1, "v1.one.x".to_string()), (3, "v1.three.y".to_string())],
+        );
+        // A stopped instance has nothing to keep, even with a token.
+        tokens.insert(
+            "i-0b0b0b0b0b0b0b0b0".to_string(),
+            vec![(1, "v1.stop.z".to_string())],
+        );
+        c.keeps = Some(Keeps {
+            url: "https://abc.lambda-url.eu-west-1.on.aws/".into(),
+            tokens,
+        });
+        let e = render_email(&alice(), &c).payload;
+        assert!(
+            e.text
+                .contains("Keep 1 more day: https://abc.lambda-url.eu-west-1.on.aws/?t=v1.one.x"),
+            "{}",
+            e.text
+        );
+        assert!(e
+            .text
+            .contains("Keep 3 more days: https://abc.lambda-url.eu-west-1.on.aws/?t=v1.three.y"));
+        assert!(!e.text.contains("v1.stop.z"));
+        assert!(e.html.contains("<a href=\"https://abc.lambda-url.eu-west-1.on.aws/?t=v1.one.x\">Keep 1 more day</a>"), "{}", e.html);
+        // Without owner actions the e-mail is the golden one.
+        assert!(!render_email(&alice(), &ctx()).payload.text.contains("?t="));
     }
 }

@@ -141,15 +141,68 @@ impl Group {
 /// calls `render_for`; this is the same for a report alone.
 #[cfg(test)]
 fn render(report: &RunReport) -> Option<Rendered<Value>> {
-    render_for(report, &super::notice::from_report(report))
+    render_for(report, &super::notice::from_report(report), None)
 }
 
 /// `render`, with the run's owner notices grouped once by the caller: delivery mails the same
 /// groups the message names, so the grouping is built once per run, not once per view.
-pub(crate) fn render_for(report: &RunReport, owners: &[OwnerNotice]) -> Option<Rendered<Value>> {
-    let payload = message_for(report, owners)?;
+/// With `keeps`, each announced instance of an owner with a Slack id (at most
+/// `MAX_KEEP_BUTTONS`, within Block Kit's 50 blocks) gets "Keep 1 day / 3 days / 7 days" buttons
+/// whose values are signed tokens; only that owner (or an admin) can use them (docs/ACTIONS.md).
+pub(crate) fn render_for(
+    report: &RunReport,
+    owners: &[OwnerNotice],
+    keeps: Option<&super::notice::Keeps>,
+) -> Option<Rendered<Value>> {
+    let mut payload = message_for(report, owners)?;
+    if let Some(keeps) = keeps {
+        add_keep_buttons(&mut payload, owners, keeps);
+    }
     let named = named(&payload, report);
     Some(Rendered { payload, named })
+}
+
+/// At most this many instances get keep buttons in one message (two blocks each).
+pub(crate) const MAX_KEEP_BUTTONS: usize = 10;
+
+fn add_keep_buttons(payload: &mut Value, owners: &[OwnerNotice], keeps: &super::notice::Keeps) {
+    let Some(blocks) = payload["blocks"].as_array_mut() else {
+        return;
+    };
+    let mut added = 0;
+    for notice in owners {
+        if !matches!(notice.address, super::notice::OwnerAddress::SlackMember(_)) {
+            continue;
+        }
+        for item in &notice.items {
+            let Some(tokens) = keeps.tokens.get(&item.id) else {
+                continue;
+            };
+            if added == MAX_KEEP_BUTTONS || blocks.len() + 2 > MAX_BLOCKS {
+                return;
+            }
+            let name = item
+                .name
+                .as_deref()
+                .map(|n| format!(" ({})", clean(n, 60)))
+                .unwrap_or_default();
+            blocks.push(section(format!(
+                "Keep `{}`{name} longer? Only its owner can.",
+                clean(&item.id, 64)
+            )));
+            let buttons: Vec<Value> = tokens
+                .iter()
+                .map(|(days, token)| {
+                    let s = if *days == 1 { "" } else { "s" };
+                    json!({"type": "button", "action_id": format!("keep-{days}"),
+                           "text": {"type": "plain_text", "text": format!("Keep {days} day{s}")},
+                           "value": token})
+                })
+                .collect();
+            blocks.push(json!({"type": "actions", "elements": buttons}));
+            added += 1;
+        }
+    }
 }
 
 /// The report's instances the message shows by id: an id stands in a code span (`` `i-…` ``) at
@@ -1282,5 +1335,56 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn keep_buttons_go_to_slack_owners_announced_instances() {
+        use super::super::notice::{Keeps, NoticeEvent, NoticeItem, OwnerAddress, OwnerNotice};
+        let report = fleet_report(Mode::Live);
+        let owners = vec![OwnerNotice {
+            owner: "U0OWNER1".into(),
+            address: OwnerAddress::SlackMember("U0OWNER1".into()),
+            items: vec![NoticeItem {
+                id: "i-0a1b2c3d4e5f60718".into(),
+                name: Some("web *bold*".into()),
+                region: "eu-west-1".into(),
+                event: NoticeEvent::WillTerminate {
+                    at: report.evaluated_at,
+                    bound: false,
+                },
+                saves: None,
+            }],
+        }];
+        let mut keeps = Keeps {
+            url: "https://x.example/".into(),
+            ..Keeps::default()
+        };
+        keeps.tokens.insert(
+            "i-0a1b2c3d4e5f60718".into(),
+            vec![
+                (1, "v1.a.b".into()),
+                (3, "v1.c.d".into()),
+                (7, "v1.e.f".into()),
+            ],
+        );
+        let with = render_for(&report, &owners, Some(&keeps)).unwrap().payload;
+        let blocks = with["blocks"].as_array().unwrap();
+        let actions: Vec<&Value> = blocks.iter().filter(|b| b["type"] == "actions").collect();
+        assert_eq!(actions.len(), 1, "{with:#}");
+        let values: Vec<&str> = actions[0]["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(values, ["v1.a.b", "v1.c.d", "v1.e.f"]);
+        assert!(blocks.len() <= MAX_BLOCKS);
+        // Without keeps, no buttons.
+        let without = render_for(&report, &owners, None).unwrap().payload;
+        assert!(!without["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["type"] == "actions"));
     }
 }

@@ -30,6 +30,10 @@ fn describe(var: &str) -> Option<&'static str> {
         "ENROLLED_AT" => "when the reaper was enrolled here, RFC 3339 (the stack's creation)",
         "DIGEST_AT" => "hour of the daily channel digest, 00-23, window's zone or UTC (09)",
         "REAPER_STACK_ID" => "the deploying stack; its creation time is the enrolment (template)",
+        "ACTIONS_URL" => {
+            "owner-actions URL: Keep buttons and links in notices; with LINK_KEY_ARN (none)"
+        }
+        "LINK_KEY_ARN" => "secret that signs the Keep buttons and links; with ACTIONS_URL (none)",
         _ => return None,
     })
 }

@@ -202,6 +202,7 @@ async fn sweep_regions(
                     region: report.region.clone(),
                     enrolment: Enrolment::none(),
                     prices: None,
+                    keep_links: None,
                     fleet,
                 };
                 app::deliver(&app, &mut report, Deadline::NONE, &mut std::io::sink()).await;
