@@ -127,11 +127,7 @@ pub async fn secret_string(
     arn: &str,
     deadline: Deadline,
 ) -> Result<String, ApiError> {
-    let mut conf = aws_sdk_secretsmanager::config::Builder::from(sdk);
-    if let Some(region) = arn.split(':').nth(3).filter(|r| !r.is_empty()) {
-        conf = conf.region(aws_types::region::Region::new(region.to_string()));
-    }
-    let client = aws_sdk_secretsmanager::Client::from_conf(conf.build());
+    let client = super::secrets_client_for(sdk, &CallCounter::default(), arn);
     let out = within("GetSecretValue", deadline.for_work(), async {
         client
             .get_secret_value()

@@ -102,6 +102,22 @@ pub(crate) fn s3_client(sdk: &aws_config::SdkConfig, calls: &CallCounter) -> aws
     aws_sdk_s3::Client::from_conf(conf.build())
 }
 
+/// A Secrets Manager client for the secret `arn`, in the secret's own region (an Organization
+/// shares one secret with functions in every region; Secrets Manager answers only where it lives),
+/// every call counted by `calls`.
+pub(crate) fn secrets_client_for(
+    sdk: &aws_config::SdkConfig,
+    calls: &CallCounter,
+    arn: &str,
+) -> aws_sdk_secretsmanager::Client {
+    let mut conf = aws_sdk_secretsmanager::config::Builder::from(sdk).interceptor(calls.clone());
+    // `arn:<partition>:secretsmanager:<region>:…`; the configuration has checked the form.
+    if let Some(region) = arn.split(':').nth(3).filter(|r| !r.is_empty()) {
+        conf = conf.region(aws_types::region::Region::new(region.to_string()));
+    }
+    aws_sdk_secretsmanager::Client::from_conf(conf.build())
+}
+
 /// Loads the SDK configuration from the default chain with the reaper's retry policy.
 pub async fn load_sdk_config(
     region: Option<String>,

@@ -69,14 +69,8 @@ impl SlackWebhook {
     /// secret's own region: an Organization shares one secret (cloudformation/deploy_evidence.yaml)
     /// with reapers in every region, and Secrets Manager answers only where the secret lives.
     pub fn from_secret(sdk: &aws_config::SdkConfig, calls: &CallCounter, arn: String) -> Self {
-        let mut conf =
-            aws_sdk_secretsmanager::config::Builder::from(sdk).interceptor(calls.clone());
-        if let Some(region) = secret_region(&arn) {
-            conf = conf.region(aws_types::region::Region::new(region.to_string()));
-        }
-        let conf = conf.build();
         Self::with_source(Source::Secret {
-            client: aws_sdk_secretsmanager::Client::from_conf(conf),
+            client: crate::adapters::secrets_client_for(sdk, calls, &arn),
             arn,
             cached: tokio::sync::OnceCell::new(),
         })
@@ -243,12 +237,6 @@ fn redact(text: &str, webhook: &Webhook) -> String {
         }
     }
     out
-}
-
-/// The region of a Secrets Manager ARN (`arn:aws:secretsmanager:<region>:...`; the configuration
-/// has checked the form).
-fn secret_region(arn: &str) -> Option<&str> {
-    arn.split(':').nth(3).filter(|r| !r.is_empty())
 }
 
 #[cfg(test)]
