@@ -14,7 +14,7 @@ use std::time::Duration;
 pub const REGION: &str = "eu-west-1";
 const LINK_KEY: &str = "an-example-link-key-of-at-least-32-bytes-0123456789";
 const SIGNING: &str = "8f742231b10e8888abcd99yyyzzz85a5";
-pub const OWNER: &str = "U0OWNER";
+pub const OWNER: &str = "U0OWNER12";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Rig {
@@ -65,7 +65,7 @@ pub async fn rig() -> Rig {
             ("LINK_KEY_ARN", arns[0].as_str()),
             ("SLACK_SIGNING_SECRET_ARN", arns[1].as_str()),
             ("ACTIONS_ROLE_NAME", "ec2-reaper-actions"),
-            ("ADMIN_SLACK_IDS", "WADMIN"),
+            ("ADMIN_SLACK_IDS", "W0ADMIN12"),
             ("MAX_LIFETIME", "30d"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),

@@ -738,7 +738,7 @@ impl ActionsConfig {
                         var: "ADMIN_SLACK_IDS",
                         value: v.clone(),
                         accepted: format!(
-                            "comma-separated Slack user ids (U… or W…, upper-case letters and digits); {id:?} is not one"
+                            "comma-separated Slack member ids (U or W, then 8 or more upper-case letters and digits, one a digit); {id:?} is not one"
                         ),
                     });
                 }
@@ -1377,12 +1377,12 @@ mod tests {
         let good = |k: &str| match k {
             "LINK_KEY_ARN" => Some(arn.to_string()),
             "ACTIONS_ROLE_NAME" => Some("ec2-reaper-actions".to_string()),
-            "ADMIN_SLACK_IDS" => Some("U123,W456".to_string()),
+            "ADMIN_SLACK_IDS" => Some("U0ADMIN12,W0ADMIN34".to_string()),
             "MAX_LIFETIME" => Some("30d".to_string()),
             _ => None,
         };
         let c = ActionsConfig::from_lookup(good).unwrap();
-        assert_eq!(c.admin_slack_ids, ["U123", "W456"]);
+        assert_eq!(c.admin_slack_ids, ["U0ADMIN12", "W0ADMIN34"]);
         assert_eq!(c.rules.max_lifetime, Some(chrono::TimeDelta::days(30)));
         assert_eq!(c.owner_tag, "owner");
         assert_eq!(c.slack_signing_secret_arn, None);
@@ -1395,7 +1395,7 @@ mod tests {
             ),
             ("ACTIONS_ROLE_NAME", "", "IAM role name"),
             ("ACTIONS_ROLE_NAME", "a role", "IAM role name"),
-            ("ADMIN_SLACK_IDS", "U1,alice", "\"alice\" is not one"),
+            ("ADMIN_SLACK_IDS", "U0ADMIN12,alice", "\"alice\" is not one"),
             ("MAX_LIFETIME", "0m", "zero"),
             (
                 "SLACK_SIGNING_SECRET_ARN",

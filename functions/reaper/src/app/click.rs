@@ -13,6 +13,7 @@ use crate::policy::extend::Extension;
 use crate::policy::tags::{parse_termination_date, TerminationDate, TERMINATION_DATE};
 use crate::policy::{format_date, Rules};
 use crate::ports::{Deadline, Fleet};
+use crate::render::notice::{classify, OwnerAddress};
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// Who clicked.
@@ -149,7 +150,11 @@ async fn decide<F: Fleet>(
     };
     let owner = instance.tag(owner_tag);
     if let Clicker::Slack(user) = who {
-        if owner != Some(user.as_str()) && !admins.contains(user) {
+        // The owner as the notices read the tag (`classify`): `<@U…>`, `@U…` and `U…` are one
+        // member, the one whose notice carried the button.
+        let owns =
+            matches!(owner.map(classify), Some(OwnerAddress::SlackMember(id)) if &id == user);
+        if !owns && !admins.contains(user) {
             return refuse(Refusal::NotOwner {
                 owner: owner.map(str::to_string),
             });
@@ -244,7 +249,7 @@ mod tests {
             fleet,
             &keep3(),
             &who,
-            &["WADMIN".to_string()],
+            &["W0ADMIN12".to_string()],
             "owner",
             &Rules::default(),
             now(),
@@ -255,8 +260,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_owner_keeps_it_with_one_write() {
-        let fleet = MemoryFleet::new([instance("2030-01-02T12:00:00Z", "U1", true)]);
-        let a = click(&fleet, Clicker::Slack("U1".into())).await;
+        let fleet = MemoryFleet::new([instance("2030-01-02T12:00:00Z", "U0OWNER12", true)]);
+        let a = click(&fleet, Clicker::Slack("U0OWNER12".into())).await;
         assert_eq!(
             a,
             Answer::Kept {
@@ -267,7 +272,7 @@ mod tests {
         );
         assert_eq!(fleet.calls("CreateTags"), 1);
         // The same button again: the date has moved, nothing more is written.
-        let again = click(&fleet, Clicker::Slack("U1".into())).await;
+        let again = click(&fleet, Clicker::Slack("U0OWNER12".into())).await;
         assert!(
             matches!(again, Answer::Refused(Refusal::DateChanged { .. })),
             "{again:?}"
@@ -279,27 +284,27 @@ mod tests {
     async fn refusals_write_nothing() {
         for (inst, who, want) in [
             (
-                instance("2030-01-02T12:00:00Z", "U1", true),
-                Clicker::Slack("U2".into()),
+                instance("2030-01-02T12:00:00Z", "U0OWNER12", true),
+                Clicker::Slack("U0OTHER34".into()),
                 "refused-not-owner",
             ),
             (
                 instance("2030-01-02T12:00:00Z", "alice@example.com", true),
-                Clicker::Slack("U2".into()),
+                Clicker::Slack("U0OTHER34".into()),
                 "refused-not-owner",
             ),
             (
-                instance("2030-01-03T12:00:00Z", "U1", true),
-                Clicker::Slack("U1".into()),
+                instance("2030-01-03T12:00:00Z", "U0OWNER12", true),
+                Clicker::Slack("U0OWNER12".into()),
                 "refused-date-changed",
             ),
             (
-                instance("2030-01-02T12:00:00Z", "U1", false),
-                Clicker::Slack("U1".into()),
+                instance("2030-01-02T12:00:00Z", "U0OWNER12", false),
+                Clicker::Slack("U0OWNER12".into()),
                 "refused-not-announced",
             ),
             (
-                instance("indefinite", "U1", true),
+                instance("indefinite", "U0OWNER12", true),
                 Clicker::Link,
                 "refused-date-changed",
             ),
@@ -322,9 +327,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_owner_keeps_it_however_the_tag_spells_the_member() {
+        for tag in ["<@U0OWNER12>", "@U0OWNER12", " U0OWNER12 "] {
+            let fleet = MemoryFleet::new([instance("2030-01-02T12:00:00Z", tag, true)]);
+            let a = click(&fleet, Clicker::Slack("U0OWNER12".into())).await;
+            assert_eq!(a.outcome(), "kept", "{tag:?}: {a:?}");
+            assert_eq!(fleet.calls("CreateTags"), 1);
+        }
+    }
+
+    #[tokio::test]
     async fn an_admin_and_a_link_may_keep_it() {
-        for who in [Clicker::Slack("WADMIN".into()), Clicker::Link] {
-            let fleet = MemoryFleet::new([instance("2030-01-02T12:00:00Z", "U1", true)]);
+        for who in [Clicker::Slack("W0ADMIN12".into()), Clicker::Link] {
+            let fleet = MemoryFleet::new([instance("2030-01-02T12:00:00Z", "U0OWNER12", true)]);
             assert_eq!(click(&fleet, who).await.outcome(), "kept");
             assert_eq!(fleet.calls("CreateTags"), 1);
         }

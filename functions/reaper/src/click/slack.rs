@@ -152,10 +152,7 @@ pub fn button_click(body: &[u8]) -> Result<ButtonClick, SlackError> {
             field: "actions[0].value",
             accepted: "a button's value",
         })?;
-    let valid_user = p.user.id.len() >= 2
-        && (p.user.id.starts_with('U') || p.user.id.starts_with('W'))
-        && p.user.id.bytes().all(|b| b.is_ascii_alphanumeric());
-    if !valid_user {
+    if !crate::policy::address::is_slack_member_id(&p.user.id) {
         return Err(SlackError::Body {
             field: "user.id",
             accepted: "a Slack user id (U… or W…)",
@@ -228,14 +225,14 @@ mod tests {
 
     #[test]
     fn a_button_click_is_read_from_the_form_body() {
-        let json = r#"{"type":"block_actions","user":{"id":"U123ABC"},"actions":[{"action_id":"keep-3","value":"v1.x.y"}],"response_url":"https://hooks.slack.com/actions/T1/2/abc"}"#;
+        let json = r#"{"type":"block_actions","user":{"id":"U0123ABCD"},"actions":[{"action_id":"keep-3","value":"v1.x.y"}],"response_url":"https://hooks.slack.com/actions/T1/2/abc"}"#;
         let body: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("payload", json)
             .finish();
         assert_eq!(
             button_click(body.as_bytes()),
             Ok(ButtonClick {
-                user: "U123ABC".into(),
+                user: "U0123ABCD".into(),
                 value: "v1.x.y".into(),
                 response_url: Some("https://hooks.slack.com/actions/T1/2/abc".into()),
             })

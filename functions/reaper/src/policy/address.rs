@@ -1,4 +1,4 @@
-//! What counts as an e-mail address, in one place: the owner tag (render/notice.rs, which mails
+//! What counts as an e-mail address (and a Slack member id), in one place: the owner tag (render/notice.rs, which mails
 //! only such owners) and `NOTICE_FROM` (config.rs, refused at start-up otherwise) use this rule.
 //!
 //! An address `local@domain.tld`: ASCII (SES v2 takes internationalised domains only as
@@ -37,6 +37,22 @@ pub(crate) fn is_email(s: &str) -> bool {
             .last()
             .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
     local_ok && domain_ok
+}
+
+/// A bare Slack member id (`U`/`W`, then 8 or more upper-case letters and digits, one a digit):
+/// the one rule for owner tags, admin lists and the user a Slack click names.
+pub(crate) fn is_slack_member_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    let rest = chars.as_str();
+    matches!(first, 'U' | 'W')
+        && rest.len() >= 8
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && rest.chars().any(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]

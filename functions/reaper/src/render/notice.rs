@@ -145,27 +145,13 @@ pub(crate) fn classify(owner_tag_value: &str) -> OwnerAddress {
         .and_then(|s| s.strip_suffix('>'))
         .or_else(|| v.strip_prefix('@'))
         .unwrap_or(v);
-    if is_slack_member_id(bare) {
+    if crate::policy::address::is_slack_member_id(bare) {
         return OwnerAddress::SlackMember(bare.to_string());
     }
     if crate::policy::address::is_email(v) {
         return OwnerAddress::Email(v.to_string());
     }
     OwnerAddress::Name(v.to_string())
-}
-
-fn is_slack_member_id(s: &str) -> bool {
-    let mut chars = s.chars();
-    let Some(first) = chars.next() else {
-        return false;
-    };
-    let rest = chars.as_str();
-    matches!(first, 'U' | 'W')
-        && rest.len() >= 8
-        && rest
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        && rest.chars().any(|c| c.is_ascii_digit())
 }
 
 /// The key owners are grouped by: one member id however it was written, one mailbox whatever
@@ -1367,7 +1353,7 @@ mod tests {
         fn classify_is_total_and_strict(value in ".{0,80}|[UW@<][A-Z0-9>]{0,14}|[a-z.+]{1,10}@[a-z.-]{1,12}") {
             match classify(&value) {
                 OwnerAddress::SlackMember(id) => {
-                    proptest::prop_assert!(is_slack_member_id(&id));
+                    proptest::prop_assert!(crate::policy::address::is_slack_member_id(&id));
                     proptest::prop_assert!(id.len() >= 9);
                 }
                 OwnerAddress::Email(e) => {
