@@ -15,6 +15,8 @@ pub const REGION: &str = "eu-west-1";
 const LINK_KEY: &str = "an-example-link-key-of-at-least-32-bytes-0123456789";
 const SIGNING: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 pub const OWNER: &str = "U0OWNER12";
+/// The evidence bucket (REPORT_BUCKET): each verified click's record goes under `clicks/`.
+pub const BUCKET: &str = "ec2-reaper-evidence";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Rig {
@@ -30,23 +32,30 @@ pub struct Rig {
 
 /// Starts moto, the proxy, the Runtime API and the function (its secrets created first).
 pub async fn rig() -> Rig {
+    rig_with(true).await
+}
+
+/// As `rig`, with the Slack signing secret created empty when `signing_set` is false (as
+/// deploy_actions.yaml creates it); `set_signing_secret` gives it its value.
+pub async fn rig_with(signing_set: bool) -> Rig {
     let moto = Moto::start();
     let proxy = Proxy::start(&moto.endpoint());
     let sm = aws_sdk_secretsmanager::Client::new(&moto.sdk_config(REGION));
     let mut arns = Vec::new();
     for (name, value) in [
-        ("reaper-link-key", LINK_KEY),
-        ("reaper-slack-signing", SIGNING),
+        ("reaper-link-key", Some(LINK_KEY)),
+        ("reaper-slack-signing", signing_set.then_some(SIGNING)),
     ] {
         let out = sm
             .create_secret()
             .name(name)
-            .secret_string(value)
+            .set_secret_string(value.map(str::to_string))
             .send()
             .await
             .unwrap();
         arns.push(out.arn().unwrap().to_string());
     }
+    moto.create_bucket(REGION, BUCKET).await;
     let runtime = RuntimeApi::start(REGION);
     let mut env: Vec<(String, String)> = moto
         .env(REGION)
@@ -67,6 +76,7 @@ pub async fn rig() -> Rig {
             ("ACTIONS_ROLE_NAME", "ec2-reaper-actions"),
             ("ADMIN_SLACK_IDS", "W0ADMIN12"),
             ("MAX_LIFETIME", "30d"),
+            ("REPORT_BUCKET", BUCKET),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
@@ -172,6 +182,48 @@ impl Rig {
         let v = inv.unwrap_response();
         let status = v["statusCode"].as_u64().unwrap_or(0) as u16;
         (status, v["body"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Puts the Slack signing secret's value (what the operator does once the Slack app exists).
+    pub async fn set_signing_secret(&self) {
+        let sm = aws_sdk_secretsmanager::Client::new(&self.moto.sdk_config(REGION));
+        sm.put_secret_value()
+            .secret_id("reaper-slack-signing")
+            .secret_string(SIGNING)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The click records in the evidence bucket, oldest first (keys sort by time).
+    pub async fn clicks(&self) -> Vec<Value> {
+        let s3 = self.moto.s3(REGION);
+        let list = s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix("clicks/")
+            .send()
+            .await
+            .unwrap();
+        let mut records = Vec::new();
+        for o in list.contents() {
+            let key = o.key().unwrap();
+            let body = s3
+                .get_object()
+                .bucket(BUCKET)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            let bytes = body.body.collect().await.unwrap().into_bytes();
+            let record: Value = serde_json::from_slice(&bytes).unwrap();
+            assert!(
+                key.starts_with(&format!("clicks/dt={}/", record["dt"].as_str().unwrap())),
+                "{key}: {record}"
+            );
+            records.push(record);
+        }
+        records
     }
 
     pub fn create_tags(&self) -> u64 {

@@ -6,7 +6,7 @@
 //! owner write nothing.
 
 use chrono::{TimeDelta, Utc};
-use reaper_e2e::actions::{date, rig, whole, OWNER, REGION};
+use reaper_e2e::actions::{date, rig, rig_with, whole, OWNER, REGION};
 use reaper_e2e::{fixture, reaper_binary, Function, RuntimeApi, WebhookMode, WebhookSink};
 use serde_json::Value;
 use std::time::Duration;
@@ -73,6 +73,38 @@ async fn the_owner_keeps_an_instance_once_and_everyone_else_changes_nothing() {
         .filter(|l| l["fields"]["message"] == "owner action" || l["message"] == "owner action")
         .collect();
     assert!(lines.len() >= 6, "{lines:#?}");
+
+    // And each verified click, accepted or refused, one record in the evidence bucket; the
+    // changed byte and the stale timestamp (nobody can be named for them) only the log line.
+    let records = r.clicks().await;
+    let outcomes: Vec<&str> = records
+        .iter()
+        .map(|c| c["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "refused-not-owner",
+            "kept",
+            "refused-date-changed",
+            "refused-date-changed"
+        ],
+        "{records:#?}"
+    );
+    let kept = &records[1];
+    assert_eq!(kept["clicker"], format!("slack:{OWNER}"));
+    assert_eq!(
+        (&kept["instance_id"], &kept["account"], &kept["region"]),
+        (
+            &Value::from(id.as_str()),
+            &Value::from("123456789012"),
+            &Value::from(REGION)
+        )
+    );
+    assert_eq!(kept["new_date"], new.as_str());
+    assert_eq!(kept["announced"], date(due).as_str());
+    assert_eq!(records[0]["clicker"], "slack:U0SOMEONE");
+    assert_eq!(records[3]["via"], "link");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -114,6 +146,54 @@ async fn an_e_mail_link_asks_first_then_works_once() {
     assert_eq!(status, 400, "{page}");
     assert!(page.contains("cannot be used"), "{page}");
     assert_eq!(r.create_tags(), 1);
+
+    // Records: the keep and the refused second use; the GET (a page, no click) and the forged
+    // token (nobody to name) none.
+    let records = r.clicks().await;
+    let got: Vec<(&str, &str)> = records
+        .iter()
+        .map(|c| (c["via"].as_str().unwrap(), c["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [("link", "kept"), ("link", "refused-date-changed")],
+        "{records:#?}"
+    );
+}
+
+/// deploy_actions.yaml creates the signing secret empty: until it has a value, e-mail links
+/// work and Slack clicks are refused with 503 (nothing written, no secret named); once the
+/// operator puts the value, the next click works without a redeploy or a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn slack_waits_for_its_signing_secret_and_links_work_meanwhile() {
+    let r = rig_with(false).await;
+    let due = whole(Utc::now() + TimeDelta::hours(12));
+    let id = r.announced(due, OWNER).await;
+    let token = r.token(&id, due, 3);
+    let body = r.slack_body(OWNER, &token);
+    let (status, text) = r.call(r.slack_event(body.as_bytes(), Utc::now().timestamp(), None));
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.contains("signing secret is not readable") && !text.contains("arn:"),
+        "{text}"
+    );
+    assert_eq!(r.create_tags(), 0);
+    assert!(r.clicks().await.is_empty());
+
+    let other = r.announced(due, "alice@example.com").await;
+    let (status, page) = r.call(r.link_event("POST", &r.token(&other, due, 1)));
+    assert_eq!((status, page.contains("Kept")), (200, true), "{page}");
+    assert_eq!(r.create_tags(), 1);
+
+    r.set_signing_secret().await;
+    let (status, text) = r.call(r.slack_event(body.as_bytes(), Utc::now().timestamp(), None));
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("Kept"), "{text}");
+    assert_eq!(r.create_tags(), 2);
+    assert_eq!(
+        r.termination_date(&id).await,
+        date(due + TimeDelta::days(3))
+    );
 }
 
 /// The whole loop: the reaper's live run announces a termination to a Slack owner with Keep

@@ -697,6 +697,9 @@ pub struct ActionsConfig {
     /// MAX_LIFETIME, ALLOW_INDEFINITE: the rules an extension keeps to (as the reaper's).
     pub rules: Rules,
     pub owner_tag: String,
+    /// REPORT_BUCKET: the evidence bucket; each click becomes a record under `clicks/`
+    /// (docs/EVIDENCE.md). Empty = the log line only.
+    pub report_bucket: Option<String>,
 }
 
 impl ActionsConfig {
@@ -728,12 +731,7 @@ impl ActionsConfig {
         let mut admin_slack_ids = Vec::new();
         if let Some(v) = lookup("ADMIN_SLACK_IDS").filter(|v| !v.is_empty()) {
             for id in v.split(',') {
-                let ok = id.len() >= 2
-                    && (id.starts_with('U') || id.starts_with('W'))
-                    && id
-                        .bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-                if !ok {
+                if !crate::policy::address::is_slack_member_id(id) {
                     return Err(ConfigError {
                         var: "ADMIN_SLACK_IDS",
                         value: v.clone(),
@@ -765,9 +763,12 @@ impl ActionsConfig {
         };
         // The extension rules and the owner tag, read exactly as the reaper reads them.
         let base = Config::from_lookup(|k| {
-            matches!(k, "MAX_LIFETIME" | "ALLOW_INDEFINITE" | "OWNER_TAG")
-                .then(|| lookup(k))
-                .flatten()
+            matches!(
+                k,
+                "MAX_LIFETIME" | "ALLOW_INDEFINITE" | "OWNER_TAG" | "REPORT_BUCKET"
+            )
+            .then(|| lookup(k))
+            .flatten()
         })?;
         Ok(Self {
             slack_signing_secret_arn,
@@ -776,6 +777,7 @@ impl ActionsConfig {
             actions_role_name,
             rules: base.rules,
             owner_tag: base.owner_tag,
+            report_bucket: base.report_bucket,
         })
     }
 }
@@ -1386,6 +1388,7 @@ mod tests {
         assert_eq!(c.rules.max_lifetime, Some(chrono::TimeDelta::days(30)));
         assert_eq!(c.owner_tag, "owner");
         assert_eq!(c.slack_signing_secret_arn, None);
+        assert_eq!(c.report_bucket, None);
         for (var, value, says) in [
             ("LINK_KEY_ARN", "", "required"),
             (
@@ -1396,6 +1399,11 @@ mod tests {
             ("ACTIONS_ROLE_NAME", "", "IAM role name"),
             ("ACTIONS_ROLE_NAME", "a role", "IAM role name"),
             ("ADMIN_SLACK_IDS", "U0ADMIN12,alice", "\"alice\" is not one"),
+            // Shorter than any member id: a click by "U1" is refused anyway, so the list would
+            // hold an admin who can never act. Refused at start, as the message says.
+            ("ADMIN_SLACK_IDS", "U0ADMIN12,U1", "\"U1\" is not one"),
+            ("ADMIN_SLACK_IDS", "UADMINABC", "\"UADMINABC\" is not one"),
+            ("REPORT_BUCKET", "My_Bucket", "an S3 bucket name"),
             ("MAX_LIFETIME", "0m", "zero"),
             (
                 "SLACK_SIGNING_SECRET_ARN",

@@ -129,6 +129,103 @@ pub async fn keep<F: Fleet>(
     answer
 }
 
+/// One owner action in the evidence store (docs/EVIDENCE.md, "Owner actions"): written under
+/// `clicks/dt=<day>/` for every click whose sender was verified (a Slack signature or a valid
+/// link token), accepted or refused. A request nobody can be named for (a bad signature, a
+/// forged or expired token) gets the log line only: recording those would let anyone on the
+/// internet write to the evidence bucket.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClickRecord {
+    pub schema: u32,
+    pub record: &'static str,
+    /// When the click was answered, RFC 3339 UTC to the millisecond.
+    pub at: String,
+    /// The UTC day of `at` (also the `dt=` partition).
+    pub dt: String,
+    /// `slack` (a button) or `link` (an e-mail link).
+    pub via: &'static str,
+    /// `slack:<member id>` or `link` (the e-mailed owner).
+    pub clicker: String,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub instance_id: Option<String>,
+    pub days: Option<u8>,
+    /// The `termination_date` the notice announced (what the button answered).
+    pub announced: Option<String>,
+    /// `kept`, or why not (`Answer::outcome`, `refused-token`).
+    pub outcome: String,
+    pub old_date: Option<String>,
+    pub new_date: Option<String>,
+    /// What the clicker was told, for a refusal.
+    pub reason: Option<String>,
+}
+
+impl ClickRecord {
+    fn new(who: &Clicker, now: DateTime<Utc>, outcome: &str) -> Self {
+        ClickRecord {
+            schema: 1,
+            record: "click",
+            at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            dt: now.format("%Y-%m-%d").to_string(),
+            via: match who {
+                Clicker::Slack(_) => "slack",
+                Clicker::Link => "link",
+            },
+            clicker: who.label(),
+            account: None,
+            region: None,
+            instance_id: None,
+            days: None,
+            announced: None,
+            outcome: outcome.to_string(),
+            old_date: None,
+            new_date: None,
+            reason: None,
+        }
+    }
+
+    /// A verified click on a valid token, and what it came to.
+    pub fn answered(keep: &Keep, who: &Clicker, answer: &Answer, now: DateTime<Utc>) -> Self {
+        let (old_date, new_date, reason) = match answer {
+            Answer::Kept { old, new, .. } => (Some(old.clone()), Some(new.clone()), None),
+            Answer::Refused(_) => (None, None, Some(answer.text(&keep.instance))),
+        };
+        ClickRecord {
+            account: Some(keep.account.clone()),
+            region: Some(keep.region.clone()),
+            instance_id: Some(keep.instance.clone()),
+            days: Some(keep.days),
+            announced: Some(format_date(keep.announced)),
+            old_date,
+            new_date,
+            reason,
+            ..Self::new(who, now, answer.outcome())
+        }
+    }
+
+    /// A verified Slack user's click on a button whose value is not a valid token (expired,
+    /// or not this reaper's): who clicked is known, what they clicked is not.
+    pub fn refused_token(who: &Clicker, why: &str, now: DateTime<Utc>) -> Self {
+        ClickRecord {
+            reason: Some(why.to_string()),
+            ..Self::new(who, now, "refused-token")
+        }
+    }
+
+    /// `clicks/dt=<day>/<time>-<unique>.json`: one object per click, so no two clicks (nor two
+    /// functions) ever write the same key.
+    pub fn key(&self, unique: &str) -> String {
+        let time: String = self
+            .at
+            .get(11..23)
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        format!("clicks/dt={}/{time}-{unique}.json", self.dt)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn decide<F: Fleet>(
     fleet: &F,
@@ -334,6 +431,39 @@ mod tests {
             assert_eq!(a.outcome(), "kept", "{tag:?}: {a:?}");
             assert_eq!(fleet.calls("CreateTags"), 1);
         }
+    }
+
+    #[tokio::test]
+    async fn each_click_is_one_record_with_what_it_came_to() {
+        let at = Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 5).unwrap() + TimeDelta::milliseconds(42);
+        let fleet = MemoryFleet::new([instance("2030-01-02T12:00:00Z", "U0OWNER12", true)]);
+        let who = Clicker::Slack("U0OWNER12".into());
+        let kept = click(&fleet, who.clone()).await;
+        let r = ClickRecord::answered(&keep3(), &who, &kept, at);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "schema": 1, "record": "click", "at": "2030-01-01T12:00:05.042Z",
+                "dt": "2030-01-01", "via": "slack", "clicker": "slack:U0OWNER12",
+                "account": "123456789012", "region": "eu-west-1", "instance_id": "i-1",
+                "days": 3, "announced": "2030-01-02T12:00:00Z", "outcome": "kept",
+                "old_date": "2030-01-02T12:00:00Z", "new_date": "2030-01-05T12:00:00Z",
+                "reason": null,
+            })
+        );
+        assert_eq!(r.key("abc"), "clicks/dt=2030-01-01/120005042-abc.json");
+        // The same button again: refused, and the record says why in the clicker's words.
+        let again = click(&fleet, who.clone()).await;
+        let r = ClickRecord::answered(&keep3(), &who, &again, at);
+        assert_eq!(r.outcome, "refused-date-changed");
+        assert_eq!((r.old_date, r.new_date), (None, None));
+        assert!(r.reason.unwrap().contains("Nothing changed"));
+        let r = ClickRecord::refused_token(&who, "the link expired", at);
+        assert_eq!(
+            (r.outcome.as_str(), r.instance_id, r.via),
+            ("refused-token", None, "slack")
+        );
     }
 
     #[tokio::test]
