@@ -92,7 +92,12 @@ class Renderer:
             return self.pseudo[name]
         if name in self.params:
             return self.params[name]
-        if name in (self.t.get("Resources", {}) or {}):
+        resources = self.t.get("Resources", {}) or {}
+        if name in resources and resources[name].get("Type") == "AWS::SecretsManager::Secret":
+            # A secret's Ref is its ARN (the six-character suffix is Secrets Manager's).
+            return (f"arn:{self.pseudo['AWS::Partition']}:secretsmanager:{self.pseudo['AWS::Region']}:"
+                    f"{self.pseudo['AWS::AccountId']}:secret:{name}-AbCdEf")
+        if name in resources:
             return f"<{name}>"  # a resource's physical id: only known after deployment
         raise RenderError(f"Ref to unknown name {name}")
 
