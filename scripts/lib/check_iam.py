@@ -202,10 +202,38 @@ def actions_plan() -> dict:
     return {"account": ACCOUNT, "policy": role_policy, "cases": rows}
 
 
+ACTIONS_TEMPLATE = os.path.join(HERE, "..", "..", "cloudformation", "deploy_actions.yaml")
+ACTIONS_CENTRAL, ACTIONS_REGION = "111122223333", "us-east-1"
+ACTIONS_PARAMS = {
+    "OrganizationId": "o-a1b2c3d4e5", "ArtifactBucket": "acme-central",
+    "ArtifactKey": "reaper-actions/v1/bootstrap.zip", "ReportBucket": "reportbucket",
+    "LinkKeyArn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:ec2-reaper/link-key-AbCdEf",
+    "SecretsKmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+}
+
+
+def actions_function_plan() -> dict:
+    """The central owner-actions function's role (deploy_actions.yaml), rendered, and its rows.
+    The signing secret the stack creates renders as ...:secret:SigningSecret-AbCdEf."""
+    role_policy = cfn_render.merged(cfn_render.render_role(
+        ACTIONS_TEMPLATE, ACTIONS_PARAMS, "Role", ACTIONS_CENTRAL, ACTIONS_REGION))
+    rows = []
+    for c in table()["actions_function"]["cases"]:
+        for field in ("name", "action", "resource", "expect"):
+            if field not in c:
+                raise TableError(f"actions_function case {c.get('name', '?')}: '{field}' is missing")
+        if c["expect"] not in DECISIONS:
+            raise TableError(f"actions_function case {c['name']}: expect must be one of {', '.join(DECISIONS)}")
+        rows.append({"name": c["name"], "action": c["action"], "resource": c["resource"],
+                     "context": c.get("context", {}), "expected": c["expect"], "why": c.get("why", "")})
+    return {"account": ACTIONS_CENTRAL, "policy": role_policy, "cases": rows}
+
+
 def cmd_plan(_a) -> int:
     combos = combinations()
     plan = {
         "actions": actions_plan(),
+        "actions_function": actions_function_plan(),
         "evidence": {"account": EVIDENCE_ACCOUNT, "policy": evidence_policy(), "cases": evidence_cases()},
         "account": ACCOUNT,
         "combinations": [{"label": label(c), "policy": policy(c)} for c in combos],
@@ -292,6 +320,25 @@ def doc() -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(i, c) for i, c in enumerate(ar["cases"], 1)]
+    af = t["actions_function"]
+    lines += [
+        "",
+        "## The owner-actions function's role (central account)",
+        "",
+        "`cloudformation/deploy_actions.yaml` gives `reaper-actions` a role that reads its two secrets, decrypts",
+        "them only through Secrets Manager, assumes only `<ActionsRoleName>-*` in accounts of the Organization",
+        "(`aws:ResourceOrgID`) and writes only `clicks/` in the evidence bucket; it has no EC2 permission of its",
+        f"own. `make iam-table` evaluates these rows against its rendered policy (account `{ACTIONS_CENTRAL}`,",
+        f"`{ACTIONS_REGION}`, with `ReportBucket` and `SecretsKmsKeyArn` set; the signing secret the stack",
+        "creates is `...:secret:SigningSecret-AbCdEf`).",
+        "",
+        "| # | case | action | resource | context | decision | why |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, c in enumerate(af["cases"], 1):
+        ctx = ", ".join(f"`{k}={v}`" for k, v in c.get("context", {}).items()) or "none"
+        lines.append(f"| {i} | {c['name']} | `{c['action']}` | `{_md(c['resource'])}` | {_md(ctx)} | "
+                     f"**{c['expect']}** | {_md(c.get('why', ''))} |")
     ev = t["evidence_bucket"]
     lines += [
         "",

@@ -1,4 +1,4 @@
-"""moto_server with two documented AWS behaviours it lacks, which the deployment tests rely on.
+"""moto_server with documented AWS behaviours it lacks, which the deployment tests rely on.
 
 Run exactly like moto_server (same arguments). Everything else is moto as installed.
 
@@ -8,7 +8,13 @@ Run exactly like moto_server (same arguments). Everything else is moto as instal
 2. AWS::Lambda::Function Code.S3ObjectVersion selects that version of the object; moto 5.2.5
    ignores it and reads whatever is current at the key, which would hide the version pin.
 
-Both patches only make moto do what AWS does; neither makes a check pass by itself: a test that
+3. AWS::Lambda::Url and AWS::SecretsManager::Secret in a template: moto 5.2.5 has function URL
+   configs and secrets in its Lambda and Secrets Manager backends, but its CloudFormation knows
+   neither type, so a stack whose outputs name them fails with a 500. Each is created through
+   its backend as CloudFormation creates it (the URL's FunctionUrl attribute; the secret's Ref is
+   its ARN, created without a value unless SecretString or GenerateSecretString gives one).
+
+The first two only make moto do what AWS does; neither makes a check pass by itself: a test that
 relies on them also shows the failure when the pin is missing.
 """
 
@@ -16,9 +22,14 @@ from __future__ import annotations
 
 import sys
 
+import json
+from typing import Any
+
 from moto.awslambda import models as lambda_models
 from moto.cloudformation import models as cfn_models
+from moto.core.common_models import CloudFormationModel
 from moto.s3.models import s3_backends
+from moto.secretsmanager.models import secretsmanager_backends
 
 
 def _merged(base, overrides):
@@ -56,6 +67,117 @@ def _validate_s3_bucket_and_key(account_id, partition, data):
 
 
 lambda_models._validate_s3_bucket_and_key = _validate_s3_bucket_and_key
+
+
+
+class FunctionUrl(CloudFormationModel):
+    """AWS::Lambda::Url through moto's Lambda backend (CreateFunctionUrlConfig)."""
+
+    # moto files each model under the service its module names.
+    __module__ = "moto.awslambda.cfn_url"
+
+    def __init__(self, config):
+        self.config = config
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Lambda::Url"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("FunctionArn", "FunctionUrl")
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name,
+                                        **kwargs: Any):
+        props = cloudformation_json["Properties"]
+        backend = lambda_models.lambda_backends[account_id][region_name]
+        config = {k: props[k] for k in ("AuthType", "Cors", "InvokeMode") if k in props}
+        return cls(backend.create_function_url_config(props["TargetFunctionArn"], config))
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
+                                        account_id, region_name):
+        original_resource.config.update(cloudformation_json["Properties"])
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+        pass
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.config.function.function_arn
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.config.to_dict()[attribute_name]
+
+
+class Secret(CloudFormationModel):
+    """AWS::SecretsManager::Secret through moto's Secrets Manager backend (CreateSecret)."""
+
+    __module__ = "moto.secretsmanager.cfn_secret"
+
+    def __init__(self, arn: str):
+        self.arn = arn
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SecretsManager::Secret"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Id"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name,
+                                        **kwargs: Any):
+        props = cloudformation_json.get("Properties", {})
+        backend = secretsmanager_backends[account_id][region_name]
+        value = props.get("SecretString")
+        gen = props.get("GenerateSecretString")
+        if gen is not None:
+            value = json.loads(backend.get_random_password(
+                password_length=int(gen.get("PasswordLength", 32)),
+                exclude_characters=gen.get("ExcludeCharacters", ""),
+                exclude_numbers=bool(gen.get("ExcludeNumbers", False)),
+                exclude_punctuation=bool(gen.get("ExcludePunctuation", False)),
+                exclude_uppercase=bool(gen.get("ExcludeUppercase", False)),
+                exclude_lowercase=bool(gen.get("ExcludeLowercase", False)),
+                include_space=bool(gen.get("IncludeSpace", False)),
+                require_each_included_type=bool(gen.get("RequireEachIncludedType", True)),
+            ))["RandomPassword"]
+        out = backend.create_secret(
+            name=props.get("Name") or resource_name, secret_string=value, secret_binary=None,
+            description=props.get("Description"), tags=props.get("Tags"), kms_key_id=props.get("KmsKeyId"),
+            client_request_token=None, replica_regions=[], force_overwrite=False,
+        )
+        return cls(json.loads(out)["ARN"])
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json,
+                                        account_id, region_name):
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+        pass
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.arn
+
 
 if __name__ == "__main__":
     from moto.server import main

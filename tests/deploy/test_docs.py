@@ -519,3 +519,24 @@ def test_the_layout_names_every_script_and_every_doc() -> None:
     docs = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
     missing = [f"scripts/{n}" for n in scripts if n not in words] + [f"docs/{n}" for n in docs if n not in words]
     assert not missing, f"the Layout section does not mention: {', '.join(missing)}"
+
+
+# ---- the Slack app manifest (docs/ACTIONS.md) ----------------------------------------------------
+
+
+def test_the_slack_app_manifest_points_clicks_at_the_function_and_asks_one_scope() -> None:
+    """The manifest an operator pastes into Slack: interactivity on, its request URL a Function
+    URL (where deploy_actions.yaml's FunctionUrl output goes), and only the scope the reapers use."""
+    import yaml
+
+    text = (ROOT / "docs/ACTIONS.md").read_text()
+    m = re.search(r"^### The Slack app\s*$.*?```yaml\n(.*?)```", text, re.M | re.S)
+    assert m, "docs/ACTIONS.md has no yaml block under '### The Slack app'"
+    manifest = yaml.safe_load(m.group(1))
+    assert set(manifest) == {"display_information", "features", "oauth_config", "settings"}
+    assert manifest["display_information"]["name"]
+    interactivity = manifest["settings"]["interactivity"]
+    assert interactivity["is_enabled"] is True
+    assert re.fullmatch(r"https://<[^>]+>\.lambda-url\.<region>\.on\.aws/", interactivity["request_url"])
+    assert manifest["oauth_config"]["scopes"] == {"bot": ["incoming-webhook"]}
+    assert manifest["settings"]["socket_mode_enabled"] is False

@@ -94,9 +94,16 @@ def records(store: Path) -> list[dict]:
     return out
 
 
-def test_the_template_has_the_five_named_queries(template):
-    assert sorted(queries(template)) == ["ComplianceOverTime", "NoncompliantAndFailed", "ReapedNextSevenDays",
-                                         "SavingsByAccountAndMonth", "TopOwnersByExpiring"]
+def queries_over(template, table: str) -> dict[str, str]:
+    return {k: v for k, v in queries(template).items() if f'"{DATABASE}"."{table}"' in v}
+
+
+def test_the_template_has_the_named_queries(template):
+    assert sorted(queries_over(template, "evidence")) == [
+        "ComplianceOverTime", "NoncompliantAndFailed", "ReapedNextSevenDays", "SavingsByAccountAndMonth",
+        "TopOwnersByExpiring"]
+    assert sorted(queries_over(template, "clicks")) == ["OwnerActionsByMonth"]
+    assert len(queries(template)) == 6
 
 
 def test_the_view_reads_every_record_with_its_partitions(db, store):
@@ -167,3 +174,57 @@ def test_what_will_be_reaped_comes_from_each_latest_run(db, store, template):
     rows = run(db, queries(template)["ReapedNextSevenDays"])
     assert [(r["termination_date"], r["account"], r["region"], r["instance_id"]) for r in rows] == want
     assert want, "the fixture's latest runs have instances coming due"
+
+
+# ---- owner actions: the clicks table ----------------------------------------------------------
+CLICK = json.loads((ROOT / "tests/fixtures/evidence/click.json").read_text())
+
+
+def test_the_clicks_table_has_every_field_of_the_record_reaper_actions_writes(template):
+    """tests/fixtures/evidence/click.json is the record app::click serializes (its unit test
+    compares them); the Glue table reads each field as a column, dt as the partition."""
+    table = template["Resources"]["ClicksTable"]["Properties"]["TableInput"]
+    columns = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
+    keys = [k["Name"] for k in table["PartitionKeys"]]
+    assert keys == ["dt"]
+    assert sorted(columns + keys) == sorted(CLICK)
+
+
+def test_owner_actions_by_month_counts_each_click(tmp_path, template):
+    """Clicks written as reaper-actions writes them (one object per file under clicks/dt=<day>/),
+    queried as written in DuckDB."""
+    table = template["Resources"]["ClicksTable"]["Properties"]["TableInput"]
+    columns = {c["Name"]: TYPES[c["Type"]] for c in table["StorageDescriptor"]["Columns"]}
+    clicks = [
+        ("2030-01-01", {"outcome": "kept", "days": 3, "instance_id": "i-1"}),
+        ("2030-01-01", {"outcome": "refused-date-changed", "days": 3, "instance_id": "i-1",
+                        "old_date": None, "new_date": None, "reason": "Nothing changed."}),
+        ("2030-01-20", {"outcome": "kept", "days": 7, "instance_id": "i-2"}),
+        ("2030-01-21", {"outcome": "refused-not-owner", "days": 1, "instance_id": "i-3", "clicker": "slack:U0OTHER34",
+                        "old_date": None, "new_date": None, "reason": "Sorry"}),
+        ("2030-02-02", {"outcome": "kept", "days": 1, "instance_id": "i-4", "account": "222222222222", "via": "link",
+                        "clicker": "link"}),
+        ("2030-02-03", {"outcome": "refused-token", "days": None, "instance_id": None, "account": None,
+                        "region": None, "announced": None, "old_date": None, "new_date": None, "reason": "expired"}),
+    ]
+    for n, (dt, change) in enumerate(clicks):
+        record = {**CLICK, **change, "dt": dt, "at": f"{dt}T12:00:0{n}.000Z"}
+        d = tmp_path / "clicks" / f"dt={dt}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"12000{n}000-{n:032x}.json").write_text(json.dumps(record))
+    con = duckdb.connect()
+    con.execute(f"CREATE SCHEMA {DATABASE}")
+    cols = ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items())
+    con.execute(f"CREATE VIEW {DATABASE}.clicks AS SELECT * FROM read_json('{tmp_path}/clicks/dt=*/*.json', "
+                f"format = 'newline_delimited', columns = {{{cols}}}, hive_partitioning = true, "
+                f"hive_types = {{'dt': 'VARCHAR'}})")
+    rows = run(con, queries_over(template, "clicks")["OwnerActionsByMonth"])
+    got = [(r["month"], r["account"], r["outcome"], r["clicks"], r["instances"], r["days_kept"]) for r in rows]
+    assert got == [
+        ("2030-01", "123456789012", "kept", 2, 2, 10),
+        ("2030-01", "123456789012", "refused-date-changed", 1, 1, 0),
+        ("2030-01", "123456789012", "refused-not-owner", 1, 1, 0),
+        ("2030-02", "(no valid token)", "refused-token", 1, 0, 0),
+        ("2030-02", "222222222222", "kept", 1, 1, 1),
+    ]
+    con.close()

@@ -320,7 +320,19 @@ fn newest(paths: &[PathBuf]) -> Option<SystemTime> {
 pub fn actions_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
-        .get_or_init(|| fresh_binary("reaper-actions"))
+        .get_or_init(|| {
+            // scripts/smoke-arm64: the shipped arm64 bootstrap under qemu.
+            if let Some(path) = env::var_os("REAPER_ACTIONS_BINARY").filter(|p| !p.is_empty()) {
+                let path = PathBuf::from(path);
+                assert!(
+                    path.is_file(),
+                    "reaper-e2e: REAPER_ACTIONS_BINARY={} does not exist",
+                    path.display()
+                );
+                return path;
+            }
+            fresh_binary("reaper-actions")
+        })
         .clone()
 }
 

@@ -893,6 +893,29 @@ fn check_config_validates_with_the_functions_rules() {
     let out = reaperctl_bare(&["check-config", "MAX_STOPS=1", "MAX_STOPS=2"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("MAX_STOPS is given twice"));
+
+    // Keep buttons need both variables: together they are accepted (each checked alone, they
+    // were refused, so scripts/deploy refused the documented configuration), alone refused.
+    let url = "ACTIONS_URL=https://abc.lambda-url.eu-west-1.on.aws/";
+    let key = "LINK_KEY_ARN=arn:aws:secretsmanager:eu-west-1:111122223333:secret:ec2-reaper/link-key-AbCdEf";
+    let out = reaperctl_bare(&["check-config", url, key], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for alone in [url, key] {
+        let out = reaperctl_bare(&["check-config", alone], &[]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            text(&out.stderr).contains("or neither"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let out = reaperctl_bare(&["check-config", "ACTIONS_URL=http://x", key], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("ACTIONS_URL=\"http://x\""),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Issue 18 finding 7: `reaperctl sweep --live` told no owner at all (no Slack, no e-mail, no

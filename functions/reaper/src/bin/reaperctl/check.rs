@@ -3,6 +3,9 @@
 use reaper::config::{near_miss, Config, KNOWN_VARS};
 use std::process::ExitCode;
 
+/// Variables the function accepts only together (or neither).
+const PAIRED: [(&str, &str); 1] = [("ACTIONS_URL", "LINK_KEY_ARN")];
+
 /// `check-config NAME=VALUE...`: the function's own validation of exactly these variables.
 pub(crate) fn check_config(pairs: &[String]) -> ExitCode {
     let mut vars = std::collections::BTreeMap::new();
@@ -30,9 +33,22 @@ pub(crate) fn check_config(pairs: &[String]) -> ExitCode {
             errors.push(format!("{name} is given twice; give it once"));
         }
     }
-    // Each variable alone first, so that every bad value is named, not only the first.
+    // Each variable alone first, so that every bad value is named, not only the first; a
+    // variable that is only valid with its partner (ACTIONS_URL and LINK_KEY_ARN) is checked
+    // with it when both are given.
     for (name, value) in &vars {
-        if let Err(err) = Config::from_lookup(|n| (n == name).then(|| value.clone())) {
+        let partner = PAIRED
+            .iter()
+            .find_map(|&(a, b)| (a == name).then_some(b).or((b == name).then_some(a)));
+        if let Err(err) = Config::from_lookup(|n| {
+            if n == name {
+                Some(value.clone())
+            } else if Some(n) == partner {
+                vars.get(n).cloned()
+            } else {
+                None
+            }
+        }) {
             errors.push(format!("configuration error: {err}"));
         }
     }
