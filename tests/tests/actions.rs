@@ -7,9 +7,10 @@
 
 use chrono::{TimeDelta, Utc};
 use reaper_e2e::actions::{date, rig, rig_with, whole, OWNER, REGION};
+use reaper_e2e::proxy::Fault;
 use reaper_e2e::{fixture, reaper_binary, Function, RuntimeApi, WebhookMode, WebhookSink};
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_owner_keeps_an_instance_once_and_everyone_else_changes_nothing() {
@@ -159,6 +160,43 @@ async fn an_e_mail_link_asks_first_then_works_once() {
         [("link", "kept"), ("link", "refused-date-changed")],
         "{records:#?}"
     );
+}
+
+/// A hostile world: the evidence bucket hangs and the first CreateTags answer is lost. The SDK
+/// retries the write (the same new date, computed once: three days, not six), the owner is told
+/// "Kept" well within Slack's 3 s, and the hung record costs its share of the time only, logged.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_record_store_and_a_lost_answer_change_no_click() {
+    let r = rig().await;
+    let due = whole(Utc::now() + TimeDelta::hours(12));
+    let id = r.announced(due, OWNER).await;
+    r.proxy.fault_rate("PutObject", Fault::Hang, 1.0, 1);
+    r.proxy
+        .fault_script("CreateTags", [Some(Fault::ResetAfterForward)]);
+    let body = r.slack_body(OWNER, &r.token(&id, due, 3));
+    let started = Instant::now();
+    let (status, text) = r.call(r.slack_event(body.as_bytes(), Utc::now().timestamp(), None));
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("Kept"), "{text}");
+    assert!(took < Duration::from_secs(3), "answered in {took:?}");
+    assert_eq!(
+        r.termination_date(&id).await,
+        date(due + TimeDelta::days(3))
+    );
+    assert_eq!(r.proxy.injected().get("PutObject Hang"), Some(&1));
+    assert_eq!(
+        r.proxy.injected().get("CreateTags ResetAfterForward"),
+        Some(&1)
+    );
+    r.proxy.clear_faults();
+    assert!(r.clicks().await.is_empty());
+    let logged = r
+        .function
+        .json_lines()
+        .into_iter()
+        .any(|l| l.to_string().contains("click record not written"));
+    assert!(logged, "no log line says the record was not written");
 }
 
 /// deploy_actions.yaml creates the signing secret empty: until it has a value, e-mail links

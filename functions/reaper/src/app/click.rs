@@ -129,6 +129,13 @@ pub async fn keep<F: Fleet>(
     answer
 }
 
+/// The instance's `termination_date` as listed now, or `None` when it cannot be read.
+async fn confirm<F: Fleet>(fleet: &F, id: &str, deadline: Deadline) -> Option<String> {
+    let listed = named(fleet, &[id.to_string()], deadline).await.ok()?;
+    let instance = listed.iter().find(|i| i.id == id)?;
+    instance.tag(TERMINATION_DATE).map(str::to_string)
+}
+
 /// One owner action in the evidence store (docs/EVIDENCE.md, "Owner actions"): written under
 /// `clicks/dt=<day>/` for every click whose sender was verified (a Slack signature or a valid
 /// link token), accepted or refused. A request nobody can be named for (a bad signature, a
@@ -283,10 +290,30 @@ async fn decide<F: Fleet>(
             new,
             bound: extension.bound.map(format_date),
         },
+        // The write was sent but its answer lost: read the instance again rather than guess.
+        // Its date is the new one (kept) or not (nothing changed; the owner may click again).
+        Extend::Tried {
+            old,
+            new,
+            extension,
+            write: TagWrite::Lost(err),
+        } => match confirm(fleet, &keep.instance, deadline).await {
+            Some(now) if now == new => Answer::Kept {
+                old,
+                new,
+                bound: extension.bound.map(format_date),
+            },
+            Some(_) => refuse(Refusal::WriteFailed(format!(
+                "{err}; read again, the date is unchanged"
+            ))),
+            None => refuse(Refusal::WriteFailed(format!(
+                "{err}; reading it again failed too"
+            ))),
+        },
         Extend::Tried { write, .. } => refuse(Refusal::WriteFailed(match write {
-            TagWrite::Failed(e) | TagWrite::Lost(e) => e.to_string(),
+            TagWrite::Failed(e) => e.to_string(),
             TagWrite::NotAttempted => "the time was up".into(),
-            TagWrite::Done => unreachable!("matched above"),
+            TagWrite::Done | TagWrite::Lost(_) => unreachable!("matched above"),
         })),
         Extend::Refused(why) => refuse(Refusal::Rules(why)),
         Extend::NotFound => refuse(Refusal::NotFound),
@@ -460,6 +487,24 @@ mod tests {
             (r.outcome.as_str(), r.instance_id, r.via),
             ("refused-token", None, "slack")
         );
+    }
+
+    /// The CreateTags answer is lost: the instance is read again, and the click is "kept" only
+    /// when its date is the new one (a lost answer is checked, not guessed).
+    #[tokio::test]
+    async fn a_lost_answer_is_read_again_not_guessed() {
+        let fleet = MemoryFleet::new([instance("2030-01-02T12:00:00Z", "U0OWNER12", true)]);
+        fleet.lose_answers("CreateTags");
+        let a = click(&fleet, Clicker::Slack("U0OWNER12".into())).await;
+        assert_eq!(a.outcome(), "kept", "{a:?}");
+        assert_eq!(fleet.calls("CreateTags"), 1);
+        assert_eq!(fleet.calls("DescribeInstances"), 2);
+        // Refused outright: no second read, and the clicker is told it failed.
+        let fleet = MemoryFleet::new([instance("2030-01-02T12:00:00Z", "U0OWNER12", true)]);
+        fleet.refuse("CreateTags", "i-1");
+        let a = click(&fleet, Clicker::Slack("U0OWNER12".into())).await;
+        assert_eq!(a.outcome(), "failed-write", "{a:?}");
+        assert_eq!(fleet.calls("DescribeInstances"), 1);
     }
 
     #[tokio::test]
