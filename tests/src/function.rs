@@ -235,19 +235,20 @@ pub fn target_dir() -> PathBuf {
 pub fn reaper_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
-        .get_or_init(|| {
-            if let Some(path) = env::var_os("REAPER_BINARY").filter(|p| !p.is_empty()) {
-                let path = PathBuf::from(path);
-                assert!(
-                    path.is_file(),
-                    "reaper-e2e: REAPER_BINARY={} does not exist",
-                    path.display()
-                );
-                return path;
-            }
-            fresh_binary("reaper")
-        })
+        .get_or_init(|| prebuilt("REAPER_BINARY").unwrap_or_else(|| fresh_binary("reaper")))
         .clone()
+}
+
+/// The binary the environment variable `var` names (scripts/smoke-arm64: the shipped arm64
+/// bootstrap under qemu), when it is set; a name that is not a file fails loudly.
+fn prebuilt(var: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env::var_os(var).filter(|p| !p.is_empty())?);
+    assert!(
+        path.is_file(),
+        "reaper-e2e: {var}={} does not exist",
+        path.display()
+    );
+    Some(path)
 }
 
 /// `target/debug/<name>` of package `reaper`, built first (both binaries at once) when it is
@@ -321,17 +322,7 @@ pub fn actions_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {
-            // scripts/smoke-arm64: the shipped arm64 bootstrap under qemu.
-            if let Some(path) = env::var_os("REAPER_ACTIONS_BINARY").filter(|p| !p.is_empty()) {
-                let path = PathBuf::from(path);
-                assert!(
-                    path.is_file(),
-                    "reaper-e2e: REAPER_ACTIONS_BINARY={} does not exist",
-                    path.display()
-                );
-                return path;
-            }
-            fresh_binary("reaper-actions")
+            prebuilt("REAPER_ACTIONS_BINARY").unwrap_or_else(|| fresh_binary("reaper-actions"))
         })
         .clone()
 }
