@@ -199,7 +199,18 @@ def actions_plan() -> dict:
             raise TableError(f"actions_role case {c['name']}: expect must be one of {', '.join(DECISIONS)}")
         rows.append({"name": c["name"], "action": c["action"], "resource": resource(c), "context": context(c),
                      "expected": c["expect"], "why": c.get("why", "")})
-    return {"account": ACCOUNT, "policy": role_policy, "cases": rows}
+    t = cfn_render.load(TEMPLATE)
+    trust = cfn_render.Renderer(t, {**params, "ActionsOrganizationId": EVIDENCE_ORG}, ACCOUNT, REGION).value(
+        t["Resources"]["ActionsRole"]["Properties"]["AssumeRolePolicyDocument"])
+    trust_rows = []
+    for c in table()["actions_role"]["trust"]:
+        for field in ("name", "principal", "org", "expect"):
+            if field not in c:
+                raise TableError(f"actions_role trust case {c.get('name', '?')}: '{field}' is missing")
+        trust_rows.append({"name": c["name"], "principal": c["principal"], "context": {"aws:PrincipalOrgID": c["org"]},
+                           "resource": f"arn:aws:iam::{ACCOUNT}:role/ec2-reaper-actions-{REGION}",
+                           "expected": c["expect"], "why": c.get("why", "")})
+    return {"account": ACCOUNT, "policy": role_policy, "cases": rows, "trust": trust, "trust_cases": trust_rows}
 
 
 ACTIONS_TEMPLATE = os.path.join(HERE, "..", "..", "cloudformation", "deploy_actions.yaml")
@@ -320,6 +331,16 @@ def doc() -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(i, c) for i, c in enumerate(ar["cases"], 1)]
+    lines += [
+        "",
+        "Its trust policy, with `ActionsOrganizationId` set (`o-a1b2c3d4e5`): a caller whose own identity policy",
+        "allows `sts:AssumeRole` on every role asks to assume it; only the trust can refuse.",
+        "",
+        "| # | case | caller | caller's Organization | decision | why |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, c in enumerate(ar["trust"], 1):
+        lines.append(f"| {i} | {c['name']} | `{c['principal']}` | `{c['org']}` | **{c['expect']}** | {_md(c.get('why', ''))} |")
     af = t["actions_function"]
     lines += [
         "",

@@ -54,6 +54,7 @@ def test_deploy_actions_creates_the_function_and_prints_the_reaper_params(moto, 
     lines = dict(line.split("=", 1) for line in r.out.splitlines())
     role = f"arn:aws:iam::{ACCOUNT}:role/ec2-reaper-actions-function"
     assert lines == {"--param ActionsFunctionRoleArn": role,
+                     "--param ActionsOrganizationId": ORG,
                      "--param ActionsUrl": lines["--param ActionsUrl"],
                      "--param LinkKeyArn": LINK_KEY}, r.out
     assert lines["--param ActionsUrl"].startswith("https://") and ".lambda-url.us-east-1." in lines["--param ActionsUrl"]
@@ -113,8 +114,8 @@ def test_its_lines_deploy_the_member_role_that_trusts_only_this_function(moto, r
     assert params["ActionsFunctionRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/acme-actions-function"
     assert params["ActionsUrl"].startswith("https://") and params["LinkKeyArn"] == LINK_KEY
     trust = moto.client("iam").get_role(RoleName="acme-actions-eu-west-1")["Role"]["AssumeRolePolicyDocument"]
-    principals = [s["Principal"] for s in trust["Statement"]]
-    assert principals == [{"AWS": params["ActionsFunctionRoleArn"]}], trust
+    assert [(s["Principal"], s.get("Condition")) for s in trust["Statement"]] == [
+        ({"AWS": params["ActionsFunctionRoleArn"]}, {"StringEquals": {"aws:PrincipalOrgID": ORG}})], trust
 
 
 def test_it_takes_the_link_key_bucket_and_key_from_the_evidence_store(moto, run, artifact):

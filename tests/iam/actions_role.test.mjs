@@ -29,3 +29,21 @@ for (const c of plan.cases) {
     assert.equal(await decide(c), c.expected, `${c.name} (${c.action}) ${c.why}`)
   })
 }
+
+// The role's trust policy: a caller whose own policy allows AssumeRole anywhere; only the trust decides.
+const assumeAnything = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: '*' }] }
+
+test('the trust has rows, allowed and denied', () => {
+  assert.ok(plan.trust_cases.length >= 4)
+  assert.ok(plan.trust_cases.some((c) => c.expected === 'allowed') && plan.trust_cases.some((c) => c.expected === 'denied'))
+})
+
+for (const c of plan.trust_cases) {
+  test(`actions role trust: ${c.name}`, async () => {
+    const got = await simulate({
+      name: c.name, identityPolicies: [{ name: 'caller', policy: assumeAnything }], resourcePolicy: plan.trust,
+      principal: c.principal, account: plan.account, action: 'sts:AssumeRole', resource: c.resource, context: c.context,
+    })
+    assert.equal(got, c.expected, `${c.name} ${c.why}`)
+  })
+}
