@@ -339,6 +339,40 @@ fn doubtful_settings_are_warned_at_start_up_and_in_the_report() {
     }
 }
 
+/// Keep buttons are a convenience: a link key the reaper cannot read (deleted, no permission)
+/// turns them off, loudly (a start-up line and every report's warnings), and the reaper sweeps on.
+/// It used to exit at start, so no sweep ran at all.
+#[test]
+fn an_unreadable_link_key_turns_the_buttons_off_loudly_and_the_reaper_runs_on() {
+    let rig = rig(&[
+        (
+            "ACTIONS_URL",
+            "https://abcdefghij.lambda-url.eu-west-1.on.aws/",
+        ),
+        (
+            "LINK_KEY_ARN",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ec2-reaper/link-key-AbCdEf",
+        ),
+    ]);
+    let r = rig.report(json!({"dry_run": true}));
+    let said = "LINK_KEY_ARN arn:aws:secretsmanager:eu-west-1:123456789012:secret:ec2-reaper/link-key-AbCdEf could not be read";
+    assert!(
+        r.warnings.iter().any(|w| w.starts_with(said)
+            && w.ends_with("without Keep buttons and links until the function starts again")),
+        "{:?}",
+        r.warnings
+    );
+    let lines = rig.function.json_lines();
+    assert!(
+        lines.iter().any(|l| l["level"] == "WARN"
+            && l["fields"]["warning"]
+                .as_str()
+                .is_some_and(|w| w.starts_with(said))),
+        "{}",
+        rig.function.stdout()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_report_is_archived_in_s3_whole_and_equal_to_the_response() {
     let bucket = "reaper-reports";

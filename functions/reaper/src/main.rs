@@ -28,21 +28,18 @@ async fn main() -> Result<(), Error> {
     reaper::process::tune_allocator();
     reaper::logging::init();
     // A bad setting stops the function before it touches anything: one line, then exit.
-    let config = match Config::from_env() {
+    let mut config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
             eprintln!("ec2-reaper: configuration error: {err}");
             std::process::exit(2);
         }
     };
-    // Each warning once at start-up, in its own line, as well as in every run's report.
-    for warning in &config.warnings {
-        tracing::warn!(warning = %warning, "configuration");
-    }
     let sdk = load_sdk_config(None, None).await;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-    // Keep buttons and links (docs/ACTIONS.md): the key is read once; without it the function
-    // does not start, rather than mail owners notices without the buttons they were promised.
+    // Keep buttons and links (docs/ACTIONS.md): the key is read once. When it cannot be read the
+    // reaper runs on without them (its notices still tell owners, with `reaperctl extend`): a
+    // convenience must not stop the sweeps. Said at start-up and in every report, as a warning.
     let keep_links = match &config.owner_actions {
         Some(actions) => {
             let start = Deadline::interactive(Duration::from_secs(10), Duration::from_secs(1));
@@ -56,13 +53,20 @@ async fn main() -> Result<(), Error> {
                     url: actions.url.clone(),
                 }),
                 Err(err) => {
-                    eprintln!("ec2-reaper: LINK_KEY_ARN {}: {err}", actions.link_key_arn);
-                    std::process::exit(2);
+                    config.warnings.push(format!(
+                        "LINK_KEY_ARN {} could not be read ({err}): notices go out without Keep buttons and links until the function starts again",
+                        actions.link_key_arn
+                    ));
+                    None
                 }
             }
         }
         None => None,
     };
+    // Each warning once at start-up, in its own line, as well as in every run's report.
+    for warning in &config.warnings {
+        tracing::warn!(warning = %warning, "configuration");
+    }
     let fleet = Ec2Fleet::from_sdk(&sdk);
     let prices: Arc<dyn Prices> = Arc::new(PriceList::from_sdk(&sdk, &region));
     let app = App {
