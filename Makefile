@@ -27,6 +27,7 @@ export REAPER_VENV := $(VENV)
 export MOTO_SERVER ?= $(VENV)/bin/moto_server
 
 ZIP := $(CARGO_TARGET_DIR)/lambda/reaper/bootstrap.zip
+ACTIONS_ZIP := $(CARGO_TARGET_DIR)/lambda/reaper-actions/bootstrap.zip
 # Cloud Custodian for `make bench` only, in its own venv keyed by its hash-pinned requirements.
 BENCH_VENV ?= $(HOME)/.cache/ec2-reaper/venv-bench
 BENCH_HASH := $(shell sha256sum bench/requirements.txt | cut -c1-16)
@@ -111,9 +112,11 @@ test-rust: venv
 	@echo "==> running the Rust tests (unit, property, adapter, end-to-end against moto)"
 	cargo test --workspace --locked
 
-# The deployment tests use the real arm64 zip when it has been built (make ci builds it first).
+# The deployment tests use the real arm64 zips when they have been built (make ci builds them first).
 test-deploy: venv
-	if [ -s "$(ZIP)" ]; then export REAPER_ZIP="$(ZIP)"; fi; "$(VENV)/bin/pytest" -q tests/deploy
+	if [ -s "$(ZIP)" ]; then export REAPER_ZIP="$(ZIP)"; fi; \
+	if [ -s "$(ACTIONS_ZIP)" ]; then export REAPER_ACTIONS_ZIP="$(ACTIONS_ZIP)"; fi; \
+	"$(VENV)/bin/pytest" -q tests/deploy
 
 # Property tests are named fuzz_*; `make test` runs them at proptest's default count (256).
 FUZZ_CASES ?= 1000000

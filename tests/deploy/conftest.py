@@ -109,12 +109,22 @@ class Artifact:
 @pytest.fixture(scope="session")
 def artifact(tmp_path_factory) -> Artifact:
     """The real arm64 zip when REAPER_ZIP is set (CI), otherwise a small placeholder."""
-    real = os.environ.get("REAPER_ZIP")
+    return _artifact(tmp_path_factory, "REAPER_ZIP")
+
+
+@pytest.fixture(scope="session")
+def actions_artifact(tmp_path_factory) -> Artifact:
+    """The real arm64 reaper-actions zip when REAPER_ACTIONS_ZIP is set (CI), otherwise a placeholder."""
+    return _artifact(tmp_path_factory, "REAPER_ACTIONS_ZIP")
+
+
+def _artifact(tmp_path_factory, var: str) -> Artifact:
+    real = os.environ.get(var)
     if real:
         p = Path(real)
         if not p.is_file():
-            pytest.fail(f"REAPER_ZIP={real} does not exist", pytrace=False)
-        print(f"\n[deploy tests] artifact: REAPER_ZIP={p}", file=sys.stderr)
+            pytest.fail(f"{var}={real} does not exist", pytrace=False)
+        print(f"\n[deploy tests] artifact: {var}={p}", file=sys.stderr)
         return Artifact(p, p.read_bytes())
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -123,7 +133,7 @@ def artifact(tmp_path_factory) -> Artifact:
         z.writestr(info, "#!/bin/sh\necho 'placeholder for tests/deploy; not the reaper'\nexit 1\n")
     p = tmp_path_factory.mktemp("artifact") / "bootstrap.zip"
     p.write_bytes(buf.getvalue())
-    print(f"\n[deploy tests] artifact: REAPER_ZIP not set, using a PLACEHOLDER zip {p} "
+    print(f"\n[deploy tests] artifact: {var} not set, using a PLACEHOLDER zip {p} "
           "(executable 'bootstrap' only)", file=sys.stderr)
     return Artifact(p, buf.getvalue())
 
@@ -207,9 +217,10 @@ def stack_template(moto: Moto, stack_set: str, region: str) -> tuple[dict, dict]
 
 def pytest_terminal_summary(terminalreporter):
     """Say which zip the deployment tests used, even under -q."""
-    real = os.environ.get("REAPER_ZIP")
-    if real:
-        terminalreporter.write_line(f"tests/deploy artifact: REAPER_ZIP={real}")
-    else:
-        terminalreporter.write_line("tests/deploy artifact: REAPER_ZIP not set; used a PLACEHOLDER zip "
-                                    "(an executable 'bootstrap' script), not the real arm64 build")
+    for var in ("REAPER_ZIP", "REAPER_ACTIONS_ZIP"):
+        real = os.environ.get(var)
+        if real:
+            terminalreporter.write_line(f"tests/deploy artifact: {var}={real}")
+        else:
+            terminalreporter.write_line(f"tests/deploy artifact: {var} not set; used a PLACEHOLDER zip "
+                                        "(an executable 'bootstrap' script), not the real arm64 build")

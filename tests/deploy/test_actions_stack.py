@@ -28,12 +28,12 @@ BUCKET = "acme-central"
 
 
 @pytest.fixture(scope="module")
-def published(moto, run, artifact):
+def published(moto, run, actions_artifact):
     """The zip published as reaper-actions into a versioned bucket of the central account."""
     s3 = moto.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    r = run("publish", "--name", "reaper-actions", "--zip", str(artifact.path), "--source-bucket", BUCKET,
+    r = run("publish", "--name", "reaper-actions", "--zip", str(actions_artifact.path), "--source-bucket", BUCKET,
             check=True)
     key = r.out.strip()
     assert key.startswith("reaper-actions/") and key.endswith("/bootstrap.zip"), r.out
@@ -47,10 +47,10 @@ def actions_args(key, *extra, zip_path=None):
     return [*args, *extra]
 
 
-def test_deploy_actions_creates_the_function_and_prints_the_reaper_params(moto, run, artifact, published):
+def test_deploy_actions_creates_the_function_and_prints_the_reaper_params(moto, run, actions_artifact, published):
     r = run("deploy-actions", *actions_args(published, "--param", "ReportBucket=acme-evidence",
                                             "--param", "AdminSlackIds=U0ADMIN123,W0ADMIN456",
-                                            "--param", "MaxLifetime=90d", zip_path=artifact.path), check=True)
+                                            "--param", "MaxLifetime=90d", zip_path=actions_artifact.path), check=True)
     lines = dict(line.split("=", 1) for line in r.out.splitlines())
     role = f"arn:aws:iam::{ACCOUNT}:role/ec2-reaper-actions-function"
     assert lines == {"--param ActionsFunctionRoleArn": role,
@@ -75,7 +75,7 @@ def test_deploy_actions_creates_the_function_and_prints_the_reaper_params(moto, 
     assert "AWSCURRENT" not in json.dumps(signing.get("VersionIdsToStages", {}))
     # The code is the published object's version, not whatever the key holds later.
     head = moto.client("s3").head_object(Bucket=BUCKET, Key=published)
-    assert head["Metadata"]["sha256"] == artifact.sha256
+    assert head["Metadata"]["sha256"] == actions_artifact.sha256
     stack = moto.client("cloudformation").describe_stacks(StackName="ec2-reaper-actions")["Stacks"][0]
     params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
     assert params["ArtifactVersion"] == head["VersionId"]
@@ -89,7 +89,7 @@ def test_deploy_actions_creates_the_function_and_prints_the_reaper_params(moto, 
     # Again with the same inputs: a successful no-op, the same lines.
     again = run("deploy-actions", *actions_args(published, "--param", "ReportBucket=acme-evidence",
                                                 "--param", "AdminSlackIds=U0ADMIN123,W0ADMIN456",
-                                                "--param", "MaxLifetime=90d", zip_path=artifact.path), check=True)
+                                                "--param", "MaxLifetime=90d", zip_path=actions_artifact.path), check=True)
     assert again.out == r.out
 
 
@@ -118,7 +118,7 @@ def test_its_lines_deploy_the_member_role_that_trusts_only_this_function(moto, r
         ({"AWS": params["ActionsFunctionRoleArn"]}, {"StringEquals": {"aws:PrincipalOrgID": ORG}})], trust
 
 
-def test_it_takes_the_link_key_bucket_and_key_from_the_evidence_store(moto, run, artifact):
+def test_it_takes_the_link_key_bucket_and_key_from_the_evidence_store(moto, run, actions_artifact):
     """--evidence-stack (the default when --link-key-arn is not given): the evidence store's
     LinkKeyArn, WebhookKeyArn and ReportBucket outputs, in its own region."""
     region = {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"}
@@ -127,10 +127,10 @@ def test_it_takes_the_link_key_bucket_and_key_from_the_evidence_store(moto, run,
     s3 = moto.client("s3", "eu-west-1")
     s3.create_bucket(Bucket="acme-central-eu", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.put_bucket_versioning(Bucket="acme-central-eu", VersioningConfiguration={"Status": "Enabled"})
-    key = run("publish", "--name", "reaper-actions", "--zip", str(artifact.path), "--source-bucket", "acme-central-eu",
+    key = run("publish", "--name", "reaper-actions", "--zip", str(actions_artifact.path), "--source-bucket", "acme-central-eu",
               "--source-region", "eu-west-1", env=region, check=True).out.strip()
     r = run("deploy-actions", "--org-id", ORG, "--evidence-stack", "acme-evidence", "--artifact-bucket", "acme-central-eu",
-            "--artifact-key", key, "--zip", str(artifact.path), "--stack-name", "acme-ev-actions",
+            "--artifact-key", key, "--zip", str(actions_artifact.path), "--stack-name", "acme-ev-actions",
             "--param", "FunctionName=acme-ev-actions", env=region, check=True)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in moto.client("cloudformation", "eu-west-1").describe_stacks(
         StackName="acme-evidence")["Stacks"][0]["Outputs"]}
