@@ -245,7 +245,8 @@ def function_environment(template: dict) -> dict[str, str]:
 WEBHOOK_STAND_IN = "https://hooks.slack.com/services/stand-in-for-the-secret"
 
 
-def check_function(template: dict, params: dict, values: dict, reaperctl: str, flag: str) -> list[str]:
+def check_function(template: dict, params: dict, values: dict, reaperctl: str, flag: str,
+                   actions: bool = False) -> list[str]:
     """Runs the function's own validators (reaperctl check-config) on the environment the template
     gives the function: what it would refuse at start-up, in every account."""
     mapping = function_environment(template)
@@ -265,7 +266,8 @@ def check_function(template: dict, params: dict, values: dict, reaperctl: str, f
             continue
         pairs.append(f"{var}={value}")
     try:
-        r = subprocess.run([reaperctl, "check-config", *pairs], capture_output=True, text=True, timeout=60)
+        kind = ["--actions"] if actions else []
+        r = subprocess.run([reaperctl, "check-config", *kind, *pairs], capture_output=True, text=True, timeout=60)
     except OSError as e:
         return errors + [f"cannot run {reaperctl} check-config: {e}"]
     if r.returncode == 0:
@@ -279,7 +281,8 @@ def check_function(template: dict, params: dict, values: dict, reaperctl: str, f
     for line in lines:
         named = [f"{flag} {mapping[v]}" for v in mapping if re.search(rf"\b{v}\b", line)]
         where = f" [{', '.join(dict.fromkeys(named))}]" if named else ""
-        errors.append(f"the function would refuse to start, in every account: {line}{where}")
+        scope = "" if actions else ", in every account"
+        errors.append(f"the function would refuse to start{scope}: {line}{where}")
     return errors
 
 
@@ -302,7 +305,7 @@ def cmd_params(a) -> None:
     values = effective_values(params, wanted, current_values)
     errors, notes = check_rules(template, params, values)
     if a.reaperctl and not errors:
-        errors += check_function(template, params, values, a.reaperctl, a.flag)
+        errors += check_function(template, params, values, a.reaperctl, a.flag, a.actions)
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
     if errors:
@@ -382,6 +385,8 @@ def main() -> None:
     pp.add_argument("--check-only", action="store_true", help="only check the values given")
     pp.add_argument("--secrets-file", default="", help="JSON {Key: Value} of NoEcho values (never argv)")
     pp.add_argument("--reaperctl", default="", help="check the function's environment with REAPERCTL check-config")
+    pp.add_argument("--actions", action="store_true",
+                    help="the template's function is reaper-actions (check-config --actions)")
     pp.add_argument("set", nargs="*")
     pm = sub.add_parser("missing")
     pm.add_argument("--existing", required=True)

@@ -159,6 +159,12 @@ def test_it_takes_the_link_key_bucket_and_key_from_the_evidence_store(moto, run,
       "--param", "AdminSlackIds=alice"], "AdminSlackIds"),
     (["--org-id", ORG, "--link-key-arn", LINK_KEY, "--artifact-bucket", BUCKET, "--artifact-key", "k.zip",
       "--param", "MaxLifetime=forever"], "MaxLifetime"),
+    # The template's patterns let these through; the function's own rules (reaperctl
+    # check-config --actions) do not, so they never reach a function that would not start.
+    (["--org-id", ORG, "--link-key-arn", LINK_KEY, "--artifact-bucket", BUCKET, "--artifact-key", "k.zip",
+      "--param", "AdminSlackIds=UADMINABC"], "the function would refuse to start: reaperctl: configuration error: ADMIN_SLACK_IDS"),
+    (["--org-id", ORG, "--link-key-arn", LINK_KEY, "--artifact-bucket", BUCKET, "--artifact-key", "k.zip",
+      "--param", "MaxLifetime=0d"], "MAX_LIFETIME=\"0d\" is not accepted"),
     (["--org-id", ORG, "--link-key-arn", LINK_KEY, "--artifact-bucket", BUCKET, "--artifact-key", "k.zip",
       "--param", "AdminSlackId=U0ADMIN123"], "did you mean AdminSlackIds"),
     (["--org-id", ORG, "--link-key-arn", LINK_KEY, "--artifact-bucket", BUCKET, "--artifact-key", "k.zip",

@@ -909,6 +909,44 @@ fn check_config_validates_with_the_functions_rules() {
             text(&out.stderr)
         );
     }
+    // The owner-actions function's variables, with its own rules (`--actions`).
+    let link = "LINK_KEY_ARN=arn:aws:secretsmanager:eu-west-1:111122223333:secret:ec2-reaper/link-key-AbCdEf";
+    let out = reaperctl_bare(
+        &[
+            "check-config",
+            "--actions",
+            link,
+            "ACTIONS_ROLE_NAME=ec2-reaper-actions",
+            "ADMIN_SLACK_IDS=U0ADMIN123",
+            "MAX_LIFETIME=90d",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for (bad, says) in [
+        (
+            "ADMIN_SLACK_IDS=UADMINABC",
+            "ADMIN_SLACK_IDS=\"UADMINABC\" is not accepted",
+        ),
+        ("MAX_LIFETIME=0d", "MAX_LIFETIME=\"0d\" is not accepted"),
+        (
+            "ACTIONS_URL=https://x",
+            "ACTIONS_URL is not a variable reaper-actions reads",
+        ),
+    ] {
+        let out = reaperctl_bare(
+            &[
+                "check-config",
+                "--actions",
+                link,
+                "ACTIONS_ROLE_NAME=ec2-reaper-actions",
+                bad,
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
     let out = reaperctl_bare(&["check-config", "ACTIONS_URL=http://x", key], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -112,6 +112,18 @@ pub const KNOWN_VARS: [&str; 20] = [
     "LINK_KEY_ARN",
 ];
 
+/// Every variable the owner-actions function (`reaper-actions`) reads.
+pub const ACTIONS_VARS: [&str; 8] = [
+    "LINK_KEY_ARN",
+    "SLACK_SIGNING_SECRET_ARN",
+    "ACTIONS_ROLE_NAME",
+    "ADMIN_SLACK_IDS",
+    "MAX_LIFETIME",
+    "ALLOW_INDEFINITE",
+    "OWNER_TAG",
+    "REPORT_BUCKET",
+];
+
 /// Names the platform sets or reserves (Lambda's `AWS_*`, `LAMBDA_*`, `_HANDLER`, `_X_AMZN_*`):
 /// never a misspelling of ours, whatever they happen to contain.
 fn reserved(name: &str) -> bool {

@@ -167,6 +167,9 @@ pub(crate) enum Command {
     /// `configuration ok`, or exit 2 with the function's own error (one line each) on stderr.
     /// Values are never echoed.
     CheckConfig {
+        /// Check the owner-actions function's variables (reaper-actions) instead of the reaper's.
+        #[arg(long)]
+        actions: bool,
         /// Variables as NAME=VALUE.
         #[arg(value_name = "NAME=VALUE")]
         vars: Vec<String>,

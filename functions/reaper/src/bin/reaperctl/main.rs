@@ -21,7 +21,7 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     reaper::process::tune_allocator();
     match Cli::parse().command {
-        Command::CheckConfig { vars } => check::check_config(&vars),
+        Command::CheckConfig { vars, actions } => check::check_config(&vars, actions),
         Command::Why { ids, target, at } => instances::why(ids, target, at).await,
         Command::Extend {
             ids,
