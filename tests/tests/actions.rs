@@ -6,9 +6,11 @@
 //! owner write nothing.
 
 use chrono::{TimeDelta, Utc};
-use reaper_e2e::actions::{date, rig, rig_with, whole, OWNER, REGION};
+use reaper_e2e::actions::{date, rig, rig_with, whole, BUCKET, OWNER, REGION};
 use reaper_e2e::proxy::Fault;
-use reaper_e2e::{fixture, reaper_binary, Function, RuntimeApi, WebhookMode, WebhookSink};
+use reaper_e2e::{
+    fixture, reaper_binary, reaperctl_binary, Function, RuntimeApi, WebhookMode, WebhookSink,
+};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -106,6 +108,37 @@ async fn the_owner_keeps_an_instance_once_and_everyone_else_changes_nothing() {
     assert_eq!(kept["announced"], date(due).as_str());
     assert_eq!(records[0]["clicker"], "slack:U0SOMEONE");
     assert_eq!(records[3]["via"], "link");
+
+    // And the organisation sees them: `reaperctl report` over the evidence bucket.
+    let mut cmd = std::process::Command::new(reaperctl_binary());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (k, v) in r.moto.env(REGION) {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .args([
+            "report",
+            "--source",
+            &format!("s3://{BUCKET}"),
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let totals: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let month = &date(Utc::now())[..7];
+    assert_eq!(
+        totals["owner_actions"],
+        serde_json::json!([{"account": "123456789012", "month": month, "clicks": 4, "kept": 1,
+                            "refused": 3, "failed": 0, "days_kept": 3}]),
+        "{totals:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -49,8 +49,21 @@ pub fn parse_account(text: &str) -> Result<String, String> {
 // The totals' types are the report's (report::totals): the HTML page renders them without
 // knowing this use case.
 pub use crate::report::totals::{
-    Compliance, DayActions, Evidence, Malformed, MonthTotal, Upcoming,
+    Compliance, DayActions, Evidence, Malformed, MonthTotal, OwnerActions, Upcoming,
 };
+
+/// Shown for a click whose button carried no valid token (the record's account is null).
+pub const NO_VALID_TOKEN: &str = "(no valid token)";
+
+/// The fields of a click record the totals read (docs/EVIDENCE.md "Owner actions").
+#[derive(Deserialize)]
+struct Click {
+    record: String,
+    dt: String,
+    account: Option<String>,
+    outcome: String,
+    days: Option<u64>,
+}
 
 /// The fields of a record the totals read (the rest are not parsed).
 #[derive(Deserialize)]
@@ -102,6 +115,8 @@ struct Tally {
     records: u64,
     malformed_lines: u64,
     malformed: Vec<Malformed>,
+    clicks: BTreeMap<(String, String), OwnerActions>,
+    click_records: u64,
 }
 
 impl Tally {
@@ -143,6 +158,47 @@ impl Tally {
             if order > slot.0 {
                 *slot = (order, lines);
             }
+        }
+    }
+
+    /// Folds one click record in (one JSON object a file), when its account is asked for.
+    fn add_click(&mut self, file: &str, body: &[u8], query: &Query) {
+        let click = match serde_json::from_slice::<Click>(body) {
+            Ok(c) if c.record == "click" => c,
+            Ok(c) => return self.bad(file, 1, format!("record {:?} is not click", c.record)),
+            Err(e) => return self.bad(file, 1, format!("not a click record: {e}")),
+        };
+        let date = match parse_date(&click.dt) {
+            Ok(d) => d,
+            Err(e) => return self.bad(file, 1, format!("dt: {e}")),
+        };
+        if !query.accounts.is_empty()
+            && !click
+                .account
+                .as_ref()
+                .is_some_and(|a| query.accounts.contains(a))
+        {
+            return;
+        }
+        self.click_records += 1;
+        let account = click.account.unwrap_or_else(|| NO_VALID_TOKEN.into());
+        let month = date.format("%Y-%m").to_string();
+        let t = self
+            .clicks
+            .entry((account.clone(), month.clone()))
+            .or_insert_with(|| OwnerActions {
+                account,
+                month,
+                ..OwnerActions::default()
+            });
+        t.clicks += 1;
+        if click.outcome == "kept" {
+            t.kept += 1;
+            t.days_kept += click.days.unwrap_or(0);
+        } else if click.outcome.starts_with("failed") {
+            t.failed += 1;
+        } else {
+            t.refused += 1;
         }
     }
 
@@ -263,6 +319,8 @@ impl Tally {
             malformed_lines: self.malformed_lines,
             malformed: self.malformed,
             days: self.days,
+            owner_actions: self.clicks.into_values().collect(),
+            click_records: self.click_records,
         }
     }
 }
@@ -376,6 +434,29 @@ pub async fn keys<S: EvidenceStore>(store: &S, query: &Query) -> Result<Vec<Stri
     Ok(files)
 }
 
+/// The click records (`clicks/dt=<day>/*.json`) of the days `query` wants.
+pub async fn click_keys<S: EvidenceStore>(store: &S, query: &Query) -> Result<Vec<String>, String> {
+    let days = descend(store, vec!["clicks/".into()], |f| {
+        value(f, "dt")
+            .and_then(|d| parse_date(d).ok())
+            .is_some_and(|d| query.wants(d))
+    })
+    .await?;
+    let mut files: Vec<String> = stream::iter(days)
+        .map(|prefix| async move { store.files(&prefix).await })
+        .buffer_unordered(READ_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .filter(|k| k.ends_with(".json"))
+        .collect();
+    files.sort_unstable();
+    Ok(files)
+}
+
 /// Reads every records file `query` wants, `READ_AT_ONCE` at a time, and totals them;
 /// `progress(read, total)` after each file. A file that cannot be read fails the report (a
 /// total without it would be wrong); a malformed line is counted and quoted, not fatal.
@@ -385,7 +466,8 @@ pub async fn report<S: EvidenceStore>(
     progress: &mut (dyn FnMut(usize, usize) + Send),
 ) -> Result<Evidence, String> {
     let keys = keys(store, query).await?;
-    let total = keys.len();
+    let clicks = click_keys(store, query).await?;
+    let total = keys.len() + clicks.len();
     progress(0, total);
     let mut tally = Tally::default();
     let mut reads = stream::iter(keys)
@@ -400,6 +482,18 @@ pub async fn report<S: EvidenceStore>(
             Ok(text) => tally.add_file(&key, &text),
             Err(why) => tally.bad(&key, 0, format!("the whole file: a gzip stream that is corrupt or cut short ({why}); none of its lines were counted")),
         }
+        read += 1;
+        progress(read, total);
+    }
+    // Owner actions: one small JSON object a file.
+    let mut reads = stream::iter(clicks)
+        .map(|key| async move {
+            let body = store.read(&key).await;
+            (key, body)
+        })
+        .buffer_unordered(READ_AT_ONCE);
+    while let Some((key, body)) = reads.next().await {
+        tally.add_click(&key, &body?, query);
         read += 1;
         progress(read, total);
     }
@@ -654,10 +748,15 @@ mod tests {
         assert_eq!(e.files, 1);
         assert_eq!(e.months.len(), 1);
         let listed = s.listed.lock().unwrap().clone();
+        // The records are pruned by account; the click records (partitioned by day only) are
+        // listed by day and filtered by their account field.
+        let (clicks, records): (Vec<&String>, Vec<&String>) =
+            listed.iter().partition(|p| p.starts_with("clicks/"));
         assert!(
-            listed.iter().all(|p| p.contains("account=222222222222")),
+            records.iter().all(|p| p.contains("account=222222222222")),
             "{listed:?}"
         );
+        assert_eq!(clicks, ["clicks/"]);
         let e = total(
             &s,
             &Query {
@@ -667,6 +766,86 @@ mod tests {
         )
         .await;
         assert_eq!(e.files, 3, "January is pruned");
+    }
+
+    /// Owner actions: the `clicks/` records (one JSON object a file, as reaper-actions writes
+    /// them: the fixture its unit test compares with), totalled per account and month, within
+    /// the dates and accounts asked for; a click file that is not a click record is malformed.
+    #[tokio::test]
+    async fn owner_actions_are_totalled_from_the_click_records() {
+        let fixture: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../tests/fixtures/evidence/click.json"
+        ))
+        .unwrap();
+        let click = |dt: &str, account: Option<&str>, outcome: &str, days: u64| {
+            let mut c = fixture.clone();
+            c["dt"] = dt.into();
+            c["account"] = account.into();
+            c["outcome"] = outcome.into();
+            c["days"] = days.into();
+            c.to_string()
+        };
+        let mut s = store();
+        for (n, (dt, account, outcome, days)) in [
+            ("2030-01-31", Some("111111111111"), "kept", 3),
+            (
+                "2030-01-31",
+                Some("111111111111"),
+                "refused-date-changed",
+                3,
+            ),
+            ("2030-02-01", Some("111111111111"), "kept", 7),
+            ("2030-02-01", Some("222222222222"), "failed-write", 1),
+            ("2030-02-01", None, "refused-token", 0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.files.insert(
+                format!("clicks/dt={dt}/12000{n}000-{n}.json"),
+                click(dt, account, outcome, days),
+            );
+        }
+        s.files.insert(
+            "clicks/dt=2030-02-01/bad.json".into(),
+            "{\"record\": 1}".into(),
+        );
+        let e = total(&s, &Query::default()).await;
+        let got: Vec<(&str, &str, [u64; 5])> = e
+            .owner_actions
+            .iter()
+            .map(|a| {
+                (
+                    a.account.as_str(),
+                    a.month.as_str(),
+                    [a.clicks, a.kept, a.refused, a.failed, a.days_kept],
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (NO_VALID_TOKEN, "2030-02", [1, 0, 1, 0, 0]),
+                ("111111111111", "2030-01", [2, 1, 1, 0, 3]),
+                ("111111111111", "2030-02", [1, 1, 0, 0, 7]),
+                ("222222222222", "2030-02", [1, 0, 0, 1, 0]),
+            ]
+        );
+        assert_eq!(e.click_records, 5);
+        assert!(e
+            .malformed
+            .iter()
+            .any(|m| m.file == "clicks/dt=2030-02-01/bad.json"));
+        // One account, February only: the others are not counted.
+        let q = Query {
+            since: Some(parse_date("2030-02-01").unwrap()),
+            until: None,
+            accounts: vec!["111111111111".into()],
+        };
+        let e = total(&s, &q).await;
+        assert_eq!(e.click_records, 1);
+        assert_eq!(e.owner_actions.len(), 1);
+        assert_eq!(e.owner_actions[0].days_kept, 7);
     }
 
     #[test]

@@ -86,6 +86,20 @@ pub fn table(e: &Evidence) -> String {
         e.malformed_lines,
         e.upcoming.len()
     );
+    if !e.owner_actions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOwner actions (keep buttons and links, {} clicks):\n{:<16}  {:<7}  {:>6}  {:>5}  {:>7}  {:>6}  {:>9}",
+            e.click_records, "ACCOUNT", "MONTH", "CLICKS", "KEPT", "REFUSED", "FAILED", "DAYS KEPT"
+        );
+        for a in &e.owner_actions {
+            let _ = writeln!(
+                out,
+                "{:<16}  {:<7}  {:>6}  {:>5}  {:>7}  {:>6}  {:>9}",
+                a.account, a.month, a.clicks, a.kept, a.refused, a.failed, a.days_kept
+            );
+        }
+    }
     out
 }
 
@@ -310,6 +324,25 @@ pub fn page(e: &Evidence) -> String {
             escape(u.instance_type.as_deref().unwrap_or(""))
         );
     }
+    let mut owner_actions = String::new();
+    for a in &e.owner_actions {
+        let _ = write!(
+            owner_actions,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&a.account),
+            escape(&a.month),
+            a.clicks,
+            a.kept,
+            a.refused,
+            a.failed,
+            a.days_kept
+        );
+    }
+    let owner_actions = if owner_actions.is_empty() {
+        "<p>No owner actions recorded in this range.</p>".to_string()
+    } else {
+        format!("<table><tr><th>account</th><th>month</th><th>clicks</th><th>kept</th><th>refused</th><th>failed</th><th>days kept</th></tr>{owner_actions}</table>")
+    };
     let table_text = escape(&table(e));
     format!(
         r#"<!DOCTYPE html>
@@ -333,6 +366,8 @@ pre{{background:#f6f6f6;padding:1em;overflow:auto}}
 {compliance}
 <h2>Coming due (latest run of each account and region)</h2>
 <table><tr><th>termination_date</th><th>account</th><th>region</th><th>instance</th><th>Name</th><th>owner</th><th>type</th></tr>{upcoming}</table>
+<h2>Owner actions: keep buttons and links</h2>
+{owner_actions}
 <h2>Totals</h2>
 <pre>{table_text}</pre>
 </body></html>
@@ -399,6 +434,38 @@ mod tests {
         );
         assert_eq!(page.matches("<svg").count(), 3);
         assert!(page.contains("<b>$12.50</b>"));
+    }
+
+    #[test]
+    fn owner_actions_are_a_table_on_the_page_and_a_section_in_the_text() {
+        let mut e = evidence();
+        assert!(page(&e).contains("No owner actions recorded"));
+        assert!(!table(&e).contains("Owner actions"));
+        e.click_records = 3;
+        e.owner_actions = vec![crate::report::totals::OwnerActions {
+            account: "<b>".into(),
+            month: "2030-01".into(),
+            clicks: 3,
+            kept: 2,
+            refused: 1,
+            failed: 0,
+            days_kept: 4,
+        }];
+        let p = page(&e);
+        assert!(p.contains("<td>&lt;b&gt;</td><td>2030-01</td><td>3</td><td>2</td><td>1</td><td>0</td><td>4</td>"), "{p}");
+        let t = table(&e);
+        assert!(
+            t.contains("Owner actions (keep buttons and links, 3 clicks)"),
+            "{t}"
+        );
+        assert!(
+            t.lines()
+                .last()
+                .unwrap()
+                .split_whitespace()
+                .eq(["<b>", "2030-01", "3", "2", "1", "0", "4"]),
+            "{t}"
+        );
     }
 
     #[test]

@@ -52,6 +52,23 @@ pub struct DayActions {
     pub failed: u64,
 }
 
+/// One account's month of owner actions (keep buttons and links), from the `clicks/` records
+/// (docs/EVIDENCE.md "Owner actions"). `account` is `(no valid token)` for a verified Slack user's
+/// click on a button whose token was not valid.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OwnerActions {
+    pub account: String,
+    pub month: String,
+    pub clicks: u64,
+    pub kept: u64,
+    /// Refused: not the owner, the date changed, no announcement, the rules, the token.
+    pub refused: u64,
+    /// The member account could not be read or written.
+    pub failed: u64,
+    /// Days added by the kept clicks.
+    pub days_kept: u64,
+}
+
 /// A line that is not a record, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Malformed {
@@ -77,4 +94,7 @@ pub struct Evidence {
     /// Live actions per day (`dt`), for the HTML page.
     #[serde(skip)]
     pub days: BTreeMap<String, DayActions>,
+    /// Owner actions per account and month, and the click records read.
+    pub owner_actions: Vec<OwnerActions>,
+    pub click_records: u64,
 }
