@@ -34,10 +34,10 @@ BENCH_HASH := $(shell sha256sum bench/requirements.txt | cut -c1-16)
 BENCH_STAMP := $(BENCH_VENV)/.installed-$(BENCH_HASH)
 
 .PHONY: help venv lint-venv fmt fmt-check clippy cfn-lint checkov parliament iam-table lint test test-rust test-deploy build smoke-arm64 ci demo bench evidence-bench actions-bench fuzz \
-        publish deploy golive invoke rehearse lock clean
+        publish deploy deploy-evidence deploy-actions golive invoke rehearse lock clean
 
 help: ## list the verbs
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
 
 venv: $(VENV_STAMP) ## install the pinned Python tools into the project venv (no-op when present)
 $(VENV_STAMP): | requirements.lock
@@ -184,6 +184,12 @@ publish: venv ## upload the zip (scripts/publish --help)
 
 deploy: venv ## create or update both StackSets (scripts/deploy --help)
 	scripts/deploy $(ARGS)
+
+deploy-evidence: venv ## create or update the evidence store, one central stack (scripts/deploy-evidence --help)
+	scripts/deploy-evidence $(ARGS)
+
+deploy-actions: venv ## create or update the owner-actions function, one central stack (scripts/deploy-actions --help)
+	scripts/deploy-actions $(ARGS)
 
 golive: venv ## switch LIVEMODE on across the reaper StackSet (scripts/golive --help)
 	scripts/golive $(ARGS)
