@@ -413,30 +413,23 @@ pub async fn keys<S: EvidenceStore>(store: &S, query: &Query) -> Result<Vec<Stri
             .collect()
     };
     let regions = descend(store, accounts, |f| value(f, "region").is_some()).await?;
-    let days = descend(store, regions, |f| {
-        value(f, "dt")
-            .and_then(|d| parse_date(d).ok())
-            .is_some_and(|d| query.wants(d))
-    })
-    .await?;
-    let mut files: Vec<String> = stream::iter(days)
-        .map(|prefix| async move { store.files(&prefix).await })
-        .buffer_unordered(READ_AT_ONCE)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .filter(|k| k.ends_with(".jsonl") || k.ends_with(".jsonl.gz"))
-        .collect();
-    files.sort_unstable();
-    Ok(files)
+    day_files(store, regions, query, &[".jsonl", ".jsonl.gz"]).await
 }
 
 /// The click records (`clicks/dt=<day>/*.json`) of the days `query` wants.
 pub async fn click_keys<S: EvidenceStore>(store: &S, query: &Query) -> Result<Vec<String>, String> {
-    let days = descend(store, vec!["clicks/".into()], |f| {
+    day_files(store, vec!["clicks/".into()], query, &[".json"]).await
+}
+
+/// The files ending in one of `suffixes` in the `dt=` folders under `prefixes` that `query`
+/// wants, sorted.
+async fn day_files<S: EvidenceStore>(
+    store: &S,
+    prefixes: Vec<String>,
+    query: &Query,
+    suffixes: &[&str],
+) -> Result<Vec<String>, String> {
+    let days = descend(store, prefixes, |f| {
         value(f, "dt")
             .and_then(|d| parse_date(d).ok())
             .is_some_and(|d| query.wants(d))
@@ -451,7 +444,7 @@ pub async fn click_keys<S: EvidenceStore>(store: &S, query: &Query) -> Result<Ve
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .flatten()
-        .filter(|k| k.ends_with(".json"))
+        .filter(|k| suffixes.iter().any(|s| k.ends_with(s)))
         .collect();
     files.sort_unstable();
     Ok(files)
