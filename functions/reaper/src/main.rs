@@ -6,13 +6,13 @@ use lambda_runtime::tower::util::MapRequestLayer;
 use lambda_runtime::{
     layers::TracingLayer, service_fn, Error, LambdaEvent, LambdaInvocation, Runtime,
 };
-use reaper::adapters::member::secret_string;
+use reaper::adapters::member::link_key;
 use reaper::adapters::{
     cloudformation::StackCreation, ec2::Ec2Fleet, load_sdk_config, pricing::PriceList,
     s3::S3Archive, ses::Mailer, slack::SlackWebhook,
 };
 use reaper::app::Enrolment;
-use reaper::click::token::{KeepSigner, LinkKey};
+use reaper::click::token::KeepSigner;
 use reaper::config::Config;
 use reaper::event::{EventPayload, RawEvent};
 use reaper::handler::{account_from_arn, handle, App, Invocation};
@@ -41,26 +41,18 @@ async fn main() -> Result<(), Error> {
     // reaper runs on without them (its notices still tell owners, with `reaperctl extend`): a
     // convenience must not stop the sweeps. Said at start-up and in every report, as a warning.
     let keep_links = match &config.owner_actions {
-        Some(actions) => {
-            let start = Deadline::interactive(Duration::from_secs(10), Duration::from_secs(1));
-            let key = secret_string(&sdk, &actions.link_key_arn, start)
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|s| LinkKey::new(s.as_bytes()));
-            match key {
-                Ok(key) => Some(KeepSigner {
-                    key,
-                    url: actions.url.clone(),
-                }),
-                Err(err) => {
-                    config.warnings.push(format!(
-                        "LINK_KEY_ARN {} could not be read ({err}): notices go out without Keep buttons and links until the function starts again",
-                        actions.link_key_arn
-                    ));
-                    None
-                }
+        Some(actions) => match link_key(&sdk, &actions.link_key_arn).await {
+            Ok(key) => Some(KeepSigner {
+                key,
+                url: actions.url.clone(),
+            }),
+            Err(err) => {
+                config.warnings.push(format!(
+                    "{err}: notices go out without Keep buttons and links until the function starts again"
+                ));
+                None
             }
-        }
+        },
         None => None,
     };
     // Each warning once at start-up, in its own line, as well as in every run's report.

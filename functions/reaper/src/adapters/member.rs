@@ -7,6 +7,7 @@
 
 use super::ec2::Ec2Fleet;
 use super::{api_error, within, CallCounter};
+use crate::click::token::LinkKey;
 use crate::ports::{ApiError, Deadline, ErrorKind};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
@@ -22,31 +23,21 @@ pub struct MemberAccounts {
     role_name: String,
     partition: String,
     cache: Mutex<HashMap<(String, String), (Instant, Credentials)>>,
-    calls: CallCounter,
 }
 
 impl MemberAccounts {
     pub fn new(sdk: &aws_config::SdkConfig, role_name: &str, partition: &str) -> Self {
-        let calls = CallCounter::default();
-        let conf = aws_sdk_sts::config::Builder::from(sdk)
-            .interceptor(calls.clone())
-            .build();
         Self {
             sdk: sdk.clone(),
-            sts: aws_sdk_sts::Client::from_conf(conf),
+            sts: aws_sdk_sts::Client::new(sdk),
             role_name: role_name.to_string(),
             partition: partition.to_string(),
             cache: Mutex::new(HashMap::new()),
-            calls,
         }
     }
 
-    pub fn calls(&self) -> &CallCounter {
-        &self.calls
-    }
-
     /// The role's ARN in `account` for `region`.
-    pub fn role_arn(&self, account: &str, region: &str) -> String {
+    fn role_arn(&self, account: &str, region: &str) -> String {
         format!(
             "arn:{}:iam::{account}:role/{}-{region}",
             self.partition, self.role_name
@@ -119,6 +110,18 @@ impl MemberAccounts {
             "ec2-reaper-actions",
         ))
     }
+}
+
+/// The link key that signs and checks keep buttons and links (LINK_KEY_ARN), read once at start
+/// by the reaper (which signs) and by reaper-actions (which checks), within 10 s; the error names
+/// the secret and why it cannot be used.
+pub async fn link_key(sdk: &aws_config::SdkConfig, arn: &str) -> Result<LinkKey, String> {
+    let start = Deadline::interactive(Duration::from_secs(10), Duration::from_secs(1));
+    secret_string(sdk, arn, start)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|s| LinkKey::new(s.as_bytes()))
+        .map_err(|e| format!("LINK_KEY_ARN {arn} could not be read ({e})"))
 }
 
 /// The string value of the secret `arn`, read in the secret's region.

@@ -12,7 +12,7 @@
 
 use chrono::Utc;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use reaper::adapters::member::{secret_string, MemberAccounts};
+use reaper::adapters::member::{link_key, secret_string, MemberAccounts};
 use reaper::adapters::s3::S3Archive;
 use reaper::adapters::{load_sdk_config, CallCounter};
 use reaper::app::click::{keep, Answer, ClickRecord, Clicker, Refusal};
@@ -55,19 +55,11 @@ async fn main() -> Result<(), Error> {
         std::process::exit(2);
     });
     let sdk = load_sdk_config(None, None).await;
-    let start = Deadline::interactive(Duration::from_secs(10), Duration::from_secs(1));
-    let secret = |arn: String| {
-        let sdk = &sdk;
-        async move {
-            secret_string(sdk, &arn, start).await.unwrap_or_else(|err| {
-                eprintln!("reaper-actions: reading secret {arn}: {err}");
-                std::process::exit(2);
-            })
-        }
-    };
-    let key =
-        LinkKey::new(secret(config.link_key_arn.clone()).await.as_bytes()).unwrap_or_else(|err| {
-            eprintln!("reaper-actions: LINK_KEY_ARN: {err}");
+    // Without the key no link or button can be checked: the function does not start.
+    let key = link_key(&sdk, &config.link_key_arn)
+        .await
+        .unwrap_or_else(|err| {
+            eprintln!("reaper-actions: {err}");
             std::process::exit(2);
         });
     let partition = config
@@ -161,24 +153,20 @@ async fn answer(state: &State, event: &Value) -> Value {
                 }
             };
             // In the thread, for the clicker only, and the record: side by side, best effort
-            // within what is left before Slack's 3 s.
+            // within what is left before Slack's 3 s. The same answer is the HTTP body.
+            let reply =
+                json!({"response_type": "ephemeral", "replace_original": false, "text": text});
             let limit = after_work(started);
-            let reply = async {
+            let post = async {
                 if let Some(url) = &click.response_url {
-                    let reply = json!({"response_type": "ephemeral", "replace_original": false, "text": text});
                     let post = state.http.post(url).timeout(limit).json(&reply).send();
                     if let Err(err) = post.await.and_then(|r| r.error_for_status()) {
                         tracing::warn!(error = %err, "posting the answer to response_url failed");
                     }
                 }
             };
-            tokio::join!(reply, write_record(state, &record, limit));
-            http(
-                200,
-                "application/json",
-                json!({"response_type": "ephemeral", "replace_original": false, "text": text})
-                    .to_string(),
-            )
+            tokio::join!(post, write_record(state, &record, limit));
+            http(200, "application/json", reply.to_string())
         }
         Route::LinkConfirm(token) => match state.key.verify(&token, now) {
             Ok(k) => http(
